@@ -1,0 +1,46 @@
+# Every target sets up what it needs: on a fresh clone `make run` and `make test` are all there is to do.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# This machine keeps these torch wheels on disk behind a pip cap (/etc/xdg/pip); elsewhere pip resolves torch
+# from pyproject.toml.
+TORCH := $(if $(wildcard /etc/xdg/pip),torch==2.14.1 torchvision==0.29.1)
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+ARGS ?= -m alpha=0,0.5,1
+PYTEST_ARGS ?=
+
+.PHONY: help install data run test bench report lint
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed  ## create .venv and install the suite with its test tools
+
+data: install  ## make Fashion-MNIST available: Debian's package where apt works, else torchvision's download
+	@if [ -d $(FASHION_MNIST) ] || [ -d data/FashionMNIST/raw ]; then echo "Fashion-MNIST: present"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	else \
+		$(PY) -c "from torchvision.datasets import FashionMNIST as F; [F('data', train=t, download=True) for t in (True, False)]"; \
+	fi
+
+run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"), then the report
+	$(PY) run.py $(ARGS)
+	$(PY) -m ccup.report
+
+test: data  ## the tests (the first run trains the embedded model, ~90 s)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: data  ## the benchmarks: speed ratios measured side by side
+	$(PY) -m benchmarks
+
+report: install  ## tables from the records in results/
+	$(PY) -m ccup.report
+
+lint: install  ## ruff
+	$(PY) -m ruff check .

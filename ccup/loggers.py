@@ -1,0 +1,19 @@
+"""Mirrors a job's record to Lightning loggers (W&B by default): one run per job, closed inside the job."""
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+
+def start_loggers(loggers: list[Logger], config: dict) -> None:
+    """Open each logger's run with the resolved config; alpha also as a string, since W&B groups 0.0 as 0."""
+    for logger in loggers:
+        logger.log_hyperparams({**config, "alpha_str": str(config["alpha"])})
+
+
+def finish_loggers(loggers: list[Logger], record: dict) -> None:
+    """Log the metrics of a complete record and close each run, marked failed unless the record is complete."""
+    ok = record["status"] == "complete"
+    for logger in loggers:
+        if ok:
+            logger.log_metrics(record["metrics"])
+        logger.finalize("success" if ok else "failed")
+        if isinstance(logger, WandbLogger):  # Lightning leaves W&B runs open; under a sweep each job must close its own
+            logger.experiment.finish(exit_code=0 if ok else 1)

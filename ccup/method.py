@@ -1,0 +1,27 @@
+"""CCUP as a method: the contract every method follows is `method(model, task) -> unlearned model`."""
+import torch
+
+from ccup.adapter import fold_projection, projection_names
+from ccup.projection import ccup_map, check_alpha, check_weights, with_strength
+from ccup.task import UnlearnTask
+
+
+class CCUP:
+    """Consistent Class Unlearning Projection: folds W_alpha(lam, mu) into the image tower's final projection.
+
+    lam = inf and mu = 0 is the plain nullspace projection the paper generalises.
+    """
+
+    def __init__(self, alpha: float, lam: float, mu: float, rtol: float = 1e-6):
+        check_alpha(alpha)
+        check_weights(lam, mu)
+        self.alpha, self.lam, self.mu, self.rtol = alpha, lam, mu, rtol
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        T = task.classifier
+        W = ccup_map(T[:, task.forget_idx], T[:, task.retain_idx], self.lam, self.mu, self.rtol)
+        return fold_projection(model, with_strength(W, self.alpha))
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """Names of the parameters this method may change."""
+        return projection_names(model)

@@ -1,0 +1,43 @@
+"""CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import open_clip
+import torch
+
+from ccup.errors import UserError
+
+# Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after its file stem.
+MODEL_CONFIGS = Path(__file__).parent / "model_configs"
+open_clip.add_model_config(MODEL_CONFIGS)
+
+
+@dataclass
+class Clip:
+    """A CLIP model with what it needs to see images and read class names."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    name: str
+
+
+def load_clip(name: str, pretrained: str | None = None) -> Clip:
+    """An open_clip model; `pretrained` is a tag (e.g. 'openai'), a checkpoint file, or None for random weights."""
+    if name not in open_clip.list_models():
+        close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
+        raise UserError(f"unknown open_clip model {name!r}; closest: {close} (see open_clip.list_models())")
+    if pretrained is not None and not Path(pretrained).is_file():
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if pretrained not in tags:
+            raise UserError(f"pretrained={pretrained!r} is neither a file nor a tag of {name}; tags: {tags}")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
+    except RuntimeError as exc:
+        if "Failed to download" not in str(exc):
+            raise
+        raise UserError(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where there "
+                        "is internet and pass model.pretrained=/path/to/checkpoint") from exc
+    return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)

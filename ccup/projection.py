@@ -1,0 +1,69 @@
+"""CCUP's closed form (PAPER.md §1) as pure tensor functions on the d-dimensional joint embedding space.
+
+Columns of `T_f` (d, m_f) and `T_r` (d, m_r) are L2-normalised class text embeddings. Every map W (d, d) acts
+on image embeddings as column vectors, z' = W z; for mu > 0 it is not symmetric, so the convention matters.
+"""
+import math
+
+import torch
+
+from ccup.errors import UserError
+
+
+def objective(W: torch.Tensor, T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
+    """||W - I||^2 + lam ||W T_f||^2 + mu ||W T_r - T_r||^2: identity preservation, forgetting, retention."""
+    identity = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+    return (W - identity).square().sum() + lam * (W @ T_f).square().sum() + mu * (W @ T_r - T_r).square().sum()
+
+
+def orthonormal_basis(T: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
+    """(d, k) orthonormal basis of span(T), k = numerical rank.
+
+    SVD with a relative cutoff, not QR: QR on duplicated or collinear columns returns extra directions and
+    would remove too much.
+    """
+    U, S, _ = torch.linalg.svd(T, full_matrices=False)
+    return U[:, S > rtol * S.max()]
+
+
+def nullspace_projector(T_f: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
+    """I - Q Q^T: the exact projection onto the orthogonal complement of span(T_f)."""
+    Q = orthonormal_basis(T_f, rtol)
+    return torch.eye(T_f.shape[0], dtype=T_f.dtype, device=T_f.device) - Q @ Q.T
+
+
+def ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> torch.Tensor:
+    """W* = argmin objective = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1, in float64.
+
+    lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 Q^T M^-1 with M = I + mu T_r T_r^T and Q a
+    basis of span(T_f); with mu = 0 that is the nullspace projector.
+    """
+    check_weights(lam, mu)
+    T_f, T_r = T_f.double(), T_r.double()
+    identity = torch.eye(T_f.shape[0], dtype=torch.float64, device=T_f.device)
+    M = identity + mu * T_r @ T_r.T  # (d, d), symmetric positive definite
+    if math.isinf(lam):
+        Q = orthonormal_basis(T_f, rtol)  # (d, k)
+        MinvQ = torch.linalg.solve(M, Q)  # (d, k)
+        return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
+    # W = M A^-1 with A symmetric, so W = (A^-1 M)^T: a linear solve, no explicit inverse.
+    return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
+
+
+def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:
+    """W_alpha = I - alpha (I - W), computed as (1 - alpha) I + alpha W so that alpha = 0 gives the identity and
+    alpha = 1 gives W bit for bit."""
+    check_alpha(alpha)
+    return (1 - alpha) * torch.eye(W.shape[0], dtype=W.dtype, device=W.device) + alpha * W
+
+
+def check_alpha(alpha: float) -> None:
+    """The strength shared by every method is a fraction of the full unlearning step."""
+    if not 0 <= alpha <= 1:  # also refuses NaN
+        raise UserError(f"alpha must lie in [0, 1] (0 = original model, 1 = full unlearning), got {alpha}")
+
+
+def check_weights(lam: float, mu: float) -> None:
+    """The objective's weights: lam >= 0 (inf = hard constraint W T_f = 0), finite mu >= 0."""
+    if not (lam >= 0 and 0 <= mu < math.inf):  # comparisons with NaN are False, so NaN is refused too
+        raise UserError(f"CCUP needs lam >= 0 (inf allowed) and finite mu >= 0, got lam={lam}, mu={mu}")

@@ -1,0 +1,50 @@
+"""The unlearning task every method receives: the classes, the ones to forget, and their zero-shot classifier."""
+import difflib
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ccup.errors import UserError
+from ccup.zeroshot import class_embeddings
+
+
+@dataclass(frozen=True)
+class UnlearnTask:
+    classnames: tuple[str, ...]
+    forget: tuple[str, ...]
+    classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
+
+    def __post_init__(self):
+        check_forget_set(self.forget, self.classnames)
+
+    @classmethod
+    def of(cls, clip, classnames: Sequence[str], templates: Sequence[str], forget: Sequence[str]) -> "UnlearnTask":
+        """The task for a model; the forget set is checked before any text is encoded."""
+        check_forget_set(forget, classnames)
+        classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
+        return cls(tuple(classnames), tuple(forget), classifier)
+
+    @property
+    def forget_idx(self) -> list[int]:
+        return [self.classnames.index(name) for name in self.forget]
+
+    @property
+    def retain_idx(self) -> list[int]:
+        return [i for i, name in enumerate(self.classnames) if name not in self.forget]
+
+
+def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
+    """Forget sets name classes of the dataset: at least one, each once, and not all of them."""
+    if len(forget) == 0:
+        raise UserError("the forget set is empty: name at least one class, e.g. forget.classes=[sandal]")
+    for name in forget:
+        if name not in classnames:
+            close = difflib.get_close_matches(name, classnames, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise UserError(f"unknown forget class {name!r}: {hint}valid classes: {list(classnames)}")
+    if len(set(forget)) < len(forget):
+        raise UserError(f"a forget class is given twice in {list(forget)}: name each class once")
+    if set(forget) == set(classnames):
+        raise UserError("cannot forget every class: nothing would be left to retain or to classify as")
+

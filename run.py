@@ -1,0 +1,55 @@
+"""One unlearning job: load model and data, unlearn, evaluate, write one result record and mirror it to the loggers.
+
+    python run.py                              # the embedded default: CCUP forgets one Fashion-MNIST class
+    python run.py -m alpha=0,0.5,1             # a sweep: one job, one record, one W&B run per alpha
+"""
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ccup.errors import find_user_error
+from ccup.loggers import finish_loggers, start_loggers
+from ccup.record import config_id, provenance, write_record
+from ccup.task import UnlearnTask
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    job = HydraConfig.get()
+    record = {"id": config_id(config), "status": "running", "config": config,
+              "choices": {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")},
+              **provenance()}
+    paths = [Path(cfg.results_dir) / "records" / f"{record['id']}.json", Path(job.runtime.output_dir) / "record.json"]
+    loggers = []
+    try:
+        pl.seed_everything(cfg.seed, workers=True)
+        loggers = [instantiate(node) for node in cfg.logger.values()]
+        start_loggers(loggers, config)
+        clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
+        task = UnlearnTask.of(clip, data.classnames, data.templates, cfg.forget.classes)
+        method = instantiate(cfg.method)
+        start = time.perf_counter()
+        unlearned = method(clip.model, task)
+        unlearn_s = time.perf_counter() - start
+        test_set = data.load(split=data.split, transform=clip.preprocess)
+        metrics = instantiate(cfg.evaluator)(clip.model, unlearned, task, test_set)
+        record.update(status="complete", metrics={"time/unlearn_s": unlearn_s, **metrics})
+    except Exception as exc:
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        if (error := find_user_error(exc)) is not None:
+            raise SystemExit(f"error: {error}") from None
+        raise
+    finally:
+        write_record(record, *paths)
+        finish_loggers(loggers, record)
+    return record["metrics"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Shared fixtures: composed configs, random-weight open_clip models, and the embedded tiny model."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import open_dict
+
+from ccup.models import load_clip
+
+ROOT = Path(__file__).parents[1]
+CONF = ROOT / "conf"
+
+
+def config_names(group: str) -> list[str]:
+    """The options of a config group: the folder is the registry."""
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def make_config(*overrides: str):
+    """The composed job config, with Hydra's runtime set so `${hydra:...}` resolves as in a real job."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra  # as in a job: the job config without Hydra's own node
+    return cfg
+
+
+def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path."""
+    paths = [f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
+             f"hydra.sweep.dir={tmp_path}/multirun"]
+    return subprocess.run([sys.executable, "run.py", *args, *paths], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """The embedded default model, trained once per cache directory (~90 s on 2 cores), shared by all tests."""
+    return instantiate(make_config().model)
+
+
+@pytest.fixture(scope="session")
+def random_clips():
+    """Real open_clip architectures with random weights: a ViT and a ModifiedResNet."""
+    torch.manual_seed(0)
+    return {name: load_clip(name) for name in ("ViT-B-32", "RN50")}

@@ -1,0 +1,50 @@
+"""The adapter writes W into the image tower's final projection of real open_clip architectures."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from ccup.adapter import export_checkpoint, fold_projection, projection_names
+from ccup.models import load_clip
+
+
+def random_map(d: int) -> torch.Tensor:
+    """A well-conditioned, non-symmetric (d, d) map, as CCUP's W* is for mu > 0."""
+    return torch.eye(d) + 0.1 * torch.randn(d, d, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", ["ViT-B-32", "RN50"])
+def test_edited_embeddings_are_W_times_original(random_clips, name):
+    model = random_clips[name].model
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    W = random_map(model.visual.output_dim)
+    edited = fold_projection(model, W)
+    with torch.no_grad():
+        z, z_edited = model.encode_image(images), edited.encode_image(images)  # (2, d)
+    torch.testing.assert_close(z_edited, z @ W.T, atol=1e-4, rtol=1e-4)
+    assert all(torch.equal(value, model.state_dict()[key]) for key, value in before.items()), "input was mutated"
+    changed = {key for key, value in edited.state_dict().items() if not torch.equal(value, before[key])}
+    assert changed == set(projection_names(model))
+
+
+def test_exported_checkpoint_loads_in_plain_open_clip(tmp_path):
+    clip = load_clip("ccup-tiny-p7")  # a custom architecture: the hardest case for plain open_clip
+    edited = fold_projection(clip.model, random_map(128))
+    path = export_checkpoint(edited, "ccup-tiny-p7", tmp_path / "unlearned.pt")
+    images = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(3))
+    torch.save(images, tmp_path / "images.pt")
+    # A fresh interpreter that never imports ccup: only open_clip and the exported files.
+    script = f"""
+import open_clip, torch
+open_clip.add_model_config({str(tmp_path)!r})
+model = open_clip.create_model("ccup-tiny-p7", pretrained={str(path)!r}).eval()
+with torch.no_grad():
+    torch.save(model.encode_image(torch.load({str(tmp_path / 'images.pt')!r})), {str(tmp_path / 'out.pt')!r})
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
+    with torch.no_grad():
+        expected = edited.eval().encode_image(images)
+    torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
+    assert not torch.allclose(expected, clip.model.eval().encode_image(images))

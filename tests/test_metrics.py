@@ -1,0 +1,33 @@
+"""Unlearning metrics on confusion matrices whose answers are known."""
+import pytest
+import torch
+
+from ccup.metrics import unlearning_metrics
+
+CLASSES = ["a", "b", "c"]
+
+
+def test_metrics_of_a_known_confusion_matrix():
+    confmat = torch.tensor([[8, 2, 0],    # class a: 10 images, 8 right
+                            [5, 0, 5],    # class b: 10 images, none right (forgotten)
+                            [0, 0, 20]])  # class c: 20 images, all right
+    metrics = unlearning_metrics(confmat, [1], CLASSES)
+    assert metrics["forget/acc"] == 0.0
+    assert metrics["retain/acc"] == pytest.approx(100 * 28 / 30)
+    assert metrics["all/acc"] == pytest.approx(100 * 28 / 40)
+    assert metrics["retain/mean_per_class_recall"] == pytest.approx(100 * (0.8 + 1.0) / 2)
+    assert [metrics[f"class/{c}/acc"] for c in CLASSES] == pytest.approx([80.0, 0.0, 100.0])
+
+
+def test_several_forget_classes_pool_their_images():
+    confmat = torch.tensor([[1, 0, 3], [0, 6, 0], [0, 0, 5]])
+    metrics = unlearning_metrics(confmat, [0, 1], CLASSES)
+    assert metrics["forget/acc"] == pytest.approx(100 * 7 / 10)
+    assert metrics["retain/acc"] == 100.0
+
+
+def test_classes_without_test_images_do_not_count_towards_the_means():
+    confmat = torch.tensor([[4, 0, 0], [0, 0, 0], [1, 0, 1]])
+    metrics = unlearning_metrics(confmat, [0], CLASSES)
+    assert metrics["retain/mean_per_class_recall"] == pytest.approx(50.0)
+    assert metrics["retain/acc"] == pytest.approx(50.0)

@@ -1,0 +1,119 @@
+"""Property tests of CCUP's closed form (PAPER.md §1)."""
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccup.errors import UserError
+from ccup.projection import ccup_map, nullspace_projector, objective, orthonormal_basis, with_strength
+
+settings.register_profile("ccup", deadline=None, max_examples=40)
+settings.load_profile("ccup")
+
+
+def unit_columns(seed: int, d: int, m: int) -> torch.Tensor:
+    """(d, m) random L2-normalised columns, like class text embeddings."""
+    T = torch.randn(d, m, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return T / T.norm(dim=0)
+
+
+@st.composite
+def problems(draw):
+    """A random embedding width with forget and retain sets; lam, mu of any magnitude."""
+    d = draw(st.integers(2, 12))
+    m_f, m_r = draw(st.integers(1, d - 1)), draw(st.integers(1, d))
+    seed = draw(st.integers(0, 2**31))
+    T_f, T_r = unit_columns(seed, d, m_f), unit_columns(seed + 1, d, m_r)
+    lam = draw(st.floats(1e-3, 1e4))
+    mu = draw(st.floats(0, 1e3))
+    return T_f, T_r, lam, mu
+
+
+@given(problems())
+def test_closed_form_minimises_the_objective(problem):
+    T_f, T_r, lam, mu = problem
+    W = ccup_map(T_f, T_r, lam, mu).requires_grad_()
+    (grad,) = torch.autograd.grad(objective(W, T_f, T_r, lam, mu), W)
+    assert grad.abs().max() < 1e-6 * (1 + lam + mu)  # stationary, and the objective is strictly convex
+    bump = 1e-3 * torch.randn_like(W)
+    assert objective(W + bump, T_f, T_r, lam, mu) > objective(W, T_f, T_r, lam, mu)
+
+
+@given(problems())
+def test_alpha_zero_is_the_identity_bit_for_bit(problem):
+    W = ccup_map(*problem)
+    assert torch.equal(with_strength(W, 0.0), torch.eye(W.shape[0], dtype=W.dtype))
+    assert torch.equal(with_strength(W, 1.0), W)
+
+
+@given(problems())
+def test_lam_zero_is_the_identity(problem):
+    T_f, T_r, _, mu = problem
+    torch.testing.assert_close(ccup_map(T_f, T_r, 0.0, mu), torch.eye(T_f.shape[0], dtype=torch.float64))
+
+
+@given(problems())
+def test_infinite_lam_without_mu_is_the_nullspace_projector(problem):
+    T_f, T_r, _, _ = problem
+    Q = orthonormal_basis(T_f)
+    P = torch.eye(T_f.shape[0], dtype=torch.float64) - Q @ Q.T
+    torch.testing.assert_close(ccup_map(T_f, T_r, math.inf, 0.0), P)
+    torch.testing.assert_close(ccup_map(T_f, T_r, 1e9, 0.0), P, atol=1e-6, rtol=0)
+
+
+@given(problems())
+def test_infinite_lam_is_the_limit_of_large_lam(problem):
+    T_f, T_r, _, mu = problem
+    W_inf = ccup_map(T_f, T_r, math.inf, mu)
+    torch.testing.assert_close(ccup_map(T_f, T_r, 1e10, mu), W_inf, atol=1e-5 * (1 + mu), rtol=0)
+    torch.testing.assert_close(W_inf @ T_f, torch.zeros_like(T_f), atol=1e-9, rtol=0)  # hard constraint holds
+
+
+@given(st.integers(2, 12), st.integers(0, 2**31), st.floats(1e-3, 1e4))
+def test_orthonormal_forget_set_without_mu_shrinks_by_lam_over_one_plus_lam(d, seed, lam):
+    Q, _ = torch.linalg.qr(unit_columns(seed, d, max(1, d // 2)))
+    expected = torch.eye(d, dtype=torch.float64) - lam / (1 + lam) * Q @ Q.T
+    torch.testing.assert_close(ccup_map(Q, unit_columns(seed, d, 1), lam, 0.0), expected)
+
+
+@given(st.integers(3, 12), st.integers(0, 2**31))
+def test_duplicated_or_collinear_forget_embeddings_remove_one_direction(d, seed):
+    t = unit_columns(seed, d, 1)
+    P = nullspace_projector(t)
+    for T_f in (torch.cat([t, t], 1), torch.cat([t, -t, t], 1), torch.cat([t, (t + 1e-12 * unit_columns(seed + 1, d, 1))], 1)):
+        assert orthonormal_basis(T_f).shape == (d, 1)
+        torch.testing.assert_close(nullspace_projector(T_f), P)
+    assert torch.linalg.matrix_rank(P).item() == d - 1
+
+
+@given(problems())
+def test_directions_orthogonal_to_the_forget_span_are_unchanged_without_mu(problem):
+    T_f, T_r, lam, _ = problem
+    Q = orthonormal_basis(T_f)
+    v = torch.randn(T_f.shape[0], 3, dtype=torch.float64)
+    v = v - Q @ (Q.T @ v)  # (d, 3), orthogonal to span(T_f)
+    for W in (ccup_map(T_f, T_r, lam, 0.0), ccup_map(T_f, T_r, math.inf, 0.0)):
+        torch.testing.assert_close(W @ v, v)
+
+
+@given(problems(), st.floats(0, 1))
+def test_partial_projection_scales_forget_scores_by_one_minus_alpha(problem, alpha):
+    T_f, _, _, _ = problem
+    z = torch.randn(T_f.shape[0], 5, dtype=torch.float64)  # image embeddings as columns
+    W = with_strength(nullspace_projector(T_f), alpha)
+    torch.testing.assert_close(T_f.T @ W @ z, (1 - alpha) * T_f.T @ z)
+
+
+@pytest.mark.parametrize("lam, mu", [(-1.0, 0.0), (1.0, -0.5), (math.nan, 0.0), (1.0, math.inf), (1.0, math.nan)])
+def test_bad_weights_are_refused(lam, mu):
+    T = unit_columns(0, 4, 2)
+    with pytest.raises(UserError, match="lam >= 0"):
+        ccup_map(T[:, :1], T[:, 1:], lam, mu)
+
+
+@pytest.mark.parametrize("alpha", [-0.1, 1.5, math.nan])
+def test_alpha_outside_unit_interval_is_refused(alpha):
+    with pytest.raises(UserError, match=r"alpha must lie in \[0, 1\]"):
+        with_strength(torch.eye(3), alpha)

@@ -1,0 +1,123 @@
+"""End to end: `python run.py` on the embedded default, its records, its W&B runs, and its refusals."""
+import json
+import struct
+from pathlib import Path
+
+import pytest
+from wandb.proto import wandb_internal_pb2
+
+from conftest import run_suite
+
+pytestmark = pytest.mark.slow
+
+
+def wandb_records(path: Path) -> list:
+    """The records of an offline W&B run file: a 7-byte header, then LevelDB-style 32 KiB blocks of chunks,
+    each with a 7-byte header (crc32c, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    data, block, offset, records, pending = path.read_bytes(), 32768, 7, [], b""
+    while offset + 7 <= len(data):
+        if block - offset % block < 7:  # a block's tail too short for a chunk header is padding
+            offset += block - offset % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset:offset + 7])
+        pending += data[offset + 7:offset + 7 + length]
+        offset += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+        elif kind == 0:
+            break
+    return records
+
+
+def wandb_run(run_dir: Path) -> dict:
+    """What an offline run holds: its group, job type, config, summary and exit code."""
+    run = {"summary": {}, "config": {}}
+    for record in wandb_records(next(run_dir.glob("*.wandb"))):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.update(group=record.run.run_group, job_type=record.run.job_type)
+        elif kind == "config":
+            run["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
+        elif kind == "summary":
+            run["summary"].update({item.key: json.loads(item.value_json) for item in record.summary.update})
+        elif kind == "exit":
+            run["exit_code"] = record.exit.exit_code
+    return run
+
+
+def records(tmp_path: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
+
+
+@pytest.fixture(scope="module")
+def alpha_sweep(tmp_path_factory, tiny):
+    """`python run.py -m alpha=0,0.5,1` on the default config (the tiny fixture trains the model first)."""
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    result = run_suite(tmp_path, "-m", "alpha=0,0.5,1")
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_alpha_sweep_forgets_the_class_and_keeps_the_others(alpha_sweep):
+    by_alpha = {r["config"]["alpha"]: r["metrics"] for r in records(alpha_sweep)}
+    assert sorted(by_alpha) == [0.0, 0.5, 1.0]
+    assert all(r["status"] == "complete" and r["git_sha"] for r in records(alpha_sweep))
+    forget = [by_alpha[a]["forget/acc"] for a in (0.0, 0.5, 1.0)]
+    assert forget[0] >= forget[1] >= forget[2] and forget[2] <= 5.0
+    assert by_alpha[0.0]["forget/acc"] == by_alpha[0.0]["forget/acc_before"] > 80
+    for metrics in by_alpha.values():
+        assert abs(metrics["retain/acc"] - metrics["retain/acc_before"]) <= 2.0
+        assert metrics["time/unlearn_s"] >= 0 and metrics["time/eval_s"] > 0
+
+
+def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
+    copies = [json.loads(p.read_text()) for p in (alpha_sweep / "multirun").glob("*/record.json")]
+    assert sorted(c["id"] for c in copies) == sorted(r["id"] for r in records(alpha_sweep))
+
+
+def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
+    runs = [wandb_run(d) for d in sorted((alpha_sweep / "results" / "wandb").glob("offline-run-*"))]
+    assert len(runs) == 3
+    assert len({run["group"] for run in runs}) == 1 and all(run["job_type"] == "ccup" for run in runs)
+    by_alpha = {r["config"]["alpha"]: r["metrics"] for r in records(alpha_sweep)}
+    for run in runs:
+        assert run["exit_code"] == 0
+        alpha = run["config"]["alpha"]["value"]
+        assert run["config"]["alpha_str"]["value"] == str(alpha)
+        for key, value in by_alpha[alpha].items():
+            if not key.startswith("time/") and not key.startswith("memory/"):
+                assert run["summary"][key] == pytest.approx(value), key
+
+
+def test_a_failing_job_marks_its_wandb_run_failed_and_records_no_result(tmp_path):
+    result = run_suite(tmp_path, "alpha=2")
+    assert result.returncode != 0
+    (run,) = [wandb_run(d) for d in (tmp_path / "results" / "wandb").glob("offline-run-*")]
+    assert run["exit_code"] != 0
+    assert [r["status"] for r in records(tmp_path)] == ["failed"]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("forget.classes=[sandals]", "unknown forget class 'sandals': did you mean 'sandal'?"),
+    ("forget.classes=[]", "the forget set is empty"),
+    ("forget.classes=[sandal,sandal]", "given twice"),
+    ("forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]",
+     "cannot forget every class"),
+    ("alpha=1.5", "alpha must lie in [0, 1]"),
+    ("alpha=-0.5", "alpha must lie in [0, 1]"),
+    ("method.lam=-1", "lam >= 0"),
+    ("method.mu=-1", "mu >= 0"),
+    ("dataset.load.roots=[/nonexistent]", "Fashion-MNIST not found in ['/nonexistent']: run `make data`"),
+    ("model=vit_b32_openai model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),
+    ("model=vit_b32_openai model.pretrained=nosuchtag", "neither a file nor a tag of ViT-B-32"),
+])
+def test_bad_input_gets_one_clear_error_line(tmp_path, override, message):
+    result = run_suite(tmp_path, override, "logger=none")
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
+    assert message in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
+    assert all(r["status"] == "failed" for r in records(tmp_path))
