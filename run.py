@@ -12,6 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ccup.adapter import export_checkpoint
 from ccup.errors import find_user_error
 from ccup.loggers import finish_loggers, start_loggers
 from ccup.record import config_id, provenance, write_record
@@ -22,9 +23,8 @@ from ccup.task import UnlearnTask
 def main(cfg: DictConfig) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     job = HydraConfig.get()
-    record = {"id": config_id(config), "status": "running", "config": config,
-              "choices": {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")},
-              **provenance()}
+    choices = {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")}
+    record = {"id": config_id(config), "status": "running", "config": config, "choices": choices, **provenance()}
     paths = [Path(cfg.results_dir) / "records" / f"{record['id']}.json", Path(job.runtime.output_dir) / "record.json"]
     loggers = []
     try:
@@ -39,6 +39,8 @@ def main(cfg: DictConfig) -> dict:
         unlearn_s = time.perf_counter() - start
         test_set = data.load(split=data.split, transform=clip.preprocess)
         metrics = instantiate(cfg.evaluator)(clip.model, unlearned, task, test_set)
+        if cfg.export:
+            export_checkpoint(unlearned, clip.name, Path(job.runtime.output_dir) / "checkpoint" / "unlearned.pt")
         record.update(status="complete", metrics={"time/unlearn_s": unlearn_s, **metrics})
     except Exception as exc:
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")

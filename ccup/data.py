@@ -1,8 +1,8 @@
 """Datasets behind one signature: `load(split, transform) -> Dataset` of (image, label) pairs."""
 import gzip
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -54,5 +54,5 @@ def _gunzip(src: Path, dst: Path) -> None:
 
 def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:
     """Apply the dataset's transform once and keep the result as tensors, for repeated passes."""
-    images, labels = zip(*DataLoader(dataset, batch_size=batch_size))
+    images, labels = zip(*DataLoader(dataset, batch_size=batch_size), strict=True)
     return TensorDataset(torch.cat(images), torch.cat(labels))

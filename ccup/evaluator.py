@@ -1,7 +1,7 @@
 """One Lightning evaluator for every method: same data, same classifier, same metric keys."""
 import resource
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch

@@ -1,6 +1,6 @@
 """Unlearning metrics from a confusion matrix, in percent. Rows are true classes, columns predictions over all
 classes (the forgotten ones included), as in the protocol of Kravets & Namboodiri (WACV 2025)."""
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

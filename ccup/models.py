@@ -1,8 +1,8 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import open_clip
 import torch

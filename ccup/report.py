@@ -1,32 +1,42 @@
-"""Tables from result records: `python -m ccup.report [results_dir]` writes report.csv and report.md beside them."""
+"""Tables from result records: `python -m ccup.report [results_dir]` writes report.{md,csv} into results_dir."""
 import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc", "time/unlearn_s"]
+METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc", "time/unlearn_s"]
+SETTING = ["model", "dataset", "method", "params", "alpha"]
 
 
 def load_records(results_dir: Path) -> pd.DataFrame:
-    """One row per complete record: its sweep axes and metrics."""
+    """One row per complete record: its sweep axes, the method's own settings, and its metrics."""
     rows = []
     for path in sorted((results_dir / "records").glob("*.json")):
         record = json.loads(path.read_text())
         if record["status"] != "complete":
             continue
         config = record["config"]
+        params = {k: v for k, v in config["method"].items() if not k.startswith("_") and k != "alpha"}
         rows.append({"model": record["choices"]["model"], "dataset": config["dataset"]["name"],
-                     "method": record["choices"]["method"], "forget": "+".join(config["forget"]["classes"]),
-                     "alpha": config["alpha"], "seed": config["seed"], **record["metrics"]})
+                     "method": record["choices"]["method"], "params": " ".join(f"{k}={v}" for k, v in params.items()),
+                     "forget": "+".join(config["forget"]["classes"]), "alpha": config["alpha"], "seed": config["seed"],
+                     **record["metrics"]})
     return pd.DataFrame(rows)
 
 
-def summary(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean of the headline metrics per (model, dataset, method, forget set, alpha), over seeds."""
-    keys = ["model", "dataset", "method", "forget", "alpha"]
-    table = records.groupby(keys)[COLUMNS].mean().round(2)
-    return table.join(records.groupby(keys).size().rename("runs"))
+def per_forget_set(records: pd.DataFrame) -> pd.DataFrame:
+    """Headline metrics per setting and forget set, averaged over seeds."""
+    groups = records.groupby([*SETTING, "forget"])
+    return groups[METRICS].mean().round(2).join(groups.size().rename("runs")).reset_index()
+
+
+def over_forget_sets(records: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over forget sets of the per-forget-set means, per setting."""
+    table = per_forget_set(records).groupby(SETTING)[METRICS[:-1]]
+    mean, std = table.mean(), table.std().fillna(0)
+    cells = mean.round(2).astype(str) + " ± " + std.round(2).astype(str)
+    return cells.join(per_forget_set(records).groupby(SETTING).size().rename("forget sets")).reset_index()
 
 
 def main(results_dir: str = "results") -> None:
@@ -34,10 +44,11 @@ def main(results_dir: str = "results") -> None:
     records = load_records(results)
     if records.empty:
         sys.exit(f"error: no complete records in {results / 'records'}: run `make run` first")
-    table = summary(records)
-    table.to_csv(results / "report.csv")
-    markdown = table.reset_index().to_markdown(index=False)
-    (results / "report.md").write_text(markdown + "\n")
+    per_set, summary = per_forget_set(records), over_forget_sets(records)
+    per_set.to_csv(results / "report.csv", index=False)
+    markdown = (f"## Mean ± std over forget sets\n\n{summary.to_markdown(index=False)}\n\n"
+                f"## Per forget set (mean over seeds)\n\n{per_set.to_markdown(index=False)}\n")
+    (results / "report.md").write_text(markdown)
     print(markdown)
 
 

@@ -1,7 +1,7 @@
 """The unlearning task every method receives: the classes, the ones to forget, and their zero-shot classifier."""
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 

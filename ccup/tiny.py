@@ -4,6 +4,7 @@ import json
 import logging
 import os
 from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F

@@ -1,14 +1,16 @@
 """Zero-shot classification with CLIP: class text embeddings and the logits every method and metric uses."""
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from open_clip import build_zero_shot_classifier
 
 
-def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str],
+                     templates: Sequence[str]) -> torch.Tensor:
     """(d, C) classifier: per class, the normalised mean of the normalised template embeddings (CLIP's ensemble)."""
     device = next(model.parameters()).device
-    return build_zero_shot_classifier(model, tokenizer, classnames, templates, num_classes_per_batch=None, device=device)
+    return build_zero_shot_classifier(model, tokenizer, classnames, templates, num_classes_per_batch=None,
+                                      device=device)
 
 
 def zero_shot_logits(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """Shared fixtures: composed configs, random-weight open_clip models, and the embedded tiny model."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +33,11 @@ def make_config(*overrides: str):
 
 
 def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path."""
-    paths = [f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
+    """`python run.py ARGS` as a user runs it, offline, writing results and outputs under tmp_path."""
+    paths = [f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
              f"hydra.sweep.dir={tmp_path}/multirun"]
     return subprocess.run([sys.executable, "run.py", *args, *paths], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
 import pytest
+from conftest import config_names, make_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
-from conftest import config_names, make_config
 
 GROUPS = ["model", "dataset", "forget", "method", "logger"]
 

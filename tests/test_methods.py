@@ -1,11 +1,11 @@
 """Contract tests, run over every method in conf/method/: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
+from conftest import config_names, make_config
 from hydra.utils import instantiate
 
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
-from conftest import config_names, make_config
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,8 @@ def test_orthonormal_forget_set_without_mu_shrinks_by_lam_over_one_plus_lam(d, s
 def test_duplicated_or_collinear_forget_embeddings_remove_one_direction(d, seed):
     t = unit_columns(seed, d, 1)
     P = nullspace_projector(t)
-    for T_f in (torch.cat([t, t], 1), torch.cat([t, -t, t], 1), torch.cat([t, (t + 1e-12 * unit_columns(seed + 1, d, 1))], 1)):
+    nearly_t = t + 1e-12 * unit_columns(seed + 1, d, 1)
+    for T_f in (torch.cat([t, t], 1), torch.cat([t, -t, t], 1), torch.cat([t, nearly_t], 1)):
         assert orthonormal_basis(T_f).shape == (d, 1)
         torch.testing.assert_close(nullspace_projector(T_f), P)
     assert torch.linalg.matrix_rank(P).item() == d - 1

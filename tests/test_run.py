@@ -3,10 +3,11 @@ import json
 import struct
 from pathlib import Path
 
+import open_clip
 import pytest
-from wandb.proto import wandb_internal_pb2
-
+import torch
 from conftest import run_suite
+from wandb.proto import wandb_internal_pb2
 
 pytestmark = pytest.mark.slow
 
@@ -32,6 +33,11 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+def key(item) -> str:
+    """W&B stores a key with a slash as a one-element nested key."""
+    return item.key or "/".join(item.nested_key)
+
+
 def wandb_run(run_dir: Path) -> dict:
     """What an offline run holds: its group, job type, config, summary and exit code."""
     run = {"summary": {}, "config": {}}
@@ -40,9 +46,9 @@ def wandb_run(run_dir: Path) -> dict:
         if kind == "run":
             run.update(group=record.run.run_group, job_type=record.run.job_type)
         elif kind == "config":
-            run["config"].update({item.key: json.loads(item.value_json) for item in record.config.update})
+            run["config"].update({key(item): json.loads(item.value_json) for item in record.config.update})
         elif kind == "summary":
-            run["summary"].update({item.key: json.loads(item.value_json) for item in record.summary.update})
+            run["summary"].update({key(item): json.loads(item.value_json) for item in record.summary.update})
         elif kind == "exit":
             run["exit_code"] = record.exit.exit_code
     return run
@@ -56,7 +62,7 @@ def records(tmp_path: Path) -> list[dict]:
 def alpha_sweep(tmp_path_factory, tiny):
     """`python run.py -m alpha=0,0.5,1` on the default config (the tiny fixture trains the model first)."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    result = run_suite(tmp_path, "-m", "alpha=0,0.5,1")
+    result = run_suite(tmp_path, "-m", "alpha=0,0.5,1", "export=true")
     assert result.returncode == 0, result.stderr
     return tmp_path
 
@@ -78,6 +84,17 @@ def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
     assert sorted(c["id"] for c in copies) == sorted(r["id"] for r in records(alpha_sweep))
 
 
+def test_exported_checkpoints_load_in_open_clip(alpha_sweep, tiny):
+    jobs = sorted((alpha_sweep / "multirun").glob("[0-9]"))
+    assert len(jobs) == 3
+    for job in jobs:
+        folder = job / "checkpoint"
+        open_clip.add_model_config(folder / "ccup-tiny-p7.json")
+        model = open_clip.create_model("ccup-tiny-p7", pretrained=str(folder / "unlearned.pt"))
+        alpha = json.loads((job / "record.json").read_text())["config"]["alpha"]
+        assert torch.equal(model.visual.proj, tiny.model.visual.proj) == (alpha == 0)
+
+
 def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
     runs = [wandb_run(d) for d in sorted((alpha_sweep / "results" / "wandb").glob("offline-run-*"))]
     assert len(runs) == 3
@@ -85,8 +102,8 @@ def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
     by_alpha = {r["config"]["alpha"]: r["metrics"] for r in records(alpha_sweep)}
     for run in runs:
         assert run["exit_code"] == 0
-        alpha = run["config"]["alpha"]["value"]
-        assert run["config"]["alpha_str"]["value"] == str(alpha)
+        alpha = float(run["config"]["alpha_str"])  # W&B stores alpha=0.0 as 0: the string keeps the sweep value
+        assert run["config"]["alpha"] == alpha
         for key, value in by_alpha[alpha].items():
             if not key.startswith("time/") and not key.startswith("memory/"):
                 assert run["summary"][key] == pytest.approx(value), key
@@ -111,13 +128,14 @@ def test_a_failing_job_marks_its_wandb_run_failed_and_records_no_result(tmp_path
     ("method.lam=-1", "lam >= 0"),
     ("method.mu=-1", "mu >= 0"),
     ("dataset.load.roots=[/nonexistent]", "Fashion-MNIST not found in ['/nonexistent']: run `make data`"),
-    ("model=vit_b32_openai model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),
-    ("model=vit_b32_openai model.pretrained=nosuchtag", "neither a file nor a tag of ViT-B-32"),
+    ("model=vit_b32_openai;model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),
+    ("model=vit_b32_openai;model.pretrained=nosuchtag", "neither a file nor a tag of ViT-B-32"),
+    ("model=vit_b32_openai", "could not download the 'openai' weights of ViT-B-32"),
 ])
 def test_bad_input_gets_one_clear_error_line(tmp_path, override, message):
-    result = run_suite(tmp_path, override, "logger=none")
+    result = run_suite(tmp_path, *override.split(";"), "logger=none")
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == f"error: {result.stderr.strip().splitlines()[-1][7:]}"
-    assert message in result.stderr.strip().splitlines()[-1]
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: ") and message in last_line
     assert "Traceback" not in result.stderr
     assert all(r["status"] == "failed" for r in records(tmp_path))

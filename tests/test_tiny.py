@@ -3,20 +3,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import make_config
 from torch.utils.data import Subset
 
 import ccup.tiny
 from ccup.data import fashion_mnist
 from ccup.tiny import load_tiny
 from ccup.zeroshot import class_embeddings
-from conftest import make_config
 
 
 @pytest.mark.slow
 def test_tiny_model_reaches_the_zero_shot_accuracy_target(tiny):
     data = make_config().dataset
     test = fashion_mnist("test", data.load.roots, data.load.cache_dir, transform=tiny.preprocess)
-    images, labels = zip(*[test[i] for i in range(0, len(test), 5)])  # 2,000 images
+    images, labels = zip(*[test[i] for i in range(0, len(test), 5)], strict=True)  # 2,000 images
     images, labels = torch.stack(images), torch.tensor(labels)
     classifier = class_embeddings(tiny.model, tiny.tokenizer, data.classnames, data.templates)
     with torch.no_grad():
@@ -29,7 +29,8 @@ def small_recipe(tmp_path):
     data = make_config().dataset
     train_data = SimpleNamespace(
         name="fashion_mnist_512", classnames=data.classnames, templates=data.templates,
-        load=lambda split, transform: Subset(fashion_mnist(split, data.load.roots, str(tmp_path), transform), range(512)))
+        load=lambda split, transform: Subset(fashion_mnist(split, data.load.roots, str(tmp_path), transform),
+                                             range(512)))
     return dict(train_data=train_data, epochs=1, batch_size=128, lr=2e-3, seed=0)
 
 
