@@ -35,7 +35,7 @@ class Evaluator:
 
     def confusion(self, model: torch.nn.Module, task: UnlearnTask, dataset: Dataset) -> torch.Tensor:
         """(C, C) confusion matrix, rows = true classes."""
-        module = ZeroShotTest(model, task.classifier)
+        module = ZeroShotTest(model, task.classifier_of(model))
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
         self.trainer().test(module, loader, verbose=False)
         return module.confmat.compute().cpu()

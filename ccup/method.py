@@ -16,6 +16,7 @@ class CCUP:
         check_alpha(alpha)
         check_weights(lam, mu)
         self.alpha, self.lam, self.mu, self.rtol = alpha, lam, mu, rtol
+        self.stats = {}  # what a method reports beside the evaluator's metrics; CCUP has nothing to add
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
         T = task.classifier

@@ -1,5 +1,6 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
 import difflib
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,3 +42,12 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         raise UserError(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where there "
                         "is internet and pass model.pretrained=/path/to/checkpoint") from exc
     return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of a model's parameter names and bytes: caches of what a model computes are keyed by it."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -17,7 +17,8 @@ def load_records(results_dir: Path) -> pd.DataFrame:
         if record["status"] != "complete":
             continue
         config = record["config"]
-        params = {k: v for k, v in config["method"].items() if not k.startswith("_") and k != "alpha"}
+        params = {k: v for k, v in {**config["method"], **config["method"].get("module", {})}.items()
+                  if not k.startswith("_") and k not in ("alpha", "seed") and not isinstance(v, dict | list | str)}
         rows.append({"model": record["choices"]["model"], "dataset": config["dataset"]["name"],
                      "method": record["choices"]["method"], "params": " ".join(f"{k}={v}" for k, v in params.items()),
                      "forget": "+".join(config["forget"]["classes"]), "alpha": config["alpha"], "seed": config["seed"],

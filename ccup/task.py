@@ -1,9 +1,11 @@
-"""The unlearning task every method receives: the classes, the ones to forget, and their zero-shot classifier."""
+"""The unlearning task every method receives: the classes, the ones to forget, how to name them, and where the
+training images are for methods that need data."""
 import difflib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import Dataset
 
 from ccup.errors import UserError
 from ccup.zeroshot import class_embeddings
@@ -13,17 +15,21 @@ from ccup.zeroshot import class_embeddings
 class UnlearnTask:
     classnames: tuple[str, ...]
     forget: tuple[str, ...]
+    templates: tuple[str, ...]
+    tokenizer: Callable
     classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
+    train: Callable[[], Dataset] | None = None  # the train split, built only for methods that use real images
 
     def __post_init__(self):
         check_forget_set(self.forget, self.classnames)
 
     @classmethod
-    def of(cls, clip, classnames: Sequence[str], templates: Sequence[str], forget: Sequence[str]) -> "UnlearnTask":
+    def of(cls, clip, classnames: Sequence[str], templates: Sequence[str], forget: Sequence[str],
+           train: Callable[[], Dataset] | None = None) -> "UnlearnTask":
         """The task for a model; the forget set is checked before any text is encoded."""
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
-        return cls(tuple(classnames), tuple(forget), classifier)
+        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train)
 
     @property
     def forget_idx(self) -> list[int]:
@@ -32,6 +38,10 @@ class UnlearnTask:
     @property
     def retain_idx(self) -> list[int]:
         return [i for i, name in enumerate(self.classnames) if name not in self.forget]
+
+    def classifier_of(self, model: torch.nn.Module) -> torch.Tensor:
+        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it."""
+        return class_embeddings(model, self.tokenizer, self.classnames, self.templates)
 
 
 def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
@@ -47,4 +57,3 @@ def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
         raise UserError(f"a forget class is given twice in {list(forget)}: name each class once")
     if set(forget) == set(classnames):
         raise UserError("cannot forget every class: nothing would be left to retain or to classify as")
-

@@ -1,12 +1,15 @@
 """End to end: `python run.py` on the embedded default, its records, its W&B runs, and its refusals."""
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import open_clip
+import pandas as pd
 import pytest
 import torch
-from conftest import run_suite
+from conftest import config_names, run_suite
 from wandb.proto import wandb_internal_pb2
 
 pytestmark = pytest.mark.slow
@@ -139,3 +142,40 @@ def test_bad_input_gets_one_clear_error_line(tmp_path, override, message):
     assert last_line.startswith("error: ") and message in last_line
     assert "Traceback" not in result.stderr
     assert all(r["status"] == "failed" for r in records(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, tiny):
+    """`python run.py -m experiment=compare alpha=1`: CCUP and every baseline on the default forget set."""
+    tmp_path = tmp_path_factory.mktemp("compare")
+    result = run_suite(tmp_path, "-m", "experiment=compare", "alpha=1", "logger=none")
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_every_method_forgets_the_class_at_full_strength(comparison):
+    by_method = {r["choices"]["method"]: r["metrics"] for r in records(comparison)}
+    assert sorted(by_method) == config_names("method")
+    for name, metrics in by_method.items():
+        assert metrics["forget/acc"] < 20, name
+        assert metrics["forget/acc_before"] > 80, name
+        assert metrics["time/unlearn_s"] > 0, name
+    # The closed form costs a fraction of any fine-tuning run.
+    assert by_method["ccup"]["time/unlearn_s"] < min(m["time/unlearn_s"] for n, m in by_method.items()
+                                                     if n not in ("ccup", "nullspace"))
+
+
+def test_the_report_shows_every_method_of_the_sweep(comparison):
+    subprocess.run([sys.executable, "-m", "ccup.report", str(comparison / "results")], check=True,
+                   capture_output=True)
+    table = pd.read_csv(comparison / "results" / "report.csv")
+    assert sorted(table["method"]) == config_names("method")
+    assert {"forget/acc", "retain/acc", "time/unlearn_s"} <= set(table.columns)
+
+
+def test_another_alpha_reuses_the_trained_weights(comparison):
+    result = run_suite(comparison, "method=finetune", "alpha=0.5", "logger=none")
+    assert result.returncode == 0, result.stderr
+    by_alpha = {r["config"]["alpha"]: r["metrics"] for r in records(comparison) if r["choices"]["method"] == "finetune"}
+    assert by_alpha[0.5]["unlearn/cache_hit"] == 1
+    assert by_alpha[0.5]["time/unlearn_s"] == by_alpha[1.0]["time/unlearn_s"]  # the cost of the one training

@@ -1,0 +1,106 @@
+"""Fine-tuning baselines as methods: train once per setting (cached), then
+theta_alpha = theta_0 + alpha (theta_1 - theta_0)."""
+import copy
+import fnmatch
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.utilities.combined_loader import CombinedLoader
+from torch.utils.data import DataLoader
+
+from ccup.errors import UserError
+from ccup.models import weights_digest
+from ccup.projection import check_alpha
+from ccup.task import UnlearnTask
+
+
+class FineTune:
+    """Trains the parameters matching `params` (glob patterns over parameter names) with `module` (the shared loop
+    and the method's loss) for `steps` steps on the samples that `samples` builds, under a Lightning Trainer."""
+
+    def __init__(self, alpha: float, module: Callable, samples: Callable, params: list[str], steps: int,
+                 batch_size: int, lr: float, seed: int, trainer: Callable[..., pl.Trainer], cache_dir: str):
+        check_alpha(alpha)
+        if not lr > 0:
+            raise UserError(f"lr must be positive, got {lr}")
+        if not steps >= 1:
+            raise UserError(f"steps must be at least 1, got {steps}")
+        if not batch_size >= 1:
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
+        self.alpha, self.module, self.samples, self.params = alpha, module, samples, list(params)
+        self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed
+        self.trainer, self.cache_dir = trainer, Path(cache_dir)
+        self.stats = {}
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """Names of the parameters this method may change."""
+        return [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        path = self.cache_dir / "unlearned" / f"{self.key(model, task)}.pt"
+        if path.exists():
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            self.stats = {**entry["stats"], "unlearn/cache_hit": 1}
+        else:
+            entry = self.train(model, task)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(entry, tmp)
+            os.replace(tmp, path)
+            self.stats = {**entry["stats"], "unlearn/cache_hit": 0}
+        return interpolate(model, entry["weights"], self.alpha)
+
+    def train(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
+        """The fully unlearned weights (alpha = 1) of the declared parameters, with the cost of getting them."""
+        start = time.perf_counter()
+        edited = copy.deepcopy(model)
+        names = self.edits(edited)
+        if not names:
+            raise UserError(f"params {self.params} match no parameter of the model")
+        with torch.random.fork_rng():  # the same seed gives the same weights, whatever ran before in the job
+            torch.manual_seed(self.seed)
+            module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
+            data = self.samples(model, task, module.uses)
+            loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
+            trainer = self.trainer(max_steps=self.steps)
+            trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
+        weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
+        stats = {**self.samples.stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}
+        return {"weights": weights, "stats": stats}
+
+    def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
+        """Everything the fully unlearned weights depend on: the original weights, the task, and every setting of
+        this method but alpha."""
+        setting = {"weights": weights_digest(model), "module": describe(self.module), "samples": describe(self.samples),
+                   "params": self.params, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
+                   "seed": self.seed, "classnames": task.classnames, "forget": task.forget, "templates": task.templates}
+        return hashlib.sha256(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def interpolate(model: torch.nn.Module, weights: dict[str, torch.Tensor], alpha: float) -> torch.nn.Module:
+    """A copy of `model` with theta_0 + alpha (theta_1 - theta_0) for the named weights; lerp is exact at 0 and 1."""
+    edited = copy.deepcopy(model)
+    state = edited.state_dict()
+    with torch.no_grad():
+        for name, theta_1 in weights.items():
+            state[name].copy_(torch.lerp(state[name], theta_1.to(state[name]), alpha))
+    return edited
+
+
+def describe(obj) -> object:
+    """A JSON-able description of a configured object (a partial, or an object built from keyword arguments)."""
+    if hasattr(obj, "func"):  # functools.partial
+        return {"func": describe(obj.func), "args": [describe(a) for a in obj.args],
+                "keywords": {k: describe(v) for k, v in obj.keywords.items()}}
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    if hasattr(obj, "__dict__"):
+        return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}",
+                **{k: describe(v) for k, v in vars(obj).items() if not k.startswith("_")}}
+    return obj

@@ -1,0 +1,68 @@
+"""The Lightning loop every fine-tuning baseline shares: minimise a loss over the parameters the method declares."""
+import functools
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+
+from baselines.losses import classification_loss
+from ccup.task import UnlearnTask
+
+
+def sample_sets(loss: Callable) -> tuple[str, ...]:
+    """The sample sets a loss reads (see `baselines.losses.uses`), through any functools.partial around it."""
+    while isinstance(loss, functools.partial):
+        loss = loss.func
+    return loss.uses
+
+
+class Unlearning(pl.LightningModule):
+    """AdamW on the `trainable` parameters of `model`; the rest stay frozen. With `saliency`, only that fraction of
+    the trainable weights, those with the largest forget-loss gradient, may move (SalUn's weight mask)."""
+
+    def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float,
+                 loss: Callable, saliency: float | None = None, weight_decay: float = 0.0):
+        super().__init__()
+        self.model, self.loss, self.trainable = model, loss, trainable
+        self.lr, self.saliency, self.weight_decay = lr, saliency, weight_decay
+        self.register_buffer("classifier", task.classifier)  # (d, C): the text tower is not trained here
+        self.uses = sample_sets(loss)
+        self.masks: dict[str, torch.Tensor] = {}
+        for name, parameter in model.named_parameters():
+            parameter.requires_grad_(name in trainable)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(self.model, self.classifier, batch)
+        self.log("unlearn/loss", loss, prog_bar=True)
+        return loss
+
+    def on_train_start(self):
+        if self.saliency is not None:
+            forget = self.trainer.train_dataloader["forget"]
+            self.masks = saliency_masks(self.model, self.classifier, forget, self.trainable, self.saliency)
+
+    def on_after_backward(self):
+        for name, parameter in self.model.named_parameters():
+            if name in self.masks:
+                parameter.grad *= self.masks[name]
+
+    def configure_optimizers(self):
+        parameters = [p for name, p in self.model.named_parameters() if name in self.trainable]
+        return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+
+    @property
+    def stats(self) -> dict:
+        return {"unlearn/steps": self.global_step}
+
+
+def saliency_masks(model, classifier, loader, trainable: list[str], fraction: float) -> dict[str, torch.Tensor]:
+    """SalUn: 0/1 masks keeping the `fraction` of trainable weights with the largest |gradient| of the forget loss,
+    thresholded over all trainable weights together."""
+    model.zero_grad()
+    for images, labels in loader:
+        classification_loss(model, classifier, images.to(classifier.device), labels.to(classifier.device)).backward()
+    grads = {name: p.grad.abs() for name, p in model.named_parameters() if name in trainable}
+    flat = torch.cat([g.flatten() for g in grads.values()])
+    threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values
+    model.zero_grad()
+    return {name: (g >= threshold).to(g.dtype) for name, g in grads.items()}

@@ -1,0 +1,263 @@
+"""Dataset tests: each dataset config loads its real on-disk layout, built here in miniature, into (image, label) pairs
+whose labels index the config's class names; missing data and unknown splits are refused with one line."""
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torchvision.datasets.cifar
+from conftest import config_names, make_config
+from hydra.utils import instantiate
+from PIL import Image
+from sklearn.datasets import load_digits
+from torchvision.transforms import ToTensor
+
+from ccup.errors import UserError
+
+# PAPER.md section 2: the protocol's forget classes, three per dataset.
+PROTOCOL_FORGET = {
+    "stanford_dogs": ["Pekinese", "toy poodle", "Scotch terrier"],
+    "stanford_cars": ["2009 Spyker C8 Coupe", "2010 Dodge Ram Pickup 3500 Crew Cab", "2011 Ford Ranger SuperCab"],
+    "caltech101": ["euphonium", "minaret", "platypus"],
+    "oxford_flowers": ["gazania", "tree mallow", "trumpet creeper"],
+}
+
+# Where each dataset must be under the data root: the file or folder a missing dataset's error names.
+EXPECTED_PATHS = {
+    "caltech101": "caltech-101/split_zhou_Caltech101.json",
+    "oxford_flowers": "oxford_flowers/split_zhou_OxfordFlowers.json",
+    "stanford_cars": "stanford_cars/split_zhou_StanfordCars.json",
+    "stanford_dogs": "stanford_dogs/split_alexey_stanford_dogs.json",
+    "cifar10": "cifar-10-batches-py",
+    "cifar100": "cifar-100-python",
+    "oxford_pets": "oxford-iiit-pet",
+    "imagenet": "imagenet/val",
+}
+TORCHVISION_DOWNLOADS = {"cifar10", "cifar100", "oxford_pets"}
+CLASS_COUNTS = {"fashion_mnist": 10, "caltech101": 100, "oxford_flowers": 102, "stanford_cars": 196,
+                "stanford_dogs": 120, "cifar10": 10, "cifar100": 100, "oxford_pets": 37, "imagenet": 1000, "digits": 10}
+
+# The split-file datasets' real layouts (CoOp's DATASETS.md; the baseline's for Stanford Dogs): folder under the data
+# root, split file, image folder, and for three classes, as the split file names them, where their images lie under
+# the image folder ({} is an image number).
+SPLIT_LAYOUTS = {
+    "caltech101": ("caltech-101", "split_zhou_Caltech101.json", "101_ObjectCategories",
+                   {"face": "Faces/image_{:04d}.jpg", "euphonium": "euphonium/image_{:04d}.jpg",
+                    "water_lilly": "water_lilly/image_{:04d}.jpg"}),
+    "oxford_flowers": ("oxford_flowers", "split_zhou_OxfordFlowers.json", "jpg",
+                       {"pink primrose": "image_{:05d}.jpg", "gazania": "image_{:05d}.jpg",
+                        "trumpet creeper": "image_{:05d}.jpg"}),
+    "stanford_cars": ("stanford_cars", "split_zhou_StanfordCars.json", ".",
+                      {"2000 AM General Hummer SUV": "cars_train/{:05d}.jpg",
+                       "2009 Spyker C8 Coupe": "cars_test/{:05d}.jpg",
+                       "2012 smart fortwo Convertible": "cars_test/{:05d}.jpg"}),
+    "stanford_dogs": ("stanford_dogs", "split_alexey_stanford_dogs.json", "Images",
+                      {"Pekinese": "n02086079-Pekinese/n02086079_{}.jpg",
+                       "toy poodle": "n02113624-toy_poodle/n02113624_{}.jpg",
+                       "African hunting dog": "n02116738-African_hunting_dog/n02116738_{}.jpg"}),
+}
+SPLIT_SIZES = {"train": 3, "val": 2, "test": 4}
+
+
+def dataset(name: str, data_dir: Path):
+    """The dataset config `name` as a job instantiates it, with its data root at `data_dir`."""
+    return instantiate(make_config(f"dataset={name}", f"data_dir={data_dir}").dataset)
+
+
+def items(data) -> list:
+    return [data[i] for i in range(len(data))]
+
+
+def write_jpeg(path: Path, grey: int) -> None:
+    """A 5x4 image of one grey level, so that a loaded image tells which file it came from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (5, 4), (grey, grey, grey)).save(path, format="JPEG", quality=95)
+
+
+def grey_of(image) -> float:
+    """The grey level, 0..255, of a (3, 4, 5) tensor from `write_jpeg` and ToTensor."""
+    assert tuple(image.shape) == (3, 4, 5)
+    return image.mean().item() * 255
+
+
+def write_split_dataset(data_dir: Path, name: str, labels=None) -> dict[str, list[tuple[str, int]]]:
+    """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split file numbers each
+    class as the config does unless `labels` says otherwise. Returns per split the (config class name, grey level) of
+    each image, in the split file's order."""
+    folder, split_file, image_dir, classes = SPLIT_LAYOUTS[name]
+    classnames = list(dataset(name, data_dir).classnames)
+    split, expected, number = {}, {}, 0
+    for part, size in SPLIT_SIZES.items():
+        for i in range(size):
+            written, pattern = list(classes.items())[i % len(classes)]
+            number += 1
+            path, grey, classname = pattern.format(number), 20 * number, written.replace("_", " ")
+            write_jpeg(data_dir / folder / image_dir / path, grey)
+            label = classnames.index(classname) if labels is None else labels
+            split.setdefault(part, []).append([path, label, written])
+            expected.setdefault(part, []).append((classname, grey))
+    (data_dir / folder / split_file).write_text(json.dumps(split))
+    return expected
+
+
+def test_every_dataset_but_the_embedded_ones_is_tested_here():
+    assert set(EXPECTED_PATHS) == set(config_names("dataset")) - {"fashion_mnist", "digits"}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL_FORGET))
+def test_protocol_forget_classes_are_class_names_of_their_dataset(name):
+    classnames = make_config(f"dataset={name}").dataset.classnames
+    assert set(PROTOCOL_FORGET[name]) <= set(classnames)
+
+
+@pytest.mark.parametrize("name", config_names("dataset"))
+def test_class_names_are_counted_unique_and_fit_every_template(name):
+    data = make_config(f"dataset={name}").dataset
+    assert len(data.classnames) == CLASS_COUNTS[name]
+    assert len(set(data.classnames)) == len(data.classnames), "forget sets name classes: names must be unique"
+    assert all(isinstance(c, str) for c in data.classnames)
+    assert all(template.count("{}") == 1 for template in data.templates)
+
+
+@pytest.mark.parametrize("name", sorted(SPLIT_LAYOUTS))
+def test_split_file_datasets_read_their_real_layout(name, tmp_path):
+    expected = write_split_dataset(tmp_path, name)
+    data = dataset(name, tmp_path)
+    for split, images in expected.items():
+        loaded = items(data.load(split=split, transform=ToTensor()))
+        assert len(loaded) == SPLIT_SIZES[split]
+        assert [data.classnames[label] for _, label in loaded] == [classname for classname, _ in images]
+        assert [round(grey_of(image)) for image, _ in loaded] == pytest.approx([g for _, g in images], abs=2)
+
+
+def test_split_file_labels_come_from_class_names_not_the_files_numbers(tmp_path):
+    expected = write_split_dataset(tmp_path, "caltech101", labels=0)
+    data = dataset("caltech101", tmp_path)
+    labels = [label for _, label in items(data.load(split="test"))]
+    assert labels == [data.classnames.index(classname) for classname, _ in expected["test"]]
+    assert [data.classnames[label] for label in labels] == ["face", "euphonium", "water lilly", "face"]
+
+
+def test_split_file_refuses_unknown_splits_classes_and_missing_images(tmp_path):
+    write_split_dataset(tmp_path, "caltech101")
+    data = dataset("caltech101", tmp_path)
+    with pytest.raises(UserError, match=r"has splits \['test', 'train', 'val'\], not 'validation'"):
+        data.load(split="validation")
+    folder = tmp_path / "caltech-101"
+    (folder / "101_ObjectCategories" / "euphonium" / "image_0002.jpg").unlink()
+    with pytest.raises(UserError, match=r"1 of the 3 train images .* missing, .*euphonium/image_0002\.jpg"):
+        data.load(split="train")
+    split = json.loads((folder / "split_zhou_Caltech101.json").read_text())
+    split["test"][0][2] = "BACKGROUND_Google"
+    (folder / "split_zhou_Caltech101.json").write_text(json.dumps(split))
+    with pytest.raises(UserError, match="BACKGROUND_Google"):
+        data.load(split="test")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PATHS))
+def test_missing_data_is_one_line_naming_the_expected_path(name, tmp_path):
+    data = dataset(name, tmp_path)
+    with pytest.raises(UserError) as error:
+        data.load(split=data.split)
+    message = str(error.value)
+    assert str(tmp_path / EXPECTED_PATHS[name]) in message
+    assert "\n" not in message
+    assert ("dataset.load.download=true" in message) == (name in TORCHVISION_DOWNLOADS)
+
+
+@pytest.mark.parametrize("name, splits", [("cifar10", "'train' and 'test'"), ("cifar100", "'train' and 'test'"),
+                                          ("oxford_pets", "'train' and 'test'"),
+                                          ("imagenet", "'train' and 'val'"), ("digits", "'train' and 'test'")])
+def test_unknown_split_is_refused_with_the_valid_ones(name, splits, tmp_path):
+    with pytest.raises(UserError, match=f"has splits {splits}, not 'validation'"):
+        dataset(name, tmp_path).load(split="validation")
+
+
+# CIFAR's python pickles: per file the labels of its images; the label key and the meta file with its class-name keys.
+CIFAR_LAYOUTS = {
+    "cifar10": ("cifar-10-batches-py", {**{f"data_batch_{i}": [i - 1] for i in range(1, 6)}, "test_batch": [9, 0, 5]},
+                ["labels"], "batches.meta", ["label_names"]),
+    "cifar100": ("cifar-100-python", {"train": [0, 1], "test": [99, 30, 0]}, ["fine_labels", "coarse_labels"], "meta",
+                 ["fine_label_names", "coarse_label_names"]),
+}
+
+
+@pytest.mark.parametrize("name, train_size, test_names", [
+    ("cifar10", 5, ["truck", "airplane", "dog"]),
+    ("cifar100", 2, ["worm", "dolphin", "apple"]),
+])
+def test_cifar_reads_torchvisions_pickled_batches(name, train_size, test_names, tmp_path, monkeypatch):
+    folder, files, label_keys, meta_file, meta_keys = CIFAR_LAYOUTS[name]
+    (tmp_path / folder).mkdir()
+    reds = {}
+    for file, labels in files.items():
+        data = np.zeros((len(labels), 3, 32, 32), np.uint8)
+        reds[file] = [20 * (i + 1) + label for i, label in enumerate(labels)]
+        data[:, 0] = np.array(reds[file], np.uint8)[:, None, None]  # a red plane per image, green and blue black
+        entry = {"data": data.reshape(len(labels), 3072), **{key: labels for key in label_keys}}
+        (tmp_path / folder / file).write_bytes(pickle.dumps(entry))
+    (tmp_path / folder / meta_file).write_bytes(pickle.dumps({key: ["name"] * 100 for key in meta_keys}))
+    # torchvision checks the real files' MD5 sums, which no fixture can match
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
+    data = dataset(name, tmp_path)
+    assert len(data.load(split="train")) == train_size
+    test = items(data.load(split="test", transform=ToTensor()))
+    assert [data.classnames[label] for _, label in test] == test_names
+    test_file = "test_batch" if name == "cifar10" else "test"
+    assert [round(image[0].mean().item() * 255) for image, _ in test] == reds[test_file]
+    assert all(image.shape == (3, 32, 32) and image[1:].max() == 0 for image, _ in test)
+
+
+def test_oxford_pets_reads_torchvisions_layout_with_class_id_labels(tmp_path):
+    splits = {"trainval": [("Abyssinian_1", 1, 1), ("yorkshire_terrier_12", 37, 2)],  # split "train"
+              "test": [("Bengal_3", 6, 1), ("american_bulldog_45", 2, 2), ("Abyssinian_6", 1, 1)]}
+    folder = tmp_path / "oxford-iiit-pet"
+    (folder / "annotations").mkdir(parents=True)
+    for split, images in splits.items():
+        for i, (image_id, _, _) in enumerate(images):
+            write_jpeg(folder / "images" / f"{image_id}.jpg", 40 * i + 30)
+        lines = [f"{image_id} {class_id} {species} 1" for image_id, class_id, species in images]
+        (folder / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    data = dataset("oxford_pets", tmp_path)
+    assert len(data.load(split="train")) == 2
+    test = items(data.load(split="test", transform=ToTensor()))
+    assert [data.classnames[label] for _, label in test] == ["Bengal", "American Bulldog", "Abyssinian"]
+    assert [round(grey_of(image)) for image, _ in test] == pytest.approx([30, 70, 110], abs=2)
+
+
+def test_imagenet_reads_wnid_folders_in_sorted_order(tmp_path):
+    val = tmp_path / "imagenet" / "val"
+    for k in range(1000):  # folders named like WordNet ids; only their sorted order matters
+        write_jpeg(val / f"n{1000 + 7 * k:08d}" / f"ILSVRC2012_val_{k + 1:08d}.JPEG", k % 250)
+    data = dataset("imagenet", tmp_path)
+    loaded = data.load(split="val", transform=ToTensor())
+    assert len(loaded) == 1000
+    for k in (0, 744, 999):
+        image, label = loaded[k]
+        assert label == k and grey_of(image) == pytest.approx(k % 250, abs=2)
+    assert (data.classnames[0], data.classnames[999]) == ("tench", "toilet paper")
+    for image in (val / f"n{1000:08d}").iterdir():
+        image.unlink()
+    (val / f"n{1000:08d}").rmdir()
+    with pytest.raises(UserError, match="expected 1000 class folders .* found 999"):
+        data.load(split="val")
+
+
+def test_digits_is_a_fixed_stratified_third_of_scikit_learns_digits(tmp_path):
+    data = dataset("digits", tmp_path)
+    train, test = (items(data.load(split=split, transform=ToTensor())) for split in ("train", "test"))
+    assert (len(train), len(test)) == (1198, 599)
+    reference = load_digits()
+    per_class = np.bincount(reference.target)
+    test_per_class = np.bincount([label for _, label in test], minlength=10)
+    assert np.all(np.abs(test_per_class - per_class / 3) <= 1)
+    assert np.array_equal(np.bincount([label for _, label in train], minlength=10) + test_per_class, per_class)
+    images = [image for image, _ in train + test]
+    assert all(image.shape == (1, 8, 8) for image in images)
+    # 0..16 scaled to 0..255: the two splits hold exactly the scaled images of the whole set
+    total = sum(round(image.sum().item() * 255) for image in images)
+    assert total == np.rint(reference.images * 255 / 16).sum()
+    assert max(image.max().item() for image in images) == 1.0
+    again = items(data.load(split="test"))
+    assert [label for _, label in again] == [label for _, label in test]
