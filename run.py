@@ -32,10 +32,10 @@ def main(cfg: DictConfig) -> dict:
         pl.seed_everything(cfg.seed, workers=True)
         loggers = [instantiate(node) for node in cfg.logger.values()]
         start_loggers(loggers, config)
+        method = instantiate(cfg.method)  # first: refuses bad settings before any model is loaded
         clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
         train = partial(data.load, split="train", transform=clip.preprocess)
         task = UnlearnTask.of(clip, data.classnames, data.templates, cfg.forget.classes, train)
-        method = instantiate(cfg.method)
         start = time.perf_counter()
         unlearned = method(clip.model, task)
         cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost

@@ -69,6 +69,7 @@ class ImageList(Dataset):
 
     def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable | None = None):
         self.samples, self.transform = list(samples), transform
+        self.targets = [label for _, label in self.samples]  # labels without decoding images, as torchvision keeps them
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -84,6 +85,7 @@ class ArrayImages(Dataset):
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None):
         self.images, self.labels, self.transform = images, labels, transform
+        self.targets = labels.tolist()
 
     def __len__(self) -> int:
         return len(self.images)
