@@ -22,6 +22,7 @@ from ccup.task import UnlearnTask
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
+    job_start = time.perf_counter()
     config = OmegaConf.to_container(cfg, resolve=True)
     job = HydraConfig.get()
     choices = {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")}
@@ -43,7 +44,7 @@ def main(cfg: DictConfig) -> dict:
         metrics = instantiate(cfg.evaluator)(clip.model, unlearned, task, test_set)
         if cfg.export:
             export_checkpoint(unlearned, clip.name, Path(job.runtime.output_dir) / "checkpoint" / "unlearned.pt")
-        record.update(status="complete", metrics={**cost, **metrics})
+        record.update(status="complete", metrics={**cost, **metrics, "time/job_s": time.perf_counter() - job_start})
     except Exception as exc:
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         if (error := find_user_error(exc)) is not None:

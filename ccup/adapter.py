@@ -3,6 +3,7 @@ unlearned model is an ordinary open_clip model (same architecture, same state-di
 import copy
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import open_clip
@@ -49,6 +50,38 @@ def projection_names(model: torch.nn.Module) -> list[str]:
     linear = final_linear(model.visual)
     prefix = next(name for name, module in model.named_modules() if module is linear)
     return [f"{prefix}.{name}" for name, _ in linear.named_parameters()]
+
+
+@contextmanager
+def projection_removed(model: torch.nn.Module):
+    """Within the block, `model.visual` returns its features before the final projection: (B, D) instead of (B, d)."""
+    visual = model.visual
+    if isinstance(visual, VisionTransformer):
+        proj, visual.proj = visual.proj, None  # VisionTransformer skips a None projection
+        try:
+            yield
+        finally:
+            visual.proj = proj
+        return
+    linear = final_linear(visual)
+    weight, bias = linear.weight, linear.bias
+    identity = torch.eye(linear.in_features, dtype=weight.dtype, device=weight.device)
+    # An identity of the input width in place of the weights: ModifiedResNet's attention pool reads c_proj's
+    # weight and bias directly, so the layer stays and only its parameters change.
+    linear.weight, linear.bias = torch.nn.Parameter(identity), torch.nn.Parameter(torch.zeros_like(identity[0]))
+    try:
+        yield
+    finally:
+        linear.weight, linear.bias = weight, bias
+
+
+def project(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """(N, d) image embeddings of `model` from its (N, D) features before the final projection."""
+    visual = model.visual
+    if isinstance(visual, VisionTransformer):
+        return features @ visual.proj
+    linear = final_linear(visual)
+    return torch.nn.functional.linear(features, linear.weight, linear.bias)
 
 
 def export_checkpoint(model: torch.nn.Module, model_name: str, path: str | Path) -> Path:

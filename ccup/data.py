@@ -1,5 +1,6 @@
 """Datasets behind one signature: `load(split, transform) -> Dataset` of (image, label) pairs."""
 import gzip
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -71,6 +72,10 @@ class ImageList(Dataset):
         self.samples, self.transform = list(samples), transform
         self.targets = [label for _, label in self.samples]  # labels without decoding images, as torchvision keeps them
 
+    def __repr__(self) -> str:  # identifies the split for the feature cache
+        listing = hashlib.sha256(repr(self.samples).encode()).hexdigest()[:16]
+        return f"ImageList({len(self)} images, listing {listing}, transform={self.transform!r})"
+
     def __len__(self) -> int:
         return len(self.samples)
 
@@ -86,6 +91,10 @@ class ArrayImages(Dataset):
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None):
         self.images, self.labels, self.transform = images, labels, transform
         self.targets = labels.tolist()
+
+    def __repr__(self) -> str:  # identifies the split for the feature cache
+        content = hashlib.sha256(self.images.tobytes() + self.labels.tobytes()).hexdigest()[:16]
+        return f"ArrayImages({len(self)} images, content {content}, transform={self.transform!r})"
 
     def __len__(self) -> int:
         return len(self.images)

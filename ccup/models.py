@@ -1,7 +1,7 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
 import difflib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,10 +44,13 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
     return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """SHA-256 of a model's parameter names and bytes: caches of what a model computes are keyed by it."""
+def weights_digest(model: torch.nn.Module, skip: Sequence[str] = ()) -> str:
+    """SHA-256 of a model's parameter names and bytes, but those named in `skip`: caches of what a model computes
+    are keyed by it."""
     digest = hashlib.sha256()
     for name, value in model.state_dict().items():
+        if name in skip:
+            continue
         digest.update(name.encode())
         digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from ccup.adapter import export_checkpoint, fold_projection, projection_names
+from ccup.adapter import export_checkpoint, fold_projection, project, projection_names, projection_removed
 from ccup.models import load_clip
 
 
@@ -48,3 +48,15 @@ with torch.no_grad():
         expected = edited.eval().encode_image(images)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
     assert not torch.allclose(expected, clip.model.eval().encode_image(images))
+
+
+@pytest.mark.parametrize("name", ["ViT-B-32", "RN50"])
+def test_features_before_the_projection_project_to_the_embeddings(random_clips, name):
+    model = random_clips[name].model
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        with projection_removed(model):
+            features = model.visual(images)  # (2, D)
+        assert features.shape[1] != model.visual.output_dim or name == "ViT-B-32"
+        torch.testing.assert_close(project(model, features), model.encode_image(images), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(model.encode_image(images), model.encode_image(images))  # the tower is restored

@@ -1,0 +1,91 @@
+"""Image features before the final projection, computed once per (image tower, dataset) and cached on disk.
+
+CCUP, the nullspace projection and any method that edits only the final image projection (or the text tower) leave
+these features unchanged, so every such configuration of a sweep is scored from one encoding pass.
+"""
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ccup.adapter import projection_names, projection_removed
+from ccup.models import weights_digest
+
+log = logging.getLogger(__name__)
+
+
+class HeadFeatures(pl.LightningModule):
+    """`Trainer.predict` yields (features before the final projection (B, D), labels (B,)) per batch."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def predict_step(self, batch, batch_idx):
+        images, labels = batch
+        with projection_removed(self.model):
+            return self.model.visual(images), labels
+
+
+def tower_digest(model: torch.nn.Module) -> str:
+    """Identity of the image features: the image tower's weights without the final projection."""
+    return weights_digest(model.visual, skip=[name.removeprefix("visual.") for name in projection_names(model)])
+
+
+def describe(dataset: Dataset) -> str | None:
+    """A description that identifies a dataset split as the model sees it (torchvision's repr names root, split and
+    transform), or None where there is none: a default repr names a memory address, new in every process."""
+    if isinstance(dataset, Subset):
+        inner = describe(dataset.dataset)
+        indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
+        return inner and f"Subset({inner}, indices {indices})"
+    text = f"{dataset!r}|{len(dataset)}"
+    return None if " object at 0x" in text else text
+
+
+class FeatureCache:
+    """(N, D) features and (N,) labels of a dataset under a model, in `root/<tower>-<dataset>.pt`. Writers write
+    then rename, so parallel jobs filling the same entry leave one complete file; an entry that does not load or
+    does not match the dataset is rebuilt with a warning. `enabled=False` bypasses the cache."""
+
+    def __init__(self, root: str, enabled: bool = True):
+        self.root, self.enabled = Path(root), enabled
+
+    def path(self, model: torch.nn.Module, dataset: Dataset) -> Path | None:
+        """Where the entry lives; None when the cache is off or the dataset cannot be identified across runs."""
+        description = describe(dataset)
+        if not self.enabled or description is None:
+            return None
+        dataset_id = hashlib.sha256(description.encode()).hexdigest()
+        return self.root / f"{tower_digest(model)[:20]}-{dataset_id[:20]}.pt"
+
+    def load(self, path: Path | None, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if path is None or not path.exists():
+            return None
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            features, labels = entry["features"], entry["labels"]
+            if features.ndim == 2 and features.shape[0] == labels.shape[0] == size:
+                return features, labels
+            raise ValueError(f"holds {tuple(features.shape)} features for a dataset of {size}")
+        except Exception as exc:  # truncated, corrupt or stale: never trusted, always rebuilt
+            log.warning("rebuilding feature cache entry %s: %s", path, exc)
+            return None
+
+    def save(self, path: Path | None, features: torch.Tensor, labels: torch.Tensor) -> None:
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"features": features, "labels": labels}, tmp)
+        os.replace(tmp, path)
+
+
+def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of `model`'s image tower over `loader`: (N, D) features before the final projection, (N,) labels."""
+    features, labels = zip(*trainer.predict(HeadFeatures(model), loader), strict=True)
+    return torch.cat(features).float().cpu(), torch.cat(labels).cpu()

@@ -1,0 +1,100 @@
+"""The feature cache: the same metrics as encoding every time, safe under parallel writers, self-healing."""
+import logging
+import multiprocessing
+
+import pytest
+import torch
+from conftest import make_config
+from hydra.utils import instantiate
+from torch.utils.data import Subset
+
+from ccup.adapter import fold_projection
+from ccup.data import fashion_mnist
+from ccup.evaluator import Evaluator
+from ccup.features import FeatureCache
+from ccup.models import load_clip
+from ccup.task import UnlearnTask
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A random-weight tiny model, a CCUP-like edit of its projection, and 600 test images."""
+    torch.manual_seed(0)
+    clip = load_clip("ccup-tiny-p7")
+    data = make_config().dataset
+    test = Subset(fashion_mnist("test", data.load.roots, data.load.cache_dir, clip.preprocess), range(600))
+    task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"])
+    W = torch.eye(128) + 0.3 * torch.randn(128, 128, generator=torch.Generator().manual_seed(1))
+    return clip, task, test, fold_projection(clip.model, W)
+
+
+def evaluator(cache_dir, enabled=True) -> Evaluator:
+    return instantiate(make_config(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}").evaluator)
+
+
+def direct_metrics(model, task, dataset) -> dict:
+    """The naive way: encode_image on every image, no features, no cache."""
+    images, labels = zip(*[dataset[i] for i in range(len(dataset))], strict=True)
+    with torch.no_grad():
+        logits = model.encode_image(torch.stack(images), normalize=True) @ task.classifier_of(model)
+    correct = (logits.argmax(-1) == torch.tensor(labels)).float()
+    return {"all/acc": 100 * correct.mean().item()}
+
+
+def accuracies(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k.endswith("acc") or k.endswith("acc_before") or "recall" in k}
+
+
+def test_cached_and_uncached_paths_give_the_same_metrics(setup, tmp_path):
+    clip, task, test, edited = setup
+    cold = evaluator(tmp_path)(clip.model, edited, task, test)  # fills the cache
+    warm = evaluator(tmp_path)(clip.model, edited, task, test)  # reads it
+    bypass = evaluator(tmp_path / "off", enabled=False)(clip.model, edited, task, test)
+    assert accuracies(cold) == accuracies(warm) == accuracies(bypass)
+    assert not (tmp_path / "off").exists()
+    assert cold["all/acc"] == pytest.approx(direct_metrics(edited, task, test)["all/acc"], abs=1e-6)
+    assert cold["all/acc_before"] == pytest.approx(direct_metrics(clip.model, task, test)["all/acc"], abs=1e-6)
+
+
+def test_a_model_with_another_image_tower_is_encoded_anew(setup, tmp_path):
+    clip, task, test, _ = setup
+    other = load_clip("ccup-tiny-p7").model  # other random weights throughout
+    metrics = evaluator(tmp_path)(clip.model, other, task, test)
+    assert metrics["all/acc"] == pytest.approx(direct_metrics(other, task, test)["all/acc"], abs=1e-6)
+    assert len(list((tmp_path / "features").glob("*.pt"))) == 1  # only the original's features are kept
+
+
+def test_a_corrupt_entry_is_rebuilt_with_a_warning(setup, tmp_path, caplog):
+    clip, task, test, edited = setup
+    good = evaluator(tmp_path)(clip.model, edited, task, test)
+    (entry,) = (tmp_path / "features").glob("*.pt")
+    entry.write_bytes(entry.read_bytes()[:1000])  # truncated, as by a full disk or a killed writer
+    with caplog.at_level(logging.WARNING):
+        again = evaluator(tmp_path)(clip.model, edited, task, test)
+    assert "rebuilding feature cache entry" in caplog.text
+    assert accuracies(again) == accuracies(good)
+    assert torch.load(entry, weights_only=True)["features"].shape == (600, 128)
+
+
+def fill(cache_dir, path, start_barrier):
+    """One of several processes writing the same cache entry at once."""
+    features = torch.randn(600, 128)
+    start_barrier.wait()
+    FeatureCache(str(cache_dir)).save(path, features, torch.zeros(600, dtype=torch.long))
+
+
+def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
+    clip, _, test, _ = setup
+    path = FeatureCache(str(tmp_path / "cache")).path(clip.model, test)
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    args = (tmp_path / "cache", path, barrier)
+    workers = [context.Process(target=fill, args=args) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    entries = list((tmp_path / "cache").iterdir())
+    assert len(entries) == 1 and entries[0].suffix == ".pt"
+    assert torch.load(entries[0], weights_only=True)["features"].shape == (600, 128)
