@@ -4,17 +4,19 @@ import copy
 import fnmatch
 import hashlib
 import json
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader
 
+from ccup import storage
 from ccup.errors import UserError
+from ccup.features import describe as describe_dataset
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
@@ -49,10 +51,7 @@ class FineTune:
             self.stats = {**entry["stats"], "unlearn/cache_hit": 1}
         else:
             entry = self.train(model, task)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(entry, tmp)
-            os.replace(tmp, path)
+            storage.save(entry, path)
             self.stats = {**entry["stats"], "unlearn/cache_hit": 0}
         return interpolate(model, entry["weights"], self.alpha)
 
@@ -77,9 +76,11 @@ class FineTune:
     def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
         """Everything the fully unlearned weights depend on: the original weights, the task, and every setting of
         this method but alpha."""
+        train = describe_dataset(task.train()) if task.train is not None else None
         setting = {"weights": weights_digest(model), "module": describe(self.module), "samples": describe(self.samples),
-                   "params": self.params, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr,
-                   "seed": self.seed, "classnames": task.classnames, "forget": task.forget, "templates": task.templates}
+                   "trainer": describe(self.trainer), "params": self.params, "steps": self.steps,
+                   "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "classnames": task.classnames,
+                   "forget": task.forget, "templates": task.templates, "train": train}
         return hashlib.sha256(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -95,6 +96,12 @@ def interpolate(model: torch.nn.Module, weights: dict[str, torch.Tensor], alpha:
 
 def describe(obj) -> object:
     """A JSON-able description of a configured object (a partial, or an object built from keyword arguments)."""
+    if isinstance(obj, DictConfig | ListConfig):
+        return OmegaConf.to_container(obj)
+    if isinstance(obj, list | tuple):
+        return [describe(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: describe(value) for key, value in obj.items()}
     if hasattr(obj, "func"):  # functools.partial
         return {"func": describe(obj.func), "args": [describe(a) for a in obj.args],
                 "keywords": {k: describe(v) for k, v in obj.keywords.items()}}

@@ -25,17 +25,18 @@ def lipschitz_loss(model, images: torch.Tensor, captions: torch.Tensor, sigma: f
 class LipschitzUnlearning(pl.LightningModule):
     """Each epoch: noise level sigmas[epoch]; the k_image (k_text) image (text) parameter tensors with the largest
     mean |gradient| are updated, k growing by k_growth per epoch; training stops once the accuracy on the forget
-    samples is at most stop_accuracy, and the weights with the lowest such accuracy are kept."""
+    samples is at most stop_accuracy, or after `epochs`, and the weights with the lowest such accuracy are kept."""
 
     uses = ("forget",)
 
     def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float, sigmas: list[float],
-                 noise_samples: int, k_image: int, k_text: int, k_growth: int, stop_accuracy: float,
+                 noise_samples: int, k_image: int, k_text: int, k_growth: int, stop_accuracy: float, epochs: int,
                  betas: tuple[float, float], eps: float, weight_decay: float):
         super().__init__()
         self.automatic_optimization = False
         self.model, self.task, self.trainable, self.lr = model, task, trainable, lr
-        self.sigmas, self.noise_samples, self.stop_accuracy = list(sigmas), noise_samples, stop_accuracy
+        self.sigmas, self.noise_samples = list(sigmas), noise_samples
+        self.stop_accuracy, self.epochs = stop_accuracy, epochs
         self.k_image, self.k_text, self.k_growth = k_image, k_text, k_growth
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
         cfg = model.visual.preprocess_cfg
@@ -46,6 +47,9 @@ class LipschitzUnlearning(pl.LightningModule):
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name in trainable)
         self.best = (float("inf"), None)  # (forget accuracy, weights)
+
+    def on_train_epoch_start(self):
+        self.model.eval()  # BatchNorm statistics frozen and no dropout, as in PAPER.md §3
 
     def training_step(self, batch, batch_idx):
         images, labels = batch["forget"]
@@ -76,7 +80,7 @@ class LipschitzUnlearning(pl.LightningModule):
         if accuracy < self.best[0]:
             weights = {n: p.detach().clone() for n, p in self.model.named_parameters() if n in self.trainable}
             self.best = (accuracy, weights)
-        if accuracy <= self.stop_accuracy:
+        if accuracy <= self.stop_accuracy or self.current_epoch + 1 >= self.epochs:
             self.trainer.should_stop = True
 
     def on_train_end(self):

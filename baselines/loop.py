@@ -36,6 +36,9 @@ class Unlearning(pl.LightningModule):
         self.log("unlearn/loss", loss, prog_bar=True)
         return loss
 
+    def on_train_epoch_start(self):
+        self.model.eval()  # BatchNorm statistics frozen and no dropout, as in PAPER.md §3
+
     def on_train_start(self):
         if self.saliency is not None:
             forget = self.trainer.train_dataloader["forget"]

@@ -5,7 +5,6 @@ by gradient ascent on each class's text embedding (PAPER.md §3, step 1), cached
 """
 import hashlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from baselines.synthesis import synthesize
+from ccup import storage
 from ccup.errors import UserError
 from ccup.models import weights_digest
 from ccup.task import UnlearnTask
@@ -74,6 +74,9 @@ class SyntheticSamples:
                  threshold_floor: float, seed: int, cache_dir: str):
         if not per_class >= 1:
             raise UserError(f"data.per_class must be at least 1, got {per_class}")
+        if not (steps >= 1 and blur_every >= 1 and threshold_step > 0):
+            raise UserError(f"data.steps and data.blur_every must be at least 1 and data.threshold_step positive, got "
+                            f"{steps}, {blur_every}, {threshold_step}")
         self.per_class, self.steps, self.step_size, self.jitter = per_class, steps, step_size, jitter
         self.blur_every, self.blur_sigma = blur_every, blur_sigma
         self.norm_weight, self.temperature = norm_weight, temperature
@@ -110,13 +113,12 @@ class SyntheticSamples:
             raise UserError(f"synthesis of {task.classnames[target]!r} never reached its confidence threshold (floor "
                             f"{self.threshold_floor}) in {self.steps} steps per attempt: raise data.steps or lower "
                             "data.threshold_floor, or use data=real")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(images, tmp)
-        os.replace(tmp, path)
+        storage.save(images, path)
         return images
 
     def key(self, model, task: UnlearnTask, target: int) -> str:
         setting = {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "cache_dir"}
-        setting.update(weights=weights_digest(model), target=task.classnames[target], templates=task.templates)
+        # Acceptance is an argmax over all classes: the competing class names are part of what a sample is.
+        setting.update(weights=weights_digest(model), target=task.classnames[target], classnames=task.classnames,
+                       templates=task.templates)
         return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:20]

@@ -17,26 +17,28 @@ def synthesize(model, classifier: torch.Tensor, target: int, n: int, size, mean,
     threshold: each attempt ascends for at most `steps` steps from fresh noise; samples still short of it start again
     with the threshold lowered by `threshold_step`, down to `threshold_floor`. None if some never get there."""
     height, width = (size, size) if isinstance(size, int) else size
-    mean, std = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    device = classifier.device  # noise is drawn on the CPU generator, then moved: the same samples on any device
+    mean, std = torch.tensor(mean, device=device).view(1, 3, 1, 1), torch.tensor(std, device=device).view(1, 3, 1, 1)
     low, high = -mean / std, (1 - mean) / std  # the pixel range [0, 1] after normalisation
     scale = math.sqrt(height * width) / REFERENCE_SIZE
-    images = torch.empty(n, 3, height, width)
-    todo = torch.arange(n)
+    images = torch.empty(n, 3, height, width, device=device)
+    todo = torch.arange(n, device=device)
     while todo.numel() and threshold >= threshold_floor - 1e-9:
-        x = torch.maximum(torch.minimum(torch.randn(len(todo), 3, height, width, generator=generator), high), low)
+        noise = torch.randn(len(todo), 3, height, width, generator=generator).to(device)
+        x = torch.maximum(torch.minimum(noise, high), low)
         accepted = ascend(model, classifier, target, x, low, high, generator, steps=steps,
                           step_size=step_size * scale, jitter=max(1, round(jitter * scale)), blur_every=blur_every,
                           blur_sigma=blur_sigma, norm_weight=norm_weight, temperature=temperature, threshold=threshold)
         images[todo[accepted]] = x[accepted]
         todo, threshold = todo[~accepted], threshold - threshold_step
-    return images if todo.numel() == 0 else None
+    return images.cpu() if todo.numel() == 0 else None
 
 
 def ascend(model, classifier, target, x, low, high, generator, *, steps, step_size, jitter, blur_every, blur_sigma,
            norm_weight, temperature, threshold) -> torch.Tensor:
     """Ascend x (B, 3, H, W) in place on temperature * cos(image, class) - norm_weight * ||x||; a sample stops moving
     once it is accepted. Returns the (B,) mask of accepted samples."""
-    accepted = torch.zeros(len(x), dtype=torch.bool)
+    accepted = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     for step in range(steps + 1):
         with torch.no_grad():  # accept on the image as it will be used, not on its jittered copy
             cos = F.normalize(model.encode_image(x), dim=-1) @ classifier  # (B, C)

@@ -30,9 +30,10 @@ def main(results: Path = Path("results")) -> None:
         print(f"\n## {title}\n\n{table.to_markdown(index=False)}", flush=True)
         lines.append(f"## {title}\n\n{(module.__doc__ or '').strip()}\n\n{table.to_markdown(index=False)}\n")
         tables.append(table.assign(benchmark=title))
-    results.mkdir(exist_ok=True)
-    (results / "benchmarks.md").write_text("\n".join(lines))
-    pd.concat(tables).to_csv(results / "benchmarks.csv", index=False)
+        # Written after each benchmark: what finished is kept if a later one fails.
+        results.mkdir(exist_ok=True)
+        (results / "benchmarks.md").write_text("\n".join(lines))
+        pd.concat(tables).to_csv(results / "benchmarks.csv", index=False)
 
 
 if __name__ == "__main__":

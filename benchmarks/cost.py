@@ -19,7 +19,7 @@ def main() -> pd.DataFrame:
         job = task(clip, data, list(cfg.forget.classes), train)
         for name in sorted(path.stem for path in (CONF / "method").glob("*.yaml")):
             method = instantiate(config(f"method={name}", f"cache_dir={cache_dir}",
-                                        "trainer.enable_progress_bar=false").method)
+                                        "+trainer.enable_progress_bar=false").method)
             start = time.perf_counter()
             method(clip.model, job)
             rows.append({"method": name, "unlearn s": time.perf_counter() - start})

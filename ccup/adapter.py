@@ -2,7 +2,6 @@
 unlearned model is an ordinary open_clip model (same architecture, same state-dict keys)."""
 import copy
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,12 +11,15 @@ from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 
+from ccup import storage
 from ccup.errors import UserError
 
 
 def fold_projection(model: torch.nn.Module, W: torch.Tensor) -> torch.nn.Module:
-    """A copy of `model` whose image embeddings are W z for the original's z; W is (d, d). `model` is untouched."""
-    edited = copy.deepcopy(model)
+    """A copy of `model` whose image embeddings are W z for the original's z; W is (d, d). `model` is untouched; the
+    copy shares every tensor but the final projection with it (no second copy of the weights), so treat both as
+    read-only."""
+    edited = copy.deepcopy(model, memo=shared_except(model, projection_names(model)))
     visual = edited.visual
     with torch.no_grad():
         if isinstance(visual, VisionTransformer):
@@ -31,6 +33,12 @@ def fold_projection(model: torch.nn.Module, W: torch.Tensor) -> torch.nn.Module:
             if linear.bias is not None:
                 linear.bias.copy_(W.to(linear.bias) @ linear.bias)
     return edited
+
+
+def shared_except(model: torch.nn.Module, names: list[str]) -> dict:
+    """A deepcopy memo under which a copy of `model` shares its parameters and buffers but those in `names`."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    return {id(tensor): tensor for name, tensor in tensors if name not in names}
 
 
 def final_linear(visual: torch.nn.Module) -> torch.nn.Linear:
@@ -88,9 +96,6 @@ def export_checkpoint(model: torch.nn.Module, model_name: str, path: str | Path)
     """Save `model` so that plain open_clip loads it: `<path>` holds the state dict, and `<name>.json` beside it
     the architecture (needed for names open_clip does not ship: `open_clip.add_model_config(<dir>)` first)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    (path.parent / f"{model_name}.json").write_text(json.dumps(open_clip.get_model_config(model_name), indent=2))
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(model.state_dict(), tmp)
-    os.replace(tmp, path)
-    return path
+    config = json.dumps(open_clip.get_model_config(model_name), indent=2).encode()
+    storage.write_bytes(config, path.parent / f"{model_name}.json")
+    return storage.save(model.state_dict(), path)

@@ -2,7 +2,6 @@
 import gzip
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, OxfordIIITPet
 from torchvision.datasets.folder import default_loader
 
+from ccup import storage
 from ccup.errors import UserError
 
 IMAGENET_CLASSES = 1000
@@ -51,12 +51,8 @@ def fashion_mnist(split: str, roots: Sequence[str], cache_dir: str, transform: C
 
 def _gunzip(src: Path, dst: Path) -> None:
     """Unpack `src` to `dst` unless done; write-then-rename so parallel jobs never read half a file."""
-    if dst.exists():
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(gzip.decompress(src.read_bytes()))
-    os.replace(tmp, dst)
+    if not dst.exists():
+        storage.write_bytes(gzip.decompress(src.read_bytes()), dst)
 
 
 def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ccup.adapter import project
-from ccup.features import FeatureCache, encode, tower_digest
+from ccup.features import FeatureCache, encode, same_tower
 from ccup.metrics import unlearning_metrics
 from ccup.task import UnlearnTask
 
@@ -42,7 +42,7 @@ class Evaluator:
         features, labels = self.features(original, dataset, cached=True)
         before = scores(original, features, labels, task)
         start = time.perf_counter()
-        if tower_digest(unlearned) != tower_digest(original):  # fine-tuned towers are encoded anew, never cached
+        if not same_tower(original, unlearned):  # fine-tuned towers are encoded anew, never cached
             features, labels = self.features(unlearned, dataset, cached=False)
         after = scores(unlearned, features, labels, task)
         return {

@@ -5,13 +5,14 @@ these features unchanged, so every such configuration of a sweep is scored from 
 """
 import hashlib
 import logging
-import os
+import weakref
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from ccup import storage
 from ccup.adapter import projection_names, projection_removed
 from ccup.models import weights_digest
 
@@ -32,8 +33,27 @@ class HeadFeatures(pl.LightningModule):
 
 
 def tower_digest(model: torch.nn.Module) -> str:
-    """Identity of the image features: the image tower's weights without the final projection."""
-    return weights_digest(model.visual, skip=[name.removeprefix("visual.") for name in projection_names(model)])
+    """Identity of the image features: the image tower's weights without the final projection. Remembered per
+    model until one of its tensors changes in place, so a sweep hashes its model once."""
+    versions = tuple(tensor._version for tensor in model.visual.state_dict(keep_vars=True).values())
+    remembered = _digests.get(model)
+    if remembered is None or remembered[0] != versions:
+        skip = [name.removeprefix("visual.") for name in projection_names(model)]
+        remembered = _digests[model] = (versions, weights_digest(model.visual, skip=skip))
+    return remembered[1]
+
+
+_digests: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def same_tower(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two models compute the same image features before their final projections: their other image-tower
+    tensors are shared (as after `fold_projection`) or equal."""
+    skip = {name.removeprefix("visual.") for name in projection_names(a)}
+    ours, theirs = a.visual.state_dict(), b.visual.state_dict()
+    return ours.keys() == theirs.keys() and all(
+        name in skip or ours[name].data_ptr() == theirs[name].data_ptr() or torch.equal(ours[name], theirs[name])
+        for name in ours)
 
 
 def describe(dataset: Dataset) -> str | None:
@@ -44,7 +64,7 @@ def describe(dataset: Dataset) -> str | None:
         indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
         return inner and f"Subset({inner}, indices {indices})"
     text = f"{dataset!r}|{len(dataset)}"
-    return None if " object at 0x" in text else text
+    return None if " at 0x" in text or "Lambda()" in text else text
 
 
 class FeatureCache:
@@ -77,12 +97,8 @@ class FeatureCache:
             return None
 
     def save(self, path: Path | None, features: torch.Tensor, labels: torch.Tensor) -> None:
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"features": features, "labels": labels}, tmp)
-        os.replace(tmp, path)
+        if path is not None:
+            storage.save({"features": features, "labels": labels}, path)
 
 
 def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:

@@ -59,11 +59,12 @@ def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:
 
 def check_alpha(alpha: float) -> None:
     """The strength shared by every method is a fraction of the full unlearning step."""
-    if not 0 <= alpha <= 1:  # also refuses NaN
+    if not isinstance(alpha, int | float) or not 0 <= alpha <= 1:  # also refuses NaN
         raise UserError(f"alpha must lie in [0, 1] (0 = original model, 1 = full unlearning), got {alpha}")
 
 
 def check_weights(lam: float, mu: float) -> None:
     """The objective's weights: lam >= 0 (inf = hard constraint W T_f = 0), finite mu >= 0."""
-    if not (lam >= 0 and 0 <= mu < math.inf):  # comparisons with NaN are False, so NaN is refused too
+    numbers = isinstance(lam, int | float) and isinstance(mu, int | float)
+    if not (numbers and lam >= 0 and 0 <= mu < math.inf):  # comparisons with NaN are False: NaN is refused too
         raise UserError(f"CCUP needs lam >= 0 (inf allowed) and finite mu >= 0, got lam={lam}, mu={mu}")

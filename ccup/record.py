@@ -2,11 +2,12 @@
 The records are the truth; W&B mirrors them and reports are built from them."""
 import hashlib
 import json
-import os
 import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
+
+from ccup import storage
 
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "wandb")
 # Keys that say where and how a job reports, not what it computes: left out of its identity.
@@ -36,10 +37,7 @@ def provenance() -> dict:
 
 
 def write_record(record: dict, *paths: Path) -> None:
-    """Write the record to each path; write-then-rename, so a killed job never leaves a half-written record."""
-    text = json.dumps(record, indent=2, sort_keys=True, default=str)
-    for path in map(Path, paths):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    """Write the record to each path, atomically: a killed job never leaves a half-written record."""
+    text = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
+    for path in paths:
+        storage.write_bytes(text, path)

@@ -17,13 +17,21 @@ def load_records(results_dir: Path) -> pd.DataFrame:
         if record["status"] != "complete":
             continue
         config = record["config"]
-        params = {k: v for k, v in {**config["method"], **config["method"].get("module", {})}.items()
-                  if not k.startswith("_") and k not in ("alpha", "seed") and not isinstance(v, dict | list | str)}
         rows.append({"model": record["choices"]["model"], "dataset": config["dataset"]["name"],
-                     "method": record["choices"]["method"], "params": " ".join(f"{k}={v}" for k, v in params.items()),
+                     "method": record["choices"]["method"], "params": settings(config["method"]),
                      "forget": "+".join(config["forget"]["classes"]), "alpha": config["alpha"], "seed": config["seed"],
                      **record["metrics"]})
     return pd.DataFrame(rows)
+
+
+def settings(method: dict) -> str:
+    """A method's own settings as `key=value` words (nested keys dotted, the data regime by its class), leaving
+    out what every method shares: alpha, seed, paths, the trainer."""
+    flat = pd.json_normalize(method, sep=".").iloc[0].to_dict()
+    shared = ("alpha", "seed", "cache_dir", "trainer.", "_partial_", "module._target_", "loss._target_")
+    words = [f"{key.removeprefix('module.')}={value}" for key, value in flat.items()
+             if key != "_target_" and not any(part in key for part in shared)]
+    return " ".join(word.replace("samples._target_=baselines.samples.", "data=") for word in words)
 
 
 def per_forget_set(records: pd.DataFrame) -> pd.DataFrame:

@@ -46,6 +46,9 @@ class UnlearnTask:
 
 def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
     """Forget sets name classes of the dataset: at least one, each once, and not all of them."""
+    if isinstance(forget, str) or not all(isinstance(name, str) for name in forget):
+        raise UserError(f"forget.classes must be a list of class names, got {forget!r}: write e.g. "
+                        "forget.classes=[sandal], and quote names that look like numbers, forget.classes=['5']")
     if len(forget) == 0:
         raise UserError("the forget set is empty: name at least one class, e.g. forget.classes=[sandal]")
     for name in forget:

@@ -2,7 +2,6 @@
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -10,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from ccup import storage
 from ccup.data import materialize
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.zeroshot import zero_shot_logits
@@ -64,10 +64,7 @@ def load_tiny(train_data, epochs: int, batch_size: int, lr: float, seed: int, ca
             trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False,
                                  enable_checkpointing=False, enable_model_summary=False)
             trainer.fit(module, loader)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(clip.model.state_dict(), tmp)
-            os.replace(tmp, path)
+            storage.save(clip.model.state_dict(), path)
     clip.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     clip.model.eval()
     return clip

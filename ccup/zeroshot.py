@@ -9,7 +9,7 @@ def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str],
                      templates: Sequence[str]) -> torch.Tensor:
     """(d, C) classifier: per class, the normalised mean of the normalised template embeddings (CLIP's ensemble)."""
     device = next(model.parameters()).device
-    return build_zero_shot_classifier(model, tokenizer, classnames, templates, num_classes_per_batch=None,
+    return build_zero_shot_classifier(model, tokenizer, classnames, templates, num_classes_per_batch=20,
                                       device=device)
 
 
