@@ -45,7 +45,7 @@ def main(cfg: DictConfig) -> dict:
         if cfg.export:
             export_checkpoint(unlearned, clip.name, Path(job.runtime.output_dir) / "checkpoint" / "unlearned.pt")
         record.update(status="complete", metrics={**cost, **metrics, "time/job_s": time.perf_counter() - job_start})
-    except Exception as exc:
+    except BaseException as exc:  # an interrupted job is a failed one too
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         if (error := find_user_error(exc)) is not None:
             raise SystemExit(f"error: {error}") from None

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from ccup import storage
 from ccup.adapter import projection_names, projection_removed
-from ccup.models import weights_digest
+from ccup.models import same_weights, weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +49,8 @@ _digests: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyD
 def same_tower(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     """Whether two models compute the same image features before their final projections: their other image-tower
     tensors are shared (as after `fold_projection`) or equal."""
-    skip = {name.removeprefix("visual.") for name in projection_names(a)}
-    ours, theirs = a.visual.state_dict(), b.visual.state_dict()
-    return ours.keys() == theirs.keys() and all(
-        name in skip or ours[name].data_ptr() == theirs[name].data_ptr() or torch.equal(ours[name], theirs[name])
-        for name in ours)
+    skip = set(projection_names(a))
+    return same_weights(a, b, [name for name in a.state_dict() if name.startswith("visual.") and name not in skip])
 
 
 def describe(dataset: Dataset) -> str | None:

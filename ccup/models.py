@@ -1,7 +1,7 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
 import difflib
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,18 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         raise UserError(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where there "
                         "is internet and pass model.pretrained=/path/to/checkpoint") from exc
     return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module, names: Iterable[str]) -> bool:
+    """Whether two models hold the same values under `names`: shared tensors (checked first, for free) or equal."""
+    ours, theirs = a.state_dict(), b.state_dict()
+    return all(ours[name].data_ptr() == theirs[name].data_ptr() or torch.equal(ours[name], theirs[name])
+               for name in names)
+
+
+def text_tower(model: torch.nn.Module) -> list[str]:
+    """Names of the weights behind text embeddings: all but the image tower's."""
+    return [name for name in model.state_dict() if not name.startswith("visual.")]
 
 
 def weights_digest(model: torch.nn.Module, skip: Sequence[str] = ()) -> str:

@@ -2,12 +2,13 @@
 training images are for methods that need data."""
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
 
 from ccup.errors import UserError
+from ccup.models import same_weights, text_tower
 from ccup.zeroshot import class_embeddings
 
 
@@ -19,6 +20,7 @@ class UnlearnTask:
     tokenizer: Callable
     classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
     train: Callable[[], Dataset] | None = None  # the train split, built only for methods that use real images
+    original: torch.nn.Module | None = field(default=None, repr=False)  # whose text tower gave `classifier`
 
     def __post_init__(self):
         check_forget_set(self.forget, self.classnames)
@@ -29,7 +31,7 @@ class UnlearnTask:
         """The task for a model; the forget set is checked before any text is encoded."""
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
-        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train)
+        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train, clip.model)
 
     @property
     def forget_idx(self) -> list[int]:
@@ -40,7 +42,10 @@ class UnlearnTask:
         return [i for i, name in enumerate(self.classnames) if name not in self.forget]
 
     def classifier_of(self, model: torch.nn.Module) -> torch.Tensor:
-        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it."""
+        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it. A model
+        whose text tower is the original's reuses `classifier`: encoding every prompt costs more than comparing."""
+        if self.original is not None and same_weights(model, self.original, text_tower(model)):
+            return self.classifier
         return class_embeddings(model, self.tokenizer, self.classnames, self.templates)
 
 
