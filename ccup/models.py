@@ -47,7 +47,8 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
 def same_weights(a: torch.nn.Module, b: torch.nn.Module, names: Iterable[str]) -> bool:
     """Whether two models hold the same values under `names`: shared tensors (checked first, for free) or equal."""
     ours, theirs = a.state_dict(), b.state_dict()
-    return all(ours[name].data_ptr() == theirs[name].data_ptr() or torch.equal(ours[name], theirs[name])
+    return all(ours[name].data_ptr() == theirs[name].data_ptr()
+               or torch.equal(ours[name], theirs[name].to(ours[name].device))  # one may be on the GPU, mid-training
                for name in names)
 
 
