@@ -7,6 +7,7 @@ TORCH := $(if $(wildcard /etc/xdg/pip),torch==2.14.1 torchvision==0.29.1)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
+RESULTS ?= results
 
 .PHONY: help install data run test bench report lint
 
@@ -39,8 +40,8 @@ test: data  ## the tests (the first run trains the embedded model, ~90 s)
 bench: data  ## the benchmarks: speed ratios measured side by side
 	$(PY) -m benchmarks
 
-report: install  ## tables from the records in results/
-	$(PY) -m ccup.report
+report: install  ## tables and plots from the records in results/ (RESULTS=results/ablation: another folder)
+	$(PY) -m ccup.report $(RESULTS)
 
 lint: install  ## ruff
 	$(PY) -m ruff check .

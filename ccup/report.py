@@ -1,27 +1,51 @@
-"""Tables from result records: `python -m ccup.report [results_dir]` writes report.{md,csv} into results_dir."""
+"""Tables and plots from result records: `python -m ccup.report [results_dir ...]` reads `<dir>/records/*.json`
+and writes report.{md,csv,tex} and the plots (PNG) into the first results_dir."""
+import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc", "time/unlearn_s"]
+from ccup import plots
+from ccup.errors import UserError
+
+# The report's metric columns, in this order; a metric no record has is left out, so a new metric is one entry here.
+METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc",
+           "forget/acc_heldout_prompts", "leak/probe_auroc", "relearn/steps_to_half", "time/unlearn_s"]
+CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
 SETTING = ["model", "dataset", "method", "params", "alpha"]
+SPREADS = {"std_forget_sets": "forget sets", "std_seeds": "seeds"}  # column suffix: what the std runs over
+
+DEFINITIONS = """Each cell is the mean over forget sets of each forget set's mean over seeds. Its spread is reported
+twice, separately:
+
+- **± over forget sets**: the sample standard deviation (n − 1) across forget sets of the per-forget-set means over
+  seeds: how much the result depends on which classes are forgotten.
+- **± over seeds**: the sample standard deviation across seeds of each seed's mean over forget sets: how much the
+  headline number moves when the whole benchmark is rerun with another seed (every seed should run the same
+  forget sets).
+
+No ± is shown (an empty std in report.csv) where a setting has a single forget set or a single seed; a
+deterministic method run with several seeds shows ± 0.00."""
 
 
-def load_records(results_dir: Path) -> pd.DataFrame:
-    """One row per complete record: its sweep axes, the method's own settings, and its metrics."""
+def load_records(*results_dirs: Path) -> pd.DataFrame:
+    """One row per complete record: its sweep axes, the method's own settings, and its metrics. A record found in
+    several folders (same id) counts once."""
     rows = []
-    for path in sorted((results_dir / "records").glob("*.json")):
-        record = json.loads(path.read_text())
-        if record["status"] != "complete":
-            continue
-        config = record["config"]
-        rows.append({"model": record["choices"]["model"], "dataset": config["dataset"]["name"],
-                     "method": record["choices"]["method"], "params": settings(config["method"]),
-                     "forget": "+".join(config["forget"]["classes"]), "alpha": config["alpha"], "seed": config["seed"],
-                     **record["metrics"]})
-    return pd.DataFrame(rows)
+    for results_dir in results_dirs:
+        for path in sorted((results_dir / "records").glob("*.json")):
+            record = json.loads(path.read_text())
+            if record["status"] != "complete":
+                continue
+            config = record["config"]
+            rows.append({"id": record["id"], "model": record["choices"]["model"],
+                         "dataset": config["dataset"]["name"], "method": record["choices"]["method"],
+                         "params": settings(config["method"]), "forget": "+".join(config["forget"]["classes"]),
+                         "alpha": config["alpha"], "seed": config["seed"], **record["metrics"]})
+    return pd.DataFrame(rows).drop_duplicates("id") if rows else pd.DataFrame()
 
 
 def settings(method: dict) -> str:
@@ -34,32 +58,103 @@ def settings(method: dict) -> str:
     return " ".join(word.replace("samples._target_=baselines.samples.", "data=") for word in words)
 
 
+def metric_columns(records: pd.DataFrame) -> list[str]:
+    """The metrics of METRICS that the records have, then every cross-dataset accuracy, each beside its before."""
+    return [m for m in METRICS if m in records] + sorted(c for c in records.columns if CROSS.fullmatch(c))
+
+
 def per_forget_set(records: pd.DataFrame) -> pd.DataFrame:
-    """Headline metrics per setting and forget set, averaged over seeds."""
-    groups = records.groupby([*SETTING, "forget"])
-    return groups[METRICS].mean().round(2).join(groups.size().rename("runs")).reset_index()
+    """Metrics per setting and forget set, averaged over seeds."""
+    groups = records.groupby([*SETTING, "forget"], dropna=False)
+    return groups[metric_columns(records)].mean().join(groups.size().rename("seeds")).reset_index()
 
 
-def over_forget_sets(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over forget sets of the per-forget-set means, per setting."""
-    table = per_forget_set(records).groupby(SETTING)[METRICS[:-1]]
-    mean, std = table.mean(), table.std().fillna(0)
-    cells = mean.round(2).astype(str) + " ± " + std.round(2).astype(str)
-    return cells.join(per_forget_set(records).groupby(SETTING).size().rename("forget sets")).reset_index()
+def summarize(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: each metric's mean and its two standard deviations (DEFINITIONS), with the number of
+    forget sets and seeds it comes from."""
+    metrics = metric_columns(records)
+    by_forget = per_forget_set(records).groupby(SETTING, dropna=False)[metrics]
+    by_seed = records.groupby([*SETTING, "seed"], dropna=False)[metrics].mean().groupby(SETTING, dropna=False)
+    stats = {"mean": by_forget.mean(), "std_forget_sets": by_forget.std(), "std_seeds": by_seed.std()}
+    columns = {metric if name == "mean" else f"{metric} {name}": stat[metric]
+               for metric in metrics for name, stat in stats.items()}
+    counts = records.groupby(SETTING, dropna=False).agg(**{"forget sets": ("forget", "nunique"),
+                                                           "seeds": ("seed", "nunique")})
+    return pd.DataFrame(columns).join(counts).reset_index()
 
 
-def main(results_dir: str = "results") -> None:
-    results = Path(results_dir)
-    records = load_records(results)
+def fmt(value: float) -> str:
+    """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty for NaN."""
+    if pd.isna(value):
+        return ""
+    return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.2g}"
+
+
+def with_spread(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
+    """The summary as `mean ± std` cells, the std being `std_forget_sets` or `std_seeds`; no ± where it is NaN."""
+    metrics = [c for c in summary.columns if f"{c} {spread}" in summary.columns]
+    cells = {m: [fmt(mean) + ("" if pd.isna(std) else f" ± {fmt(std)}")
+                 for mean, std in zip(summary[m], summary[f"{m} {spread}"], strict=True)] for m in metrics}
+    return pd.concat([summary[SETTING], pd.DataFrame(cells, index=summary.index),
+                      summary[["forget sets", "seeds"]]], axis=1)
+
+
+def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
+    """A table of formatted cells as tabulate writes it: names left-aligned, numbers right-aligned."""
+    align = ["left" if c in ("model", "dataset", "method", "params", "forget") else "right" for c in table.columns]
+    return table.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True, colalign=align)
+
+
+def latex(table: pd.DataFrame, caption: str) -> str:
+    """A booktabs table (tabulate escapes LaTeX's special characters; ± is plain UTF-8)."""
+    tabular = render(table, "latex_booktabs")
+    return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n{tabular}\n\\end{{table}}\n"
+
+
+def write_plots(summary: pd.DataFrame, out: Path) -> list[Path]:
+    """Each plot kind of plots.KINDS for each (model, dataset): `<kind>_<model>_<dataset>.png`."""
+    paths = []
+    for (model, dataset), group in summary.groupby(["model", "dataset"]):
+        for kind, plot in plots.KINDS.items():
+            path = out / re.sub(r"[^\w.-]+", "_", f"{kind}_{model}_{dataset}.png")
+            plot(group, path)
+            paths.append(path)
+    return paths
+
+
+def write_report(*results_dirs: Path) -> str:
+    """Writes report.md, report.csv (the summary, numbers), report.tex and the plots into the first folder;
+    returns the markdown. Raises UserError when there is no complete record."""
+    out = results_dirs[0]
+    records = load_records(*results_dirs)
     if records.empty:
-        sys.exit(f"error: no complete records in {results / 'records'}: run `make run` first")
-    per_set, summary = per_forget_set(records), over_forget_sets(records)
-    per_set.to_csv(results / "report.csv", index=False)
-    markdown = (f"## Mean ± std over forget sets\n\n{summary.to_markdown(index=False)}\n\n"
-                f"## Per forget set (mean over seeds)\n\n{per_set.to_markdown(index=False)}\n")
-    (results / "report.md").write_text(markdown)
-    print(markdown)
+        folders = ", ".join(str(folder / "records") for folder in results_dirs)
+        raise UserError(f"no complete records in {folders}: run `make run` first")
+    summary, per_set = summarize(records), per_forget_set(records)
+    tables = {f"Mean ± std over {over}": with_spread(summary, spread) for spread, over in SPREADS.items()}
+    summary.to_csv(out / "report.csv", index=False)
+    per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
+    pngs = write_plots(summary, out)
+    sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
+    sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
+                 "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
+    markdown = f"# Report: {len(records)} records, {len(summary)} settings\n\n" + "\n".join(sections)
+    (out / "report.md").write_text(markdown)
+    (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"
+                                    + "\n".join(latex(table, title) for title, table in tables.items()))
+    return markdown
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m ccup.report", description=__doc__)
+    parser.add_argument("results_dirs", nargs="*", type=Path, default=[Path("results")], metavar="results_dir",
+                        help="folders with records/*.json (default: results); the report goes into the first")
+    args = parser.parse_args(argv)
+    try:
+        print(write_report(*args.results_dirs))
+    except UserError as error:
+        sys.exit(f"error: {error}")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

@@ -1,0 +1,116 @@
+"""Plots of a report summary (one row per setting, ccup.report.summarize), one function per kind, each writing a PNG.
+
+Figures are made with matplotlib's object API, never pyplot: a bare `Figure` renders with the Agg backend, needs no
+display and keeps no global state between plots."""
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.figure import Figure
+
+ACCURACIES = ["forget/acc", "retain/acc"]
+COLUMNS = ["method", "params", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s"]
+BEFORE = {"color": "grey", "linestyle": "--", "linewidth": 1, "label": "before forgetting"}
+
+
+def pareto_front(points: pd.DataFrame) -> pd.Series:
+    """True for the points no other point dominates: none has retain accuracy as high and forget accuracy as low,
+    and is better in one of them. Points with a missing accuracy are never on the front."""
+    retain, forget = points["retain/acc"].to_numpy(float), points["forget/acc"].to_numpy(float)  # (n,)
+    r, f = retain[:, None], forget[:, None]  # (n, 1): row i is point i, column j another point j
+    dominated = ((retain >= r) & (forget <= f) & ((retain > r) | (forget < f))).any(axis=1)
+    return pd.Series(~dominated & ~np.isnan(retain) & ~np.isnan(forget), index=points.index)
+
+
+def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The summary with every plotted column (NaN where the records lack a metric) and a `label` per method and
+    settings, and one colour per label, the same in every plot."""
+    summary = summary.reindex(columns=[*summary.columns, *(c for c in COLUMNS if c not in summary)])
+    summary["label"] = (summary["method"] + " " + summary["params"].fillna("")).str.strip()
+    labels = sorted(summary["label"].unique())
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return summary, {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+
+
+def reference(draw, summary: pd.DataFrame, column: str) -> None:
+    """A dashed line at the mean of a before-forgetting metric, if the records have it."""
+    if pd.notna(value := summary[column].mean()):
+        draw(value, **BEFORE)
+
+
+def log_scale(ax, seconds: pd.Series) -> None:
+    """A log x axis spanning whole decades, labelled at each decade: a narrow range has no decade tick inside it."""
+    seconds = seconds[seconds > 0]
+    if seconds.empty:
+        return
+    ax.set_xscale("log")
+    ax.set_xlim(10 ** np.floor(np.log10(seconds.min())), 10 ** (np.floor(np.log10(seconds.max())) + 1))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+def save(fig: Figure, axes, path: Path) -> None:
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    fig.savefig(path, dpi=120)
+
+
+def plot_alpha(summary: pd.DataFrame, path: Path) -> None:
+    """Forget and retain accuracy against alpha, one line per method and settings (means over forget sets and
+    seeds), dashed at the accuracies before forgetting."""
+    summary, colors = prepare(summary)
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    for ax, metric in zip(axes, ACCURACIES, strict=True):
+        for label, line in summary.sort_values("alpha").groupby("label"):
+            ax.plot(line["alpha"], line[metric], marker="o", color=colors[label], label=label)
+        reference(ax.axhline, summary, f"{metric}_before")
+        ax.set(xlabel="alpha", ylabel=f"{metric} (%)", title=f"{metric} against alpha", xlim=(-0.05, 1.05))
+    fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}")
+    save(fig, axes, path)
+
+
+def plot_pareto(summary: pd.DataFrame, path: Path) -> None:
+    """Forget against retain accuracy, one marker per (method and settings, alpha), the alpha beside it, and the
+    Pareto front of the settings no other beats (high retain, low forget accuracy)."""
+    summary, colors = prepare(summary)
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for label, points in summary.groupby("label"):
+        ax.scatter(points["retain/acc"], points["forget/acc"], color=colors[label], label=label, zorder=2)
+        for _, point in points.iterrows() if summary["alpha"].nunique() > 1 else ():
+            ax.annotate(f"{point['alpha']:g}", (point["retain/acc"], point["forget/acc"]), fontsize="x-small",
+                        xytext=(3, 3), textcoords="offset points")
+    front = summary[pareto_front(summary)].sort_values("retain/acc")
+    ax.plot(front["retain/acc"], front["forget/acc"], color="black", linewidth=1, zorder=1, label="Pareto front")
+    reference(ax.axvline, summary, "retain/acc_before")
+    reference(ax.axhline, summary, "forget/acc_before")
+    ax.set(xlabel="retain/acc (%), higher is better", ylabel="forget/acc (%), lower is better",
+           title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: forget against retain, by alpha")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # both reference lines share one legend entry
+    fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize="small")
+    fig.savefig(path, dpi=120)
+
+
+def plot_cost(summary: pd.DataFrame, path: Path) -> None:
+    """Forget and retain accuracy against the cost of unlearning (`time/unlearn_s`, log scale), one marker per
+    method and settings at the largest alpha of the sweep."""
+    summary, colors = prepare(summary)
+    alpha = summary["alpha"].max()
+    top = summary[summary["alpha"] == alpha]
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    for ax, metric in zip(axes, ACCURACIES, strict=True):
+        for label, points in top.groupby("label"):
+            ax.scatter(points["time/unlearn_s"], points[metric], color=colors[label], label=label)
+        reference(ax.axhline, summary, f"{metric}_before")
+        log_scale(ax, top["time/unlearn_s"])
+        ax.set(xlabel="time/unlearn_s (s)", ylabel=f"{metric} (%)", title=f"{metric} against cost")
+    fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}, alpha = {alpha:g}")
+    save(fig, axes, path)
+
+
+KINDS = {"alpha": plot_alpha, "pareto": plot_pareto, "cost": plot_cost}  # file prefix: plot

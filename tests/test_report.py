@@ -1,0 +1,235 @@
+"""Reports from synthetic records: the means and both standard deviations, the files, the plots, the Pareto front,
+the Hydra callback. No model is trained; every record is written by hand into tmp_path."""
+import json
+import math
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import CONF
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from ccup import plots, report
+from ccup.callbacks import Report
+from ccup.errors import UserError
+
+PNG = b"\x89PNG\r\n\x1a\n"
+KINDS = ["alpha", "pareto", "cost"]
+
+
+def record(method="ccup", forget="sandal", seed=0, alpha=1.0, lam=1000.0, status="complete", **metrics) -> dict:
+    """A result record as run.py writes it, reduced to the fields the report reads; metrics by keyword,
+    slashes written as double underscores (forget__acc=1 is forget/acc)."""
+    config = {"alpha": alpha, "seed": seed, "dataset": {"name": "fashion_mnist"},
+              "forget": {"classes": forget.split("+")},
+              "method": {"_target_": f"ccup.method.{method}", "alpha": alpha, "seed": seed, "lam": lam}}
+    return {"id": f"{method}-{forget}-{seed}-{alpha}-{lam}", "status": status, "config": config,
+            "choices": {"model": "tiny", "method": method},
+            "metrics": {key.replace("__", "/"): value for key, value in metrics.items()}}
+
+
+def write(results_dir: Path, *records: dict) -> Path:
+    (results_dir / "records").mkdir(parents=True, exist_ok=True)
+    for rec in records:
+        (results_dir / "records" / f"{rec['id']}.json").write_text(json.dumps(rec))
+    return results_dir
+
+
+def accuracies(forget, retain, forget_before=80.0, retain_before=86.0, seconds=0.01) -> dict:
+    return {"forget__acc": forget, "retain__acc": retain, "forget__acc_before": forget_before,
+            "retain__acc_before": retain_before, "time__unlearn_s": seconds}
+
+
+# Two forget sets x two seeds of one setting, chosen so that the two spreads differ, and so that the std over seeds
+# differs from the other candidate definition, the mean over forget sets of each one's std over seeds:
+#                        seed 0   seed 1 | mean over seeds
+#   forget/acc  sandal        0        2 |  1
+#               bag          10        4 |  7
+#   retain/acc  sandal       80       84 | 82
+#               bag          91       89 | 90
+# Means over forget sets per seed: forget/acc 5 and 3, retain/acc 85.5 and 86.5.
+GRID = [record("finetune", forget, seed, **accuracies(f, r))
+        for forget, seed, f, r in [("sandal", 0, 0, 80), ("sandal", 1, 2, 84), ("bag", 0, 10, 91), ("bag", 1, 4, 89)]]
+# A deterministic method run with two seeds (identical results) and one run with a single seed.
+DETERMINISTIC = [record("nullspace", forget, seed, **accuracies(f, 85.0))
+                 for forget, f in [("sandal", 1.0), ("bag", 3.0)] for seed in (0, 1)]
+ONE_SEED = [record("ccup", forget, 0, **accuracies(f, 85.5)) for forget, f in [("sandal", 0.5), ("bag", 1.5)]]
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """Three methods at alpha = 1 (the records above) and at alpha = 0, 0.5, and a failed record."""
+    extra = [record(method, forget, seed, alpha, **accuracies(80.0 * (1 - alpha), 86.0 - alpha, seconds=s))
+             for method, s in [("ccup", 0.005), ("nullspace", 0.004), ("finetune", 10.0)]
+             for forget in ("sandal", "bag") for seed in (0, 1) for alpha in (0.0, 0.5)]
+    failed = record("ccup", "coat", status="failed")
+    return write(tmp_path, *GRID, *DETERMINISTIC, *ONE_SEED, *extra, failed)
+
+
+def row(summary: pd.DataFrame, method: str, alpha=1.0) -> pd.Series:
+    rows = summary[(summary["method"] == method) & (summary["alpha"] == alpha)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_mean_and_both_spreads_match_their_definitions(tmp_path):
+    summary = report.summarize(report.load_records(write(tmp_path, *GRID, *DETERMINISTIC, *ONE_SEED)))
+    grid = row(summary, "finetune")
+    assert grid["forget/acc"] == pytest.approx(4.0)                           # mean of 1 and 7
+    assert grid["forget/acc std_forget_sets"] == pytest.approx(math.sqrt(18))  # std of 1 and 7 (n - 1)
+    assert grid["forget/acc std_seeds"] == pytest.approx(math.sqrt(2))         # std of 5 and 3, not (√2 + √18) / 2
+    assert grid["retain/acc"] == pytest.approx(86.0)
+    assert grid["retain/acc std_forget_sets"] == pytest.approx(math.sqrt(32))  # std of 82 and 90
+    assert grid["retain/acc std_seeds"] == pytest.approx(math.sqrt(0.5))       # std of 85.5 and 86.5
+    assert (grid["forget sets"], grid["seeds"]) == (2, 2)
+    deterministic, one_seed = row(summary, "nullspace"), row(summary, "ccup")
+    assert deterministic["forget/acc std_seeds"] == 0.0
+    assert deterministic["forget/acc std_forget_sets"] == pytest.approx(math.sqrt(2))
+    assert math.isnan(one_seed["forget/acc std_seeds"]) and one_seed["seeds"] == 1
+    assert one_seed["forget/acc"] == pytest.approx(1.0)
+
+
+def test_tables_show_each_spread_separately(tmp_path):
+    results = write(tmp_path, *GRID, *DETERMINISTIC, *ONE_SEED)
+    summary = report.summarize(report.load_records(results))
+    over_forget, over_seeds = (report.with_spread(summary, spread) for spread in report.SPREADS)
+    assert row(over_forget, "finetune")["forget/acc"] == "4.00 ± 4.24"
+    assert row(over_seeds, "finetune")["forget/acc"] == "4.00 ± 1.41"
+    assert row(over_seeds, "nullspace")["forget/acc"] == "2.00 ± 0.00"
+    assert row(over_seeds, "ccup")["forget/acc"] == "1.00"  # one seed: no ±
+    assert row(over_forget, "ccup")["time/unlearn_s"] == "0.01 ± 0.00"
+
+
+def test_report_files_hold_one_row_per_setting(sweep):
+    markdown = report.write_report(sweep)
+    table = pd.read_csv(sweep / "report.csv")
+    assert len(table) == 9  # 3 methods x 3 alphas; the failed record is left out
+    assert sorted(table["method"].unique()) == ["ccup", "finetune", "nullspace"]
+    assert {"forget/acc", "forget/acc std_forget_sets", "forget/acc std_seeds", "seeds"} <= set(table.columns)
+    finetune = table[(table["method"] == "finetune") & (table["alpha"] == 1.0)].iloc[0]
+    assert finetune["forget/acc std_seeds"] == pytest.approx(math.sqrt(2))
+    assert (sweep / "report.md").read_text() == markdown
+    for title in ("## Mean ± std over forget sets", "## Mean ± std over seeds", "## Per forget set"):
+        assert markdown.count(title) == 1
+    assert "4.00 ± 4.24" in markdown and "4.00 ± 1.41" in markdown
+    tex = (sweep / "report.tex").read_text()
+    assert tex.count("\\begin{tabular}") == 2 and tex.count("\\end{table}") == 2
+    assert tex.count("fashion\\_mnist") == 2 * 9  # one row per setting in each table, "_" escaped
+    assert "4.00 ± 4.24" in tex and "4.00 ± 1.41" in tex
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header: the signature, then the IHDR chunk."""
+    data = path.read_bytes()
+    assert data[:8] == PNG and data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_every_plot_kind_is_a_png(sweep):
+    markdown = report.write_report(sweep)
+    pngs = sorted(path.name for path in sweep.glob("*.png"))
+    assert pngs == sorted(f"{kind}_tiny_fashion_mnist.png" for kind in KINDS)
+    for name in pngs:
+        width, height = png_size(sweep / name)
+        assert width > 300 and height > 300 and (sweep / name).stat().st_size > 10_000
+        assert f"]({name})" in markdown
+
+
+def test_pareto_front_is_exactly_the_non_dominated_points():
+    points = pd.DataFrame({"retain/acc": [90, 85, 95, 95, 90, float("nan"), 80, 70],
+                           "forget/acc": [0, 0, 10, 20, 0, 0, 50, -1]}, index=list("ABCDEFGH"))
+    # B is beaten by A (same forget, lower retain), D by C, G by A; A and E tie, so neither beats the other;
+    # F has no retain accuracy; H forgets most of all.
+    assert list(points.index[plots.pareto_front(points)]) == ["A", "C", "E", "H"]
+
+
+@pytest.mark.parametrize("records", [
+    pytest.param([record(forget__acc=1.0, retain__acc=85.0)], id="one-record-without-before-or-time"),
+    pytest.param([record(alpha=0.5, **accuracies(30.0, 85.0)), record("nullspace", alpha=0.5, forget__acc=2.0)],
+                 id="one-alpha-a-metric-missing-from-one-method"),
+    pytest.param([record(alpha=0.0, **accuracies(80.0, 86.0, seconds=0.0))], id="zero-cost"),
+])
+def test_sparse_records_still_give_every_file(tmp_path, records):
+    report.write_report(write(tmp_path, *records))
+    for name in ("report.md", "report.csv", "report.tex", *(f"{kind}_tiny_fashion_mnist.png" for kind in KINDS)):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "forget/acc" in pd.read_csv(tmp_path / "report.csv")
+
+
+def test_cross_dataset_accuracies_join_the_columns_after_and_before(tmp_path):
+    metrics = {"cross/digits/acc_before": 90.0, "cross/digits/acc": 89.0, "cross/digits/n": 5, "unlearn/steps": 3}
+    records = report.load_records(write(tmp_path, record(forget__acc=1.0, **{k.replace("/", "__"): v
+                                                                             for k, v in metrics.items()})))
+    assert report.metric_columns(records) == ["forget/acc", "cross/digits/acc", "cross/digits/acc_before"]
+    assert list(report.summarize(records).filter(like="cross/").columns) == [
+        "cross/digits/acc", "cross/digits/acc std_forget_sets", "cross/digits/acc std_seeds",
+        "cross/digits/acc_before", "cross/digits/acc_before std_forget_sets", "cross/digits/acc_before std_seeds"]
+
+
+def test_records_of_several_folders_count_once_each(tmp_path):
+    first, second = write(tmp_path / "a", GRID[0]), write(tmp_path / "b", GRID[0], GRID[1])
+    report.main([str(first), str(second)])
+    assert pd.read_csv(first / "report.csv")["seeds"].tolist() == [2]
+    assert not (second / "report.md").exists()
+
+
+@pytest.mark.parametrize("records", [[], [record(status="failed")]], ids=["no-records", "only-failed"])
+def test_no_complete_record_is_one_error_line(tmp_path, records):
+    write(tmp_path, *records)
+    with pytest.raises(SystemExit) as exit_:
+        report.main([str(tmp_path)])
+    assert exit_.value.code == f"error: no complete records in {tmp_path / 'records'}: run `make run` first"
+
+
+def test_the_callback_builds_the_report_of_its_results_dir(tmp_path):
+    write(tmp_path / "results", *GRID)
+    Report().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "results")}))
+    assert "4.00 ± 4.24" in (tmp_path / "results" / "report.md").read_text()
+    with pytest.raises(UserError, match="no complete records"):  # never swallowed
+        Report().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "empty")}))
+
+
+def test_the_config_registers_the_callback():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", return_hydra_config=True)
+    assert isinstance(instantiate(cfg.hydra.callbacks.report), Report)
+
+
+def test_a_hydra_multirun_ends_with_its_report(tmp_path):
+    """A stand-in job that writes one record per seed, under the same callback entry as conf/config.yaml."""
+    (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""\
+        results_dir: {tmp_path / 'results'}
+        seed: 0
+        hydra:
+          callbacks:
+            report:
+              _target_: ccup.callbacks.Report
+          sweep:
+            dir: {tmp_path / 'multirun'}
+        """))
+    (tmp_path / "job.py").write_text(textwrap.dedent(f"""\
+        import json
+        from pathlib import Path
+        import hydra
+
+        @hydra.main(version_base="1.3", config_path=".", config_name="config")
+        def main(cfg):
+            record = json.loads({json.dumps(json.dumps(GRID[0]))})
+            record["id"] = f"seed{{cfg.seed}}"
+            record["config"]["seed"] = cfg.seed
+            (Path(cfg.results_dir) / "records").mkdir(parents=True, exist_ok=True)
+            (Path(cfg.results_dir) / "records" / f"seed{{cfg.seed}}.json").write_text(json.dumps(record))
+
+        main()
+        """))
+    result = subprocess.run([sys.executable, "job.py", "-m", "seed=0,1"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(tmp_path / "results" / "report.csv")["seeds"].tolist() == [2]
+    assert (tmp_path / "results" / "pareto_tiny_fashion_mnist.png").read_bytes()[:8] == PNG
