@@ -2,11 +2,12 @@
 
 Images go through a model's image tower once (`Trainer.predict`) up to its final projection; the unlearned model
 reuses the original's features when its image tower differs only there (CCUP, the nullspace projection), and the
-original's features are cached on disk across the jobs of a sweep.
+original's features are cached on disk across the jobs of a sweep. Evaluations beyond forget and retain accuracy
+(the `eval` config group) are callables `(evaluator, original, unlearned, task, test_set) -> metrics` run after it.
 """
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pytorch_lightning as pl
 import torch
@@ -23,8 +24,10 @@ from ccup.task import UnlearnTask
 class Evaluator:
     """Forget/retain metrics of the unlearned model next to the original's (`*_before`), with time and memory."""
 
-    def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int, cache: FeatureCache):
+    def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int, cache: FeatureCache,
+                 evals: Mapping[str, Callable[..., dict]] | None = None):
         self.trainer, self.batch_size, self.num_workers, self.cache = trainer, batch_size, num_workers, cache
+        self.evals = dict(evals) if evals is not None else {}
 
     def features(self, model: torch.nn.Module, dataset: Dataset, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) features before the final projection and (N,) labels; from the cache when `cached`."""
@@ -39,28 +42,37 @@ class Evaluator:
 
     def __call__(self, original: torch.nn.Module, unlearned: torch.nn.Module, task: UnlearnTask,
                  dataset: Dataset) -> dict:
-        features, labels = self.features(original, dataset, cached=True)
-        before = scores(original, features, labels, task)
         start = time.perf_counter()
-        if not same_tower(original, unlearned):  # fine-tuned towers are encoded anew, never cached
-            features, labels = self.features(unlearned, dataset, cached=False)
-        after = scores(unlearned, features, labels, task)
-        return {
-            **after,
-            **{f"{key}_before": value for key, value in before.items()},
-            "time/eval_s": time.perf_counter() - start,
-            "memory/peak_mb": peak_memory_mb(),
-        }
+        features_before, features, labels = self.image_features(original, unlearned, dataset)
+        before = scores(original, features_before, labels, task)
+        metrics = {**scores(unlearned, features, labels, task), **{f"{key}_before": value for key, value in before.items()}}
+        for evaluation in self.evals.values():
+            metrics.update(evaluation(self, original, unlearned, task, dataset))
+        return {**metrics, "time/eval_s": time.perf_counter() - start, "memory/peak_mb": peak_memory_mb()}
+
+    def image_features(self, original: torch.nn.Module, unlearned: torch.nn.Module,
+                       dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features of `dataset` before the final projection for the original (cached) and the unlearned model (the
+        same tensor when only the projection differs), and the labels. Fine-tuned towers are encoded anew, never cached.
+        """
+        before, labels = self.features(original, dataset, cached=True)
+        after = before if same_tower(original, unlearned) else self.features(unlearned, dataset, cached=False)[0]
+        return before, after, labels
 
 
 @torch.no_grad()
 def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, task: UnlearnTask) -> dict:
     """Unlearning metrics of `model` from its image features before the final projection."""
     classifier = task.classifier_of(model)  # (d, C), on the model's device
-    projected = project(model, features.to(classifier.device))  # (N, d)
-    predictions = (F.normalize(projected, dim=-1) @ classifier).argmax(dim=-1).cpu()
-    confmat = multiclass_confusion_matrix(predictions, labels, num_classes=classifier.shape[1])
+    confmat = multiclass_confusion_matrix(predict(model, features, classifier), labels, num_classes=classifier.shape[1])
     return unlearning_metrics(confmat, task.forget_idx, task.classnames)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier."""
+    projected = project(model, features.to(classifier.device))  # (N, d)
+    return (F.normalize(projected, dim=-1) @ classifier).argmax(dim=-1).cpu()
 
 
 def peak_memory_mb() -> float:

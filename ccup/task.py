@@ -21,6 +21,7 @@ class UnlearnTask:
     classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
     train: Callable[[], Dataset] | None = None  # the train split, built only for methods that use real images
     original: torch.nn.Module | None = field(default=None, repr=False)  # whose text tower gave `classifier`
+    preprocess: Callable | None = None  # the model's image transform, for evaluations that load more images
 
     def __post_init__(self):
         check_forget_set(self.forget, self.classnames)
@@ -31,7 +32,8 @@ class UnlearnTask:
         """The task for a model; the forget set is checked before any text is encoded."""
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
-        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train, clip.model)
+        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train, clip.model,
+                   clip.preprocess)
 
     @property
     def forget_idx(self) -> list[int]:

@@ -1,0 +1,53 @@
+"""Our before-forgetting numbers against the published ones (results/reference/), where weights and data are here."""
+import pandas as pd
+import pytest
+from conftest import ROOT, make_config
+from hydra.utils import instantiate
+from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+from ccup.errors import find_user_error
+from ccup.evaluator import predict
+from ccup.metrics import unlearning_metrics
+from ccup.zeroshot import class_embeddings
+
+REFERENCE = pd.read_csv(ROOT / "results" / "reference" / "protocol_before.csv")
+TOLERANCE = 0.2  # points
+
+
+def available(build, what: str):
+    """`build()`, or a skip that says which files are missing and where they go."""
+    try:
+        return build()
+    except Exception as exc:
+        if (error := find_user_error(exc)) is None:
+            raise
+        pytest.skip(f"{what} not available here: {error}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, dataset", sorted(set(zip(REFERENCE.model, REFERENCE.dataset, strict=True))))
+def test_before_forgetting_numbers_match_the_published_ones(model, dataset):
+    cfg = make_config(f"model={model}", f"dataset={dataset}", "eval=[]")
+    data = instantiate(cfg.dataset)
+    available(lambda: data.load(split=data.split), f"the {dataset} test split")  # data first: it fails fast
+    clip = available(lambda: instantiate(cfg.model), f"the {model} weights")
+    test_set = data.load(split=data.split, transform=clip.preprocess)
+    features, labels = instantiate(cfg.evaluator).features(clip.model, test_set, cached=True)
+    classifier = class_embeddings(clip.model, clip.tokenizer, data.classnames, data.templates)
+    confmat = multiclass_confusion_matrix(predict(clip.model, features, classifier), labels, len(data.classnames))
+    expected = REFERENCE[(REFERENCE.model == model) & (REFERENCE.dataset == dataset)]
+    ours = [unlearning_metrics(confmat, [list(data.classnames).index(name)], data.classnames)
+            for name in expected.forget_class]
+    assert ours[0]["all/acc"] == pytest.approx(expected.all_acc.iloc[0], abs=TOLERANCE)
+    assert [m["forget/acc"] for m in ours] == pytest.approx(list(expected.forget_acc), abs=TOLERANCE)
+    retain = sum(m["retain/acc"] for m in ours) / len(ours)
+    assert retain == pytest.approx(expected.retain_acc.iloc[0], abs=TOLERANCE)
+
+
+def test_the_reference_covers_the_protocol():
+    """Every protocol preset has its published numbers, class names as our dataset configs spell them."""
+    for (model, dataset), rows in REFERENCE.groupby(["model", "dataset"]):
+        cfg = make_config(f"model={model}", f"dataset={dataset}")
+        assert list(rows.forget_class) == list(cfg.dataset.protocol_forget)
+        assert rows.all_acc.nunique() == rows.retain_acc.nunique() == 1
+    assert len(REFERENCE) == 2 * 4 * 3
