@@ -44,8 +44,8 @@ class Evaluator:
                  dataset: Dataset) -> dict:
         start = time.perf_counter()
         features_before, features, labels = self.image_features(original, unlearned, dataset)
-        before = scores(original, features_before, labels, task)
-        metrics = {**scores(unlearned, features, labels, task), **{f"{key}_before": value for key, value in before.items()}}
+        before = {f"{key}_before": value for key, value in scores(original, features_before, labels, task).items()}
+        metrics = {**scores(unlearned, features, labels, task), **before}
         for evaluation in self.evals.values():
             metrics.update(evaluation(self, original, unlearned, task, dataset))
         return {**metrics, "time/eval_s": time.perf_counter() - start, "memory/peak_mb": peak_memory_mb()}

@@ -66,7 +66,7 @@ def test_random_k_draws_differ_and_refuse_impossible_sizes():
     assert len(draws) > 1
     for k in (0, 10):
         with pytest.raises(Exception, match=f"forget.k={k}: draw between 1 and 9"):
-            make_config("forget=random_k", f"forget.k={k}").forget.classes
+            list(make_config("forget=random_k", f"forget.k={k}").forget.classes)
 
 
 def test_prompt_presets_replace_the_datasets_templates_only(tmp_path):
@@ -79,9 +79,9 @@ def test_prompt_presets_replace_the_datasets_templates_only(tmp_path):
     assert list(mine.dataset.templates) == ["a sketch of a {}.", "an x-ray of a {}."]
     (tmp_path / "bad.txt").write_text("a sketch\n")
     with pytest.raises(Exception, match="each with {} where the class name goes"):
-        make_config("prompts=file", f"dataset.templates_file={tmp_path / 'bad.txt'}").dataset.templates
+        list(make_config("prompts=file", f"dataset.templates_file={tmp_path / 'bad.txt'}").dataset.templates)
     with pytest.raises(Exception, match="no template file at .*pass prompts=file dataset.templates_file=PATH"):
-        make_config("prompts=file", "dataset.templates_file=nope.txt").dataset.templates
+        list(make_config("prompts=file", "dataset.templates_file=nope.txt").dataset.templates)
 
 
 def test_cross_dataset_presets_name_real_datasets_and_skip_the_unlearned_one():
