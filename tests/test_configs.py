@@ -92,3 +92,16 @@ def test_cross_dataset_presets_name_real_datasets_and_skip_the_unlearned_one():
     protocol = make_config("eval=[cross_protocol]", "dataset=caltech101").eval.cross.datasets
     assert list(protocol) == ["caltech101", "oxford_flowers", "stanford_cars", "stanford_dogs"]
     assert make_config("eval=[]").evaluator.evals == {}
+
+
+@pytest.mark.parametrize("experiment, model", [("protocol_rn50", "RN50"), ("protocol_vit_b16", "ViT-B-16")])
+def test_protocol_experiments_compose_every_job_of_their_sweep(experiment, model):
+    params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    for dataset in params.dataset.split(","):
+        for forget in params.forget.split(","):
+            cfg = make_config(f"experiment={experiment}", f"dataset={dataset}", f"forget={forget}")
+            assert (cfg.model.name, cfg.model.pretrained) == (model, "openai")
+            assert set(cfg.forget.classes) <= set(cfg.dataset.classnames)
+            assert len(cfg.forget.classes) == (3 if forget == "protocol_all" else 1)
+            cross = instantiate(cfg.eval.cross)
+            assert sorted(cross.datasets) == sorted(set(params.dataset.split(",")) - {dataset})
