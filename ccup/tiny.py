@@ -1,13 +1,14 @@
-"""The embedded default: a tiny open_clip ViT trained here on Fashion-MNIST, cached after the first run."""
+"""The embedded default: a tiny open_clip ViT trained here on Fashion-MNIST and digits, cached after the first run."""
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 from ccup import storage
 from ccup.data import materialize
@@ -42,12 +43,17 @@ class CaptionContrast(pl.LightningModule):
         return [optimizer], [{"scheduler": schedule, "interval": "step"}]
 
 
-def load_tiny(train_data, epochs: int, batch_size: int, lr: float, seed: int, cache_dir: str) -> Clip:
-    """The tiny CLIP trained on the train split of `train_data` (a dataset config: name, classnames, templates, load)
-    with the given recipe; trained once, then read from `cache_dir`."""
-    classnames, templates = list(train_data.classnames), list(train_data.templates)
-    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), data=train_data.name,
-                  classnames=classnames, templates=templates, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
+              cache_dir: str) -> Clip:
+    """The tiny CLIP trained on the train splits of `train_data` (dataset configs by name: name, classnames, templates,
+    load) side by side, one class name per class of each, with the given recipe; trained once, then read from
+    `cache_dir`. A dataset's train split is repeated `repeats[name]` times (default once), to balance small ones."""
+    datasets = list(train_data.values())
+    repeats = {data.name: repeats.get(data.name, 1) for data in datasets}
+    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs, batch_size=batch_size,
+                  lr=lr, seed=seed, data=[dict(name=data.name, classnames=list(data.classnames),
+                                               templates=list(data.templates), repeats=repeats[data.name])
+                                          for data in datasets])
     key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir) / "models" / f"{ARCH}-{key}.pt"
     # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
@@ -56,10 +62,10 @@ def load_tiny(train_data, epochs: int, batch_size: int, lr: float, seed: int, ca
         clip = load_clip(ARCH)
         if not path.exists():
             log.info("training the embedded tiny CLIP once (cached at %s)", path)
-            data = materialize(train_data.load(split="train", transform=clip.preprocess))
-            loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True)
-            tokens = torch.stack([clip.tokenizer([t.format(c) for c in classnames]) for t in templates])  # (T, C, L)
-            module = CaptionContrast(clip.model.train(), tokens, lr, total_steps=epochs * len(loader))
+            loader = DataLoader(training_set(datasets, repeats, clip.preprocess), batch_size=batch_size, shuffle=True,
+                                drop_last=True)
+            module = CaptionContrast(clip.model.train(), caption_tokens(datasets, clip.tokenizer), lr,
+                                     total_steps=epochs * len(loader))
             # CPU on every machine: the cached weights must not depend on which device trained them.
             trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False,
                                  enable_checkpointing=False, enable_model_summary=False)
@@ -68,3 +74,21 @@ def load_tiny(train_data, epochs: int, batch_size: int, lr: float, seed: int, ca
     clip.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     clip.model.eval()
     return clip
+
+
+def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Callable) -> ConcatDataset:
+    """The train splits side by side: labels of each dataset shifted past the classes of the ones before it."""
+    parts, offset = [], 0
+    for data in datasets:
+        images, labels = materialize(data.load(split="train", transform=transform)).tensors
+        parts += [TensorDataset(images, labels + offset)] * repeats[data.name]
+        offset += len(data.classnames)
+    return ConcatDataset(parts)
+
+
+def caption_tokens(datasets: Sequence, tokenizer: Callable) -> torch.Tensor:
+    """(T, C, L) caption tokens: each class captioned with its own dataset's templates, cycled to the longest list."""
+    count = max(len(data.templates) for data in datasets)
+    captions = [[data.templates[t % len(data.templates)].format(name) for data in datasets for name in data.classnames]
+                for t in range(count)]
+    return torch.stack([tokenizer(row) for row in captions])
