@@ -11,7 +11,8 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 ACCURACIES = ["forget/acc", "retain/acc"]
-COLUMNS = ["method", "params", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s"]
+COLUMNS = ["method", "params", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s",
+           "leak/probe_auroc", "leak/probe_auroc_before"]
 BEFORE = {"color": "grey", "linestyle": "--", "linewidth": 1, "label": "before forgetting"}
 
 
@@ -113,4 +114,29 @@ def plot_cost(summary: pd.DataFrame, path: Path) -> None:
     save(fig, axes, path)
 
 
-KINDS = {"alpha": plot_alpha, "pareto": plot_pareto, "cost": plot_cost}  # file prefix: plot
+def plot_leakage(summary: pd.DataFrame, path: Path) -> bool:
+    """Forget accuracy against the linear probe's AUROC (`leak/probe_auroc`), one marker per method and settings at
+    the largest alpha of the sweep: a method low on both axes removed the class; one low in forget accuracy only hid
+    it from the zero-shot classifier. Returns False, drawing nothing, when no record has a probe AUROC."""
+    summary, colors = prepare(summary)
+    alpha = summary["alpha"].max()
+    top = summary[(summary["alpha"] == alpha) & summary["leak/probe_auroc"].notna()]
+    if top.empty:
+        return False
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for label, points in top.groupby("label"):
+        ax.scatter(points["leak/probe_auroc"], points["forget/acc"], color=colors[label], label=label, zorder=2)
+    reference(ax.axvline, top, "leak/probe_auroc_before")
+    reference(ax.axhline, top, "forget/acc_before")
+    ax.axvline(0.5, color="black", linestyle=":", linewidth=1, label="chance: nothing left to decode")
+    ax.set(xlabel="leak/probe_auroc, 0.5 = class gone", ylabel="forget/acc (%), lower is better",
+           title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: leakage, alpha = {alpha:g}")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # both reference lines share one legend entry
+    fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize="small")
+    fig.savefig(path, dpi=120)
+    return True
+
+
+KINDS = {"alpha": plot_alpha, "pareto": plot_pareto, "cost": plot_cost, "leakage": plot_leakage}  # prefix: plot

@@ -14,6 +14,12 @@ from ccup.errors import UserError
 # The report's metric columns, in this order; a metric no record has is left out, so a new metric is one entry here.
 METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc",
            "forget/acc_heldout_prompts", "leak/probe_auroc", "relearn/steps_to_half", "time/unlearn_s"]
+# The leakage table: per method at the sweep's largest alpha, forget accuracy beside what the evaluations of
+# conf/eval/{probe,prompts,relearn,mia}.yaml find left of the class; shown when a record has one of them. Its first
+# row is the original model: each metric's `_before`.
+LEAKAGE = ["forget/acc", "leak/probe_auroc", "leak/probe_acc", "retain/probe_acc", "forget/acc_heldout_templates",
+           "forget/acc_heldout_prompts", "relearn/steps_to_half", "relearn/reached", "mia/forget_auroc"]
+ORIGINAL = "before forgetting"  # the method cell of the original model's row
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
 SETTING = ["model", "dataset", "method", "params", "alpha"]
 SPREADS = {"std_forget_sets": "forget sets", "std_seeds": "seeds"}  # column suffix: what the std runs over
@@ -63,17 +69,18 @@ def metric_columns(records: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m in records] + sorted(c for c in records.columns if CROSS.fullmatch(c))
 
 
-def per_forget_set(records: pd.DataFrame) -> pd.DataFrame:
-    """Metrics per setting and forget set, averaged over seeds."""
+def per_forget_set(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """Metrics (by default `metric_columns(records)`) per setting and forget set, averaged over seeds."""
+    metrics = metric_columns(records) if metrics is None else metrics
     groups = records.groupby([*SETTING, "forget"], dropna=False)
-    return groups[metric_columns(records)].mean().join(groups.size().rename("seeds")).reset_index()
+    return groups[metrics].mean().join(groups.size().rename("seeds")).reset_index()
 
 
-def summarize(records: pd.DataFrame) -> pd.DataFrame:
+def summarize(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per setting: each metric's mean and its two standard deviations (DEFINITIONS), with the number of
-    forget sets and seeds it comes from."""
-    metrics = metric_columns(records)
-    by_forget = per_forget_set(records).groupby(SETTING, dropna=False)[metrics]
+    forget sets and seeds it comes from; the metrics are `metrics`, by default `metric_columns(records)`."""
+    metrics = metric_columns(records) if metrics is None else metrics
+    by_forget = per_forget_set(records, metrics).groupby(SETTING, dropna=False)[metrics]
     by_seed = records.groupby([*SETTING, "seed"], dropna=False)[metrics].mean().groupby(SETTING, dropna=False)
     stats = {"mean": by_forget.mean(), "std_forget_sets": by_forget.std(), "std_seeds": by_seed.std()}
     columns = {metric if name == "mean" else f"{metric} {name}": stat[metric]
@@ -81,6 +88,22 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
     counts = records.groupby(SETTING, dropna=False).agg(**{"forget sets": ("forget", "nunique"),
                                                            "seeds": ("seed", "nunique")})
     return pd.DataFrame(columns).join(counts).reset_index()
+
+
+def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
+    """LEAKAGE summarised per setting over the records at the largest alpha that have a leakage metric, under one row
+    per model and dataset for the original model (method ORIGINAL, alpha 0: the `_before` metrics of the same records);
+    None when no record has a leakage metric."""
+    leaks = [m for m in LEAKAGE[1:] if m in records]
+    if not leaks:
+        return None
+    measured = records[records[leaks].notna().any(axis=1)]
+    top = measured[measured["alpha"] == measured["alpha"].max()]
+    metrics = [m for m in LEAKAGE if m in top]
+    before = {f"{m}_before": m for m in metrics if f"{m}_before" in top}
+    original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, params="", alpha=0.0)
+    methods = summarize(top, metrics)
+    return pd.concat([summarize(original, list(before.values())), methods], ignore_index=True)[methods.columns]
 
 
 def fmt(value: float) -> str:
@@ -117,14 +140,15 @@ def write_plots(summary: pd.DataFrame, out: Path) -> list[Path]:
     for (model, dataset), group in summary.groupby(["model", "dataset"]):
         for kind, plot in plots.KINDS.items():
             path = out / re.sub(r"[^\w.-]+", "_", f"{kind}_{model}_{dataset}.png")
-            plot(group, path)
-            paths.append(path)
+            if plot(group, path) is not False:  # False: the records have nothing this plot shows, and it drew nothing
+                paths.append(path)
     return paths
 
 
 def write_report(*results_dirs: Path) -> str:
-    """Writes report.md, report.csv (the summary, numbers), report.tex and the plots into the first folder;
-    returns the markdown. Raises UserError when there is no complete record."""
+    """Writes report.md, report.csv (the summary, numbers), report.tex and the plots into the first folder, and
+    leakage.csv where records have leakage metrics; returns the markdown. Raises UserError when there is no complete
+    record."""
     out = results_dirs[0]
     records = load_records(*results_dirs)
     if records.empty:
@@ -133,8 +157,15 @@ def write_report(*results_dirs: Path) -> str:
     summary, per_set = summarize(records), per_forget_set(records)
     tables = {f"Mean ± std over {over}": with_spread(summary, spread) for spread, over in SPREADS.items()}
     summary.to_csv(out / "report.csv", index=False)
+    leaks = leakage(records)
+    if leaks is not None:
+        title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), mean ± std over forget sets"
+        tables[title] = with_spread(leaks, "std_forget_sets")
+        leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
-    pngs = write_plots(summary, out)
+    plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
+    plotted += [c for c in records.columns if c.removesuffix("_before") in LEAKAGE and c not in plotted]
+    pngs = write_plots(summarize(records, plotted), out)
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]

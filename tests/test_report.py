@@ -233,3 +233,47 @@ def test_a_hydra_multirun_ends_with_its_report(tmp_path):
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(tmp_path / "results" / "report.csv")["seeds"].tolist() == [2]
     assert (tmp_path / "results" / "pareto_tiny_fashion_mnist.png").read_bytes()[:8] == PNG
+
+
+def leaks(probe: float, heldout: float, steps: int, probe_before=0.99, heldout_before=90.0) -> dict:
+    return {"leak__probe_auroc": probe, "leak__probe_auroc_before": probe_before,
+            "forget__acc_heldout_prompts": heldout, "forget__acc_heldout_prompts_before": heldout_before,
+            "relearn__steps_to_half": steps, "relearn__reached": 1}
+
+
+# Two methods on two forget sets at alpha = 1 with leakage metrics, the same at alpha = 0.5 (left out of the table),
+# and a method run without the leakage evaluations (left out too). The original's probe AUROC differs by forget set.
+LEAKS = [record(method, forget, alpha=alpha, **accuracies(f, 85.0), **leaks(p, h, s, probe_before=pb))
+         for alpha in (1.0, 0.5)
+         for method, forget, f, p, h, s, pb in [("ccup", "sandal", 0.0, 0.98, 60.0, 4, 0.99),
+                                                ("ccup", "bag", 2.0, 0.96, 40.0, 6, 0.97),
+                                                ("finetune", "sandal", 4.0, 0.80, 10.0, 20, 0.99),
+                                                ("finetune", "bag", 6.0, 0.70, 30.0, 40, 0.97)]]
+
+
+def test_the_leakage_table_puts_the_original_above_each_method_at_the_largest_alpha(tmp_path):
+    records = report.load_records(write(tmp_path, *LEAKS, record("nullspace", **accuracies(0.0, 85.0))))
+    table = report.leakage(records)
+    assert table["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]  # nullspace has no leakage metric
+    original, ccup, finetune = (table.iloc[i] for i in range(3))
+    assert original["alpha"] == 0.0 and (ccup["alpha"], finetune["alpha"]) == (1.0, 1.0)
+    assert original["leak/probe_auroc"] == pytest.approx(0.98)            # mean of the before values 0.99 and 0.97
+    assert original["forget/acc"] == pytest.approx(80.0) and math.isnan(original["relearn/steps_to_half"])
+    assert ccup["leak/probe_auroc"] == pytest.approx(0.97)
+    assert ccup["leak/probe_auroc std_forget_sets"] == pytest.approx(math.sqrt(2) * 0.01)
+    assert finetune["relearn/steps_to_half"] == 30 and finetune["forget/acc_heldout_prompts"] == 20
+    assert "leak/probe_auroc_before" not in table  # the before values are the first row
+    assert report.leakage(report.load_records(write(tmp_path / "plain", *GRID))) is None
+
+
+def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_leakage(tmp_path):
+    markdown = report.write_report(write(tmp_path, *LEAKS))
+    assert markdown.count("## Leakage at alpha = 1 (first: the original model)") == 1
+    assert "| before forgetting |" in markdown and "0.97 ± 0.01" in markdown
+    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 3
+    assert pd.read_csv(tmp_path / "leakage.csv")["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]
+    width, height = png_size(tmp_path / "leakage_tiny_fashion_mnist.png")
+    assert width > 300 and height > 300 and "](leakage_tiny_fashion_mnist.png)" in markdown
+    plain = write(tmp_path / "plain", *GRID)
+    assert "Leakage" not in report.write_report(plain)
+    assert not (plain / "leakage.csv").exists() and not (plain / "leakage_tiny_fashion_mnist.png").exists()
