@@ -2,7 +2,10 @@
 
     python run.py                              # the embedded default: CCUP forgets one Fashion-MNIST class
     python run.py -m alpha=0,0.5,1             # a sweep: one job, one record, one W&B run per alpha
+    python run.py -m alpha=0,0.5,1             # again: jobs whose record is complete are skipped (rerun=true runs them)
 """
+import logging
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -10,29 +13,39 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ccup import sweep
 from ccup.adapter import export_checkpoint
-from ccup.errors import find_user_error
-from ccup.loggers import finish_loggers, start_loggers
-from ccup.record import config_id, provenance, write_record
+from ccup.errors import UserError, check_values, one_line
+from ccup.loggers import finish_loggers, start_logger
+from ccup.record import NOT_IDENTITY, check_writable, config_id, provenance, read_record, write_record
 from ccup.task import UnlearnTask
+
+log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> dict | None:
     job_start = time.perf_counter()
     config = OmegaConf.to_container(cfg, resolve=True)
     job = HydraConfig.get()
     choices = {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")}
-    record = {"id": config_id(config), "status": "running", "config": config, "choices": choices, **provenance()}
+    record = {"id": config_id(cfg), "status": "running", "config": config, "choices": choices, **provenance()}
     paths = [Path(cfg.results_dir) / "records" / f"{record['id']}.json", Path(job.runtime.output_dir) / "record.json"]
-    loggers = []
+    if not cfg.rerun and (done := read_record(paths[0])) and done.get("status") == "complete":
+        write_record(done, paths[1])
+        log.info(f"skipped: the record {paths[0]} is complete (rerun=true runs the job again)")
+        return done["metrics"]
+    loggers, failure = [], None
     try:
+        check_values(config, skip=NOT_IDENTITY)
+        check_writable(*paths)  # before any work: a job that cannot keep its result does not start
         pl.seed_everything(cfg.seed, workers=True)
-        loggers = [instantiate(node) for node in cfg.logger.values()]
-        start_loggers(loggers, config)
+        for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
+            loggers.append(start_logger(instantiate(node), config))
         method = instantiate(cfg.method)  # first: refuses bad settings before any model is loaded
         clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
         train = partial(data.load, split="train", transform=clip.preprocess)
@@ -46,15 +59,20 @@ def main(cfg: DictConfig) -> dict:
             export_checkpoint(unlearned, clip.name, Path(job.runtime.output_dir) / "checkpoint" / "unlearned.pt")
         record.update(status="complete", metrics={**cost, **metrics, "time/job_s": time.perf_counter() - job_start})
     except BaseException as exc:  # an interrupted job is a failed one too
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-        if (error := find_user_error(exc)) is not None:
-            raise SystemExit(f"error: {error}") from None
-        raise
-    finally:
+        record.update(status="failed", error=one_line(exc))
+        failure = exc
+    try:
         write_record(record, *paths)
+    except UserError as exc:  # the disk filled up meanwhile: no record, and the job failed
+        record.update(status="failed", error=one_line(exc))
+        failure = exc
+    finally:
         finish_loggers(loggers, record)
-    return record["metrics"]
+    if failure is not None:
+        sweep.end_failed(failure, sweeping=job.mode == RunMode.MULTIRUN)
+    return record.get("metrics")
 
 
 if __name__ == "__main__":
     main()
+    sys.exit(sweep.exit_status())  # a sweep that lost jobs exits non-zero, once every callback has run

@@ -1,11 +1,18 @@
 """Mirrors a job's record to Lightning loggers (W&B by default): one run per job, closed inside the job."""
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from ccup.errors import UserError
 
-def start_loggers(loggers: list[Logger], config: dict) -> None:
-    """Open each logger's run with the resolved config; alpha also as a string, since W&B groups 0.0 as 0."""
-    for logger in loggers:
+
+def start_logger(logger: Logger, config: dict) -> Logger:
+    """Open the logger's run with the resolved config; alpha also as a string, since W&B groups 0.0 as 0. A logger
+    that refuses to start (a bad setting, W&B online without a login) fails the job with one clear error."""
+    try:
         logger.log_hyperparams({**config, "alpha_str": str(config["alpha"])})
+    except Exception as exc:
+        raise UserError(f"{type(logger).__name__} could not start: {exc}: fix its settings (conf/logger/) or run "
+                        "with logger=none") from exc
+    return logger
 
 
 def finish_loggers(loggers: list[Logger], record: dict) -> None:

@@ -7,17 +7,27 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+from omegaconf import DictConfig, OmegaConf
+
 from ccup import storage
+from ccup.errors import UserError
 
 PACKAGES = ("torch", "torchvision", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "wandb")
-# Keys that say where and how a job reports, not what it computes: left out of its identity.
-NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep")
+# Keys that say where and how a job reports, or whether it runs, not what it computes: left out of its identity.
+NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun")
 
 
-def config_id(config: dict) -> str:
-    """A job's identity: the hash of its resolved config without logging and path settings."""
-    identity = {key: value for key, value in config.items() if key not in NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def config_id(cfg: DictConfig) -> str:
+    """A job's identity: the hash of its resolved config without logging, path and run settings. Those keys are
+    resolved as placeholders, so the paths they lend to other keys (the feature cache under ${cache_dir}) leave the
+    identity alone too: one job has one id on every machine and for every user."""
+    identity = OmegaConf.create(OmegaConf.to_container(cfg))  # unresolved, without the job's flags
+    for key in NOT_IDENTITY:
+        if key in identity:
+            identity[key] = f"<{key}>"
+    resolved = OmegaConf.to_container(identity, resolve=True)
+    kept = {key: value for key, value in resolved.items() if key not in NOT_IDENTITY}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def provenance() -> dict:
@@ -37,7 +47,32 @@ def provenance() -> dict:
 
 
 def write_record(record: dict, *paths: Path) -> None:
-    """Write the record to each path, atomically: a killed job never leaves a half-written record."""
+    """Write the record to each path, atomically: a killed job or a full disk never leaves a half-written record."""
     text = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
     for path in paths:
-        storage.write_bytes(text, path)
+        try:
+            storage.write_bytes(text, path)
+        except OSError as exc:
+            raise unwritable(path, exc) from exc
+
+
+def check_writable(*paths: Path) -> None:
+    """Refuse a job whose record could not be written before it spends any time."""
+    for path in paths:
+        try:
+            storage.check_writable(path.parent)
+        except OSError as exc:
+            raise unwritable(path, exc) from exc
+
+
+def unwritable(path: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot write the record {path}: {exc.strerror or exc}: free space on its disk or make "
+                     f"{path.parent} writable, or write the results elsewhere with results_dir=DIR")
+
+
+def read_record(path: Path) -> dict | None:
+    """The record at `path`; None where there is none or it does not parse (a file no atomic writer wrote)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,5 +1,6 @@
-"""Files written whole or not at all: each is written under a temporary name beside its target, then renamed, so a
-killed job or a parallel writer never leaves a half-written file where a reader looks."""
+"""Files written whole or not at all: each is written under a unique temporary name beside its target, flushed to
+disk, then renamed, so a killed job, a dead node or a parallel writer (also on a shared filesystem) never leaves a
+half-written file where a reader looks. Temporary names start with a dot and end in .tmp: no reader globs them."""
 import os
 import tempfile
 from collections.abc import Callable
@@ -9,18 +10,38 @@ import torch
 
 
 def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary path)`, then move the result to `path` in one step."""
+    """Call `write(temporary path)`, then move the result to `path` in one step. On any error (a full disk, a
+    read-only folder) `path` is left as it was and the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(Path(tmp))
+        sync(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def sync(path: str | Path) -> None:
+    """Flush a file's bytes to disk: renamed before its data is written, a file can come back empty after a crash,
+    and a network filesystem may only report a full disk here."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def check_writable(folder: str | Path) -> None:
+    """Raise the OSError that creating a file in `folder` raises (read-only, no permission, missing parent)."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
+    os.close(handle)
+    os.remove(tmp)
 
 
 def save(obj, path: str | Path) -> Path:

@@ -79,7 +79,10 @@ def test_alpha_sweep_forgets_the_class_and_keeps_the_others(alpha_sweep):
     assert by_alpha[0.0]["forget/acc"] == by_alpha[0.0]["forget/acc_before"] > 80
     for metrics in by_alpha.values():
         assert abs(metrics["retain/acc"] - metrics["retain/acc_before"]) <= 2.0
+        assert abs(metrics["cross/digits/acc"] - metrics["cross/digits/acc_before"]) < 1.0  # the other dataset
+        assert metrics["cross/digits/acc_before"] > 90
         assert metrics["time/unlearn_s"] >= 0 and metrics["time/eval_s"] > 0
+    assert by_alpha[0.0]["cross/digits/acc"] == by_alpha[0.0]["cross/digits/acc_before"]
 
 
 def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
@@ -120,11 +123,17 @@ def test_a_failing_job_marks_its_wandb_run_failed_and_records_no_result(tmp_path
     assert [r["status"] for r in records(tmp_path)] == ["failed"]
 
 
-# One case per place a job can refuse its input (method settings, the forget set, the data, the model); every
-# message of each place is tested where it is raised (test_task.py, test_projection.py, test_baselines.py).
+# One case per place a job can refuse its input (config values, method settings, the forget set, the data, the
+# model); every message of each place is tested where it is raised (test_sweeps.py, test_task.py,
+# test_projection.py, test_baselines.py).
 @pytest.mark.parametrize("override, message", [
+    ("alpha=nan", "alpha=nan is not a number"),
+    ("alpha='0.5'", "alpha='0.5' is a number in quotes: write alpha=0.5 for the number"),
+    ("seed=inf", "seed must be a whole number, got inf"),
     ("forget.classes=[sandals]", "unknown forget class 'sandals': did you mean 'sandal'?"),
+    ("forget.classes=[sandal,sandal]", "a forget class is given twice in ['sandal', 'sandal']"),
     ("alpha=1.5", "alpha must lie in [0, 1]"),
+    ("alpha=inf", "alpha must lie in [0, 1]"),
     ("method=finetune;method.lr=0", "lr must be positive"),
     ("dataset.load.roots=[/nonexistent]", "Fashion-MNIST not found in ['/nonexistent']: run `make data`"),
     ("model=vit_b32_openai;model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),

@@ -1,0 +1,393 @@
+"""Sweeps that survive: one identity per job, skip-if-done, failures isolated and named, parallel and cluster
+launchers, concurrent writers, and one clear error for each bad input at the edges (full disk, read-only results,
+W&B refusing to start)."""
+import json
+import multiprocessing
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import pytest
+import submitit
+import torch
+from conftest import CONF, ROOT, make_config, run_suite
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from pytorch_lightning.plugins.environments import LightningEnvironment
+from pytorch_lightning.strategies import DDPStrategy
+from test_run import wandb_run
+
+from ccup import storage, sweep
+from ccup.errors import UserError, check_values
+from ccup.record import NOT_IDENTITY, config_id, write_record
+from ccup.task import UnlearnTask
+
+# --- Identity: what a job computes, not where it reports ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
+                                      "sweep=another", "logger=none", "rerun=true"])
+def test_where_and_how_a_job_reports_is_not_its_identity(override):
+    assert config_id(make_config(override)) == config_id(make_config())
+
+
+@pytest.mark.parametrize("override", ["alpha=0", "alpha=0.5", "seed=1", "method=nullspace", "forget=bag",
+                                      "method.lam=100"])
+def test_what_a_job_computes_is_its_identity(override):
+    assert config_id(make_config(override)) != config_id(make_config())
+
+
+# --- Values no setting takes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("override, message", [
+    ("alpha=nan", "alpha=nan is not a number: give it a value"),
+    ("method.lam=nan", "method.lam=nan is not a number"),
+    ("alpha='0.5'", "alpha='0.5' is a number in quotes: write alpha=0.5 for the number"),
+    ("method.mu='1e3'", "method.mu='1e3' is a number in quotes: write method.mu=1e3"),
+    ("seed=1.5", "seed must be a whole number, got 1.5"),
+    ("seed=inf", "seed must be a whole number, got inf"),
+])
+def test_values_no_setting_takes_are_refused_by_name(override, message):
+    config = OmegaConf.to_container(make_config(override), resolve=True)
+    with pytest.raises(UserError, match=re.escape(message)):
+        check_values(config, skip=NOT_IDENTITY)
+
+
+@pytest.mark.parametrize("overrides", [["alpha=0", "seed=0"], ["method.lam=inf"], ["sweep='2024'"],
+                                       ["dataset=digits", "forget.classes=['5']"]])
+def test_zero_infinity_names_and_digit_classes_are_values(overrides):
+    check_values(OmegaConf.to_container(make_config(*overrides), resolve=True), skip=NOT_IDENTITY)
+
+
+# --- Records and caches: whole or absent, also with concurrent writers ---------------------------------------------
+
+
+def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_one(tmp_path, monkeypatch):
+    path = tmp_path / "records" / "job.json"
+    write_record({"status": "complete", "metrics": {"forget/acc": 1.0}}, path)
+
+    def full_disk(fd):  # where a network filesystem reports it: on flush
+        raise OSError(28, os.strerror(28))
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(UserError, match=f"cannot write the record {path}: No space left on device: free space"):
+        write_record({"status": "complete", "metrics": {"forget/acc": 2.0}}, path)
+    assert json.loads(path.read_text())["metrics"] == {"forget/acc": 1.0}
+    assert [p.name for p in path.parent.iterdir()] == ["job.json"]
+
+
+def write_many(path: Path, writer: int) -> None:
+    for _ in range(20):
+        storage.write_bytes(json.dumps({"writer": writer, "data": [writer] * 50_000}).encode(), path)
+
+
+def test_concurrent_writers_leave_one_whole_file_and_readers_never_see_a_partial_one(tmp_path):
+    path = tmp_path / "shared" / "entry.json"
+    storage.write_bytes(b'{"writer": -1, "data": []}', path)
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("fork")) as pool:
+        writers = [pool.submit(write_many, path, writer) for writer in range(4)]
+        reads = 0
+        while not all(w.done() for w in writers):
+            entry = json.loads(path.read_text())  # raises on a torn file
+            assert set(entry["data"]) <= {entry["writer"]}
+            reads += 1
+        [w.result() for w in writers]
+    assert reads > 0 and json.loads(path.read_text())["writer"] in range(4)
+    assert [p.name for p in path.parent.iterdir()] == ["entry.json"]
+
+
+# --- The end of a failed job and of a sweep ------------------------------------------------------------------------
+
+
+def test_a_failed_job_ends_alone_with_one_line_and_in_a_sweep_lets_the_others_run(caplog):
+    bug, bad_input = RuntimeError("boom"), UserError("alpha must lie in [0, 1]\n(0 = original)")
+    assert sweep.end_failed(bug, sweeping=True) is None
+    assert sweep.end_failed(bad_input, sweeping=True) is None
+    assert [r.getMessage() for r in caplog.records] == ["error: RuntimeError: boom",
+                                                        "error: alpha must lie in [0, 1] (0 = original)"]
+    assert caplog.records[0].exc_info is not None and caplog.records[1].exc_info is None  # a bug keeps its traceback
+    with pytest.raises(SystemExit, match=r"^error: alpha must lie in \[0, 1\] \(0 = original\)$"):
+        sweep.end_failed(bad_input, sweeping=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        sweep.end_failed(bug, sweeping=False)
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C stops a sweep
+        sweep.end_failed(KeyboardInterrupt(), sweeping=True)
+
+
+def fake_job(sweep_dir: Path, num: int, overrides: list[str], record: dict | None) -> None:
+    (sweep_dir / str(num) / ".hydra").mkdir(parents=True)
+    OmegaConf.save(OmegaConf.create(overrides), sweep_dir / str(num) / ".hydra" / "overrides.yaml")
+    if record is not None:
+        write_record(record, sweep_dir / str(num) / "record.json")
+
+
+def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sweep, "last_summary", {})
+    fake_job(tmp_path, 0, ["alpha=0", "logger=none"], {"status": "complete", "metrics": {}})
+    fake_job(tmp_path, 1, ["alpha=2", "logger=none"], {"status": "failed", "error": "alpha must lie in [0, 1]"})
+    fake_job(tmp_path, 10, ["alpha=1", "logger=none"], None)  # killed before its record
+    sweep.Summary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["jobs"], summary["complete"]) == (3, 1)
+    assert [(Path(j["job"]).name, j["overrides"], j["error"]) for j in summary["failed"]] == [
+        ("1", "alpha=2", "alpha must lie in [0, 1]"), ("10", "alpha=1", sweep.NO_RECORD)]
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"sweep: 1 of 3 jobs complete, 2 failed ({tmp_path / 'summary.json'})",
+        f"failed: {tmp_path / '1'} (alpha=2): alpha must lie in [0, 1]"]
+    assert sweep.exit_status() == (f"error: 2 of 3 jobs failed ({tmp_path / '1'}, {tmp_path / '10'}): see "
+                                   f"{tmp_path / 'summary.json'}")
+
+
+def test_a_sweep_without_failures_exits_zero(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "last_summary", {})
+    fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
+    sweep.Summary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    assert sweep.exit_status() is None
+
+
+# --- Launchers and multi-GPU training: the configs compose into the libraries' own objects -------------------------
+
+
+def hydra_config(*overrides: str):
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkeypatch):
+    """Hydra's submitit launcher, built from conf/hydra/launcher/slurm.yaml, hands submitit's SLURM executor our
+    settings; its sbatch script is rendered here instead of submitted (a fake `srun` passes submitit's check)."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\n")
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    cfg = hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
+                       "hydra.launcher.timeout_min=30", "hydra.launcher.array_parallelism=4",
+                       f"hydra.sweep.dir={tmp_path / 'multirun'}")
+    launcher = instantiate(cfg.hydra.launcher)
+    # by name: Hydra's plugin discovery imports the plugin module a second time, so its classes are other objects
+    assert f"{type(launcher).__module__}.{type(launcher).__name__}" == (
+        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
+    launcher.setup(hydra_context=None, task_function=None, config=cfg)
+    submitted = []
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda executor, *args: submitted.append(executor) or [])
+    launcher.launch([[f"seed={seed}"] for seed in range(6)], initial_job_idx=0)
+    (executor,) = submitted
+    slurm = executor._executor
+    slurm.parameters["map_count"] = 6  # what submitit sets when it submits the six jobs as one array
+    script = slurm._make_submission_file_text("python -m submitit.core._submit", "0")
+    for line in ["#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --time=30",
+                 "#SBATCH --array=0-5%4", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB",
+                 "#SBATCH --ntasks-per-node=1"]:
+        assert line in script.splitlines(), line
+
+
+def test_trainer_ddp_trains_on_spawned_processes_of_the_job():
+    method = instantiate(make_config("method=finetune", "trainer=ddp").method)
+    trainer = method.trainer(max_steps=1, accelerator="cpu", devices=2)
+    assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy._start_method == "spawn"
+    assert isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
+    assert (trainer.num_devices, trainer.world_size) == (2, 2)
+
+
+@pytest.mark.slow
+def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny, tmp_path):
+    """trainer=ddp on two CPU processes (gloo): the spawned ranks train, the job gets rank 0's weights."""
+    cfg = make_config("method=finetune", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+                      "method.steps=2", f"method.cache_dir={tmp_path}")
+    data = instantiate(cfg.dataset)
+    train = partial(data.load, split="train", transform=tiny.preprocess)
+    task = UnlearnTask.of(tiny, data.classnames, data.templates, cfg.forget.classes, train)
+    unlearned = instantiate(cfg.method)(tiny.model, task)
+    before, after = tiny.model.state_dict(), unlearned.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and all(name.startswith("visual.") for name in changed)  # trained, and only what it declares
+
+
+# --- End to end: sweeps that fail, are killed, run again, in parallel, on submitit ---------------------------------
+
+SWEEP = ("-m", "alpha=2,0,0.5,1")  # the first job fails (alpha outside [0, 1]), the three others complete
+
+
+def records(tmp_path: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "records").glob("*.json")}
+
+
+def outcome(record: dict) -> dict:
+    """What a record says about the computation: not its paths, loggers or timings."""
+    return {"status": record["status"], "error": record.get("error"),
+            "choices": {k: v for k, v in record["choices"].items() if k not in NOT_IDENTITY},
+            "config": {k: v for k, v in record["config"].items() if k not in NOT_IDENTITY},
+            "metrics": {k: v for k, v in record.get("metrics", {}).items() if not k.startswith(("time/", "memory/"))}}
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory, tiny):
+    """One uninterrupted sweep with a failing first job, mirrored to offline W&B runs."""
+    tmp_path = tmp_path_factory.mktemp("failing")
+    return tmp_path, run_suite(tmp_path, *SWEEP)
+
+
+@pytest.mark.slow
+def test_a_failing_job_does_not_stop_the_sweep_and_is_named(failing_sweep):
+    tmp_path, result = failing_sweep
+    by_alpha = {r["config"]["alpha"]: r for r in records(tmp_path).values()}
+    assert {alpha: r["status"] for alpha, r in by_alpha.items()} == {2: "failed", 0: "complete", 0.5: "complete",
+                                                                     1: "complete"}
+    assert by_alpha[2]["error"].startswith("alpha must lie in [0, 1]")
+    assert result.returncode != 0
+    job = tmp_path / "multirun" / "0"
+    assert f"sweep: 3 of 4 jobs complete, 1 failed ({tmp_path / 'multirun' / 'summary.json'})" in result.stdout
+    assert f"failed: {job} (alpha=2): alpha must lie in [0, 1]" in result.stdout
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: 1 of 4 jobs failed ({job})")
+    assert "error: alpha must lie in [0, 1]" in (job / "run.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_failed_job_marks_its_wandb_run_failed(failing_sweep):
+    tmp_path, _ = failing_sweep
+    runs = [wandb_run(d) for d in (tmp_path / "results" / "wandb").glob("offline-run-*")]
+    assert sorted((run["config"]["alpha_str"], run["exit_code"] != 0) for run in runs) == [
+        ("0", False), ("0.5", False), ("1", False), ("2", True)]
+
+
+def suite_command(tmp_path: Path, *args: str) -> list[str]:
+    """The command line run_suite runs."""
+    return [sys.executable, "run.py", *args, f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results",
+            f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, failing_sweep):
+    job = subprocess.Popen(suite_command(tmp_path, *SWEEP, "logger=none"), cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    third = tmp_path / "multirun" / "2" / ".hydra"
+    while not third.exists() and job.poll() is None:
+        time.sleep(0.01)
+    job.send_signal(signal.SIGKILL)  # in the middle of the third job (alpha=0.5)
+    job.wait()
+    before = {path.stem: path.read_bytes() for path in (tmp_path / "results" / "records").iterdir()}
+    assert sorted(json.loads(text)["config"]["alpha"] for text in before.values()) == [0, 2]  # no partial record
+
+    result = run_suite(tmp_path, *SWEEP, "logger=none")
+    skipped = re.findall(r"skipped: the record (\S+) is complete", result.stdout)
+    complete_before = [id for id, text in before.items() if json.loads(text)["status"] == "complete"]
+    assert [Path(path).stem for path in skipped] == complete_before  # alpha=0 only; alpha=2 failed, so it runs again
+    after = records(tmp_path)
+    assert all((tmp_path / "results" / "records" / f"{id}.json").read_bytes() == before[id] for id in complete_before)
+    reference = records(failing_sweep[0])
+    assert {id: outcome(r) for id, r in after.items()} == {id: outcome(r) for id, r in reference.items()}
+
+    forced = run_suite(tmp_path, "alpha=0", "rerun=true", "logger=none")
+    assert forced.returncode == 0 and "skipped" not in forced.stdout
+    assert records(tmp_path)[complete_before[0]]["metrics"]["time/job_s"] != after[complete_before[0]]["metrics"][
+        "time/job_s"]
+
+
+@pytest.mark.slow
+def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny):
+    """rtol is a number the projection multiplies by: a string makes the method itself raise (not a checked input)."""
+    result = run_suite(tmp_path, "-m", "method=nullspace", "method.rtol=abc,1e-6", "logger=none")
+    by_rtol = {str(r["config"]["method"]["rtol"]): r for r in records(tmp_path).values()}
+    assert by_rtol["abc"]["status"] == "failed" and by_rtol["abc"]["error"].startswith("TypeError")
+    assert by_rtol["1e-06"]["status"] == "complete"
+    assert result.returncode != 0 and "1 of 2 jobs failed" in result.stderr
+    assert "Traceback" in (tmp_path / "multirun" / "0" / "run.log").read_text()  # a bug keeps its traceback
+
+
+@pytest.mark.slow
+def test_wandb_refusing_to_start_fails_its_jobs_not_the_sweep(tmp_path):
+    result = run_suite(tmp_path, "-m", "alpha=0,1", "logger.wandb.mode=bogus")
+    assert [r["status"] for r in records(tmp_path).values()] == ["failed", "failed"]
+    assert all(r["error"].startswith("WandbLogger could not start:") and r["error"].endswith(
+        "fix its settings (conf/logger/) or run with logger=none") for r in records(tmp_path).values())
+    assert result.returncode != 0 and "sweep: 0 of 2 jobs complete, 2 failed" in result.stdout
+
+
+@pytest.mark.slow
+def test_24_jobs_on_4_joblib_workers_write_24_complete_records(tmp_path, tiny):
+    start = time.perf_counter()
+    result = run_suite(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=range(24)",
+                       "logger=none", f"evaluator.cache.root={tmp_path}/features")
+    print(f"24 jobs on 4 joblib workers: {time.perf_counter() - start:.1f} s")
+    assert result.returncode == 0, result.stderr
+    found = records(tmp_path)
+    assert sorted(r["config"]["seed"] for r in found.values()) == list(range(24))
+    assert all(r["status"] == "complete" for r in found.values())
+    copies = [json.loads(p.read_text())["id"] for p in (tmp_path / "multirun").glob("*/record.json")]
+    assert sorted(copies) == sorted(found)  # one job folder per job, none shared
+    assert "sweep: 24 of 24 jobs complete, 0 failed" in result.stdout
+    # Parallel first jobs all encode the test set; the cache keeps one whole entry, and no temporary file anywhere.
+    assert len(list((tmp_path / "features").iterdir())) == 1
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, tiny):
+    """submitit's local executor: every job a process of its own, started and collected by submitit, as on SLURM."""
+    result = run_suite(tmp_path, "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
+                       "alpha=0,2", "logger=none")
+    assert {r["config"]["alpha"]: r["status"] for r in records(tmp_path).values()} == {0: "complete", 2: "failed"}
+    assert result.returncode != 0 and "sweep: 1 of 2 jobs complete, 1 failed" in result.stdout
+
+
+# --- Bad input at the edges of the filesystem: one clear error, no partial record ----------------------------------
+
+
+def run_with_fault(tmp_path: Path, fault: str, *args: str) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` (as run_suite) with `fault`, Python source that breaks the filesystem under
+    tmp_path/results, run first: faults that a test cannot ask of the OS (root ignores read-only permissions)."""
+    code = f"import runpy, sys\n{fault}\nsys.argv[0] = 'run.py'\nrunpy.run_path('run.py', run_name='__main__')"
+    return subprocess.run([sys.executable, "-c", code, *suite_command(tmp_path, *args)[2:]], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "FAULTY": str(tmp_path / "results")})
+
+
+READ_ONLY = """
+import errno, os
+def refuse(call):
+    def refused(path, *args, **kwargs):
+        if os.path.abspath(path).startswith(os.environ["FAULTY"]):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        return call(path, *args, **kwargs)
+    return refused
+os.open, os.mkdir = refuse(os.open), refuse(os.mkdir)
+"""
+
+FULL_DISK = """
+import errno, os
+sync = os.fsync
+def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").startswith(os.environ["FAULTY"]):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    sync(fd)
+os.fsync = fsync
+"""
+
+
+@pytest.mark.slow
+def test_a_read_only_results_dir_is_refused_before_the_job_runs(tmp_path):
+    result = run_with_fault(tmp_path, READ_ONLY, "logger=none")
+    assert result.returncode != 0
+    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: Read-only file "
+                        r"system: free space .* or write the results elsewhere with results_dir=DIR",
+                        result.stderr.strip().splitlines()[-1])
+    assert not (tmp_path / "results").exists() and "Seed set" not in result.stderr  # nothing ran
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the fault finds file names in /proc")
+def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_path, tiny):
+    result = run_with_fault(tmp_path, FULL_DISK, "logger=none")
+    assert result.returncode != 0
+    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: No space left on "
+                        r"device: .*", result.stderr.strip().splitlines()[-1])
+    assert list((tmp_path / "results" / "records").iterdir()) == []
+    assert not (tmp_path / "outputs" / "record.json").exists()
