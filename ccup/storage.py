@@ -9,6 +9,18 @@ from pathlib import Path
 import torch
 
 
+def file_mode() -> int:
+    """The permissions open() gives a new file (0o666 less the umask): mkstemp's 0o600 would hide results and cache
+    entries from the other users of a shared filesystem. Read once, at import: setting the umask to read it is not
+    thread-safe."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = file_mode()
+
+
 def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call `write(temporary path)`, then move the result to `path` in one step. On any error (a full disk, a
     read-only folder) `path` is left as it was and the temporary file is removed."""
@@ -18,6 +30,7 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(handle)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         sync(tmp)
         os.replace(tmp, path)
     finally:

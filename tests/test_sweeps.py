@@ -84,6 +84,12 @@ def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_on
     assert [p.name for p in path.parent.iterdir()] == ["job.json"]
 
 
+def test_records_are_readable_by_the_other_users_of_a_shared_filesystem(tmp_path):
+    (tmp_path / "plain.json").write_bytes(b"{}")
+    path = storage.write_bytes(b"{}", tmp_path / "record.json")
+    assert path.stat().st_mode == (tmp_path / "plain.json").stat().st_mode  # as open() makes it, not mkstemp's 0o600
+
+
 def write_many(path: Path, writer: int) -> None:
     for _ in range(20):
         storage.write_bytes(json.dumps({"writer": writer, "data": [writer] * 50_000}).encode(), path)
