@@ -65,9 +65,16 @@ def describe(summary: dict, path: Path) -> list[str]:
 last_summary: dict = {}
 
 
-class Summary(Callback):
-    """Ends a multirun with its summary, printed and in <sweep dir>/summary.json. It reads the job folders, not the
-    launcher's returns: Hydra hands callbacks none, and a job killed by the scheduler leaves no return anyway."""
+class Sweep(Callback):
+    """A multirun's start and end (hydra.callbacks in conf/config.yaml): one name for all its jobs, and a summary,
+    printed and in <sweep dir>/summary.json. The summary reads the job folders, not the launcher's returns: Hydra
+    hands callbacks none, and a job killed by the scheduler leaves no return anyway."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Resolved here, in the launching process, the `sweep` timestamp enters the resolver cache that Hydra copies
+        # into every job's config: otherwise each job resolves ${now:} itself wherever hydra.sweep.dir does not
+        # refer to it, and the jobs of one sweep land in different W&B groups.
+        log.info(f"sweep {config.sweep}: records in {Path(config.results_dir) / 'records'}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)

@@ -140,7 +140,7 @@ def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_p
     fake_job(tmp_path, 0, ["alpha=0", "logger=none"], {"status": "complete", "metrics": {}})
     fake_job(tmp_path, 1, ["alpha=2", "logger=none"], {"status": "failed", "error": "alpha must lie in [0, 1]"})
     fake_job(tmp_path, 10, ["alpha=1", "logger=none"], None)  # killed before its record
-    sweep.Summary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    sweep.Sweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["jobs"], summary["complete"]) == (3, 1)
     assert [(Path(j["job"]).name, j["overrides"], j["error"]) for j in summary["failed"]] == [
@@ -155,7 +155,7 @@ def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_p
 def test_a_sweep_without_failures_exits_zero(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "last_summary", {})
     fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
-    sweep.Summary().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    sweep.Sweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     assert sweep.exit_status() is None
 
 
@@ -341,11 +341,17 @@ def test_24_jobs_on_4_joblib_workers_write_24_complete_records(tmp_path, tiny):
 
 @pytest.mark.slow
 def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, tiny):
-    """submitit's local executor: every job a process of its own, started and collected by submitit, as on SLURM."""
-    result = run_suite(tmp_path, "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
-                       "alpha=0,2", "eval=[]", "logger=none")
-    assert {r["config"]["alpha"]: r["status"] for r in records(tmp_path).values()} == {0: "complete", 2: "failed"}
+    """submitit's local executor: every job a process of its own, started and collected by submitit, as on SLURM.
+    The sweep is not named, so its jobs must share the timestamp the launching process resolved."""
+    command = [arg for arg in suite_command(tmp_path, "-m", "hydra/launcher=submitit_local", "alpha=0,2", "eval=[]",
+                                            "hydra.launcher.timeout_min=10", "logger=none")
+               if not arg.startswith("sweep=")]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    found = records(tmp_path).values()
+    assert {r["config"]["alpha"]: r["status"] for r in found} == {0: "complete", 2: "failed"}, result.stderr
     assert result.returncode != 0 and "sweep: 1 of 2 jobs complete, 1 failed" in result.stdout
+    assert len({r["config"]["sweep"] for r in found}) == 1  # one W&B group
 
 
 # --- Bad input at the edges of the filesystem: one clear error, no partial record ----------------------------------
