@@ -1,5 +1,6 @@
-"""How the jobs of a sweep end: a failed job fails alone (its record says why and the launcher goes on with the
-others), and the sweep ends with a summary naming every failure and an exit status that is non-zero if there is one."""
+"""How a sweep holds together: its jobs share one name, a failed job fails alone (its record says why and the
+launcher goes on with the others), and the sweep ends with a summary naming every failure and an exit status that is
+non-zero if there is one."""
 import json
 import logging
 from pathlib import Path
