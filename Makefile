@@ -9,7 +9,7 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test bench report lint
+.PHONY: help install data run test paper bench report lint
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 
 test: data  ## the tests (the first run trains the embedded model, ~90 s)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+paper: data  ## the embedded benchmark: every method, class, seed and alpha into results/benchmark (~1 h on 2 cores)
+	$(PY) run.py -m experiment=benchmark
 
 bench: data  ## the benchmarks: speed ratios measured side by side
 	$(PY) -m benchmarks
