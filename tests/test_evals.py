@@ -21,6 +21,7 @@ from ccup.evals.probe import LinearProbe, class_probe, forget_probe
 from ccup.evals.prompts import HeldOutPrompts, check_held_out, ensemble
 from ccup.evals.relearn import Relearning, relearn
 from ccup.evaluator import Evaluator
+from ccup.method import CCUP
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
 
@@ -130,8 +131,8 @@ def mixed_classes(per_class: int, seed: int) -> Features:
 def test_the_probe_sees_the_class_before_and_not_after_its_only_direction_is_removed(clip):
     train, test = mixed_classes(300, seed=0), mixed_classes(300, seed=1)
     unlearned = fold_projection(clip, removing(0))
-    metrics = LinearProbe(per_class=200, seed=0, C=1.0)(StubEvaluator(), clip, unlearned,
-                                                        task_of(clip, ["a", "b", "c"], ["a"], train), test)
+    probe = LinearProbe(per_class=200, test_per_class=None, seed=0, C=1.0)
+    metrics = probe(StubEvaluator(), clip, unlearned, task_of(clip, ["a", "b", "c"], ["a"], train), test)
     assert metrics["leak/probe_auroc_before"] > 0.99 and metrics["leak/probe_acc_before"] > 95
     assert abs(metrics["leak/probe_auroc"] - 0.5) < 0.07 and abs(metrics["leak/probe_acc"] - 50) < 7
     assert metrics["retain/probe_acc"] == metrics["retain/probe_acc_before"] == 100.0  # e1 against e2, untouched
@@ -139,7 +140,8 @@ def test_the_probe_sees_the_class_before_and_not_after_its_only_direction_is_rem
 
 def test_the_probe_needs_a_train_split(clip):
     with pytest.raises(UserError, match="train split"):
-        LinearProbe(per_class=1, seed=0, C=1.0)(StubEvaluator(), clip, clip, task_of(clip, "abc", ["a"]), None)
+        probe = LinearProbe(per_class=1, test_per_class=1, seed=0, C=1.0)
+        probe(StubEvaluator(), clip, clip, task_of(clip, "abc", ["a"]), None)
 
 
 # --- held-out prompts ---------------------------------------------------------------------------------------------
@@ -264,7 +266,8 @@ def test_the_attack_tells_confident_members_apart_until_their_class_direction_is
     """Members of class 0 sit closer to its text embedding (less noise) than non-members: loss tells them apart.
     Removing e0 leaves both as isotropic noise: nothing to tell. Retained classes: members and non-members alike."""
     members, others = member_split(0, forget_noise=0.1), member_split(1, forget_noise=0.5)
-    attack = LossThreshold(per_class=200, seed=0, dataset="toy", model_train_data={"toy": {"name": "toy"}})
+    attack = LossThreshold(per_class=200, retain_per_class=200, seed=0, dataset="toy",
+                           model_train_data={"toy": {"name": "toy"}})
     task = task_of(clip, ["a", "b", "c"], ["a"], members)
     metrics = attack(StubEvaluator(), clip, fold_projection(clip, removing(0)), task, others)
     assert metrics["mia/forget_auroc_before"] == 1.0
@@ -275,7 +278,7 @@ def test_the_attack_tells_confident_members_apart_until_their_class_direction_is
 @pytest.mark.parametrize("train_data", [None, {"digits": {"name": "digits"}}])
 def test_the_attack_refuses_a_model_whose_members_are_unknown(train_data):
     with pytest.raises(UserError, match="eval=mia needs a model trained on the train split of 'fashion_mnist'"):
-        LossThreshold(per_class=1, seed=0, dataset="fashion_mnist", model_train_data=train_data)
+        LossThreshold(per_class=1, retain_per_class=1, seed=0, dataset="fashion_mnist", model_train_data=train_data)
 
 
 # --- configs ------------------------------------------------------------------------------------------------------
@@ -295,3 +298,24 @@ def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_wit
     assert sorted(params.method.split(",")) == config_names("method")
     forgotten = [list(make_config(f"forget={name}").forget.classes) for name in params.forget.split(",")]
     assert sorted(forgotten) == sorted([name] for name in make_config().dataset.classnames)
+
+
+# --- the embedded model -------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_hides_rather_than_removes(tiny):
+    cfg = make_config("eval=[probe,prompts,relearn,mia]")
+    data = instantiate(cfg.dataset)
+    train = functools.partial(data.load, split="train", transform=tiny.preprocess)
+    task = UnlearnTask.of(tiny, data.classnames, data.templates, ["sandal"], train)
+    test, evaluator = data.load(split="test", transform=tiny.preprocess), instantiate(cfg.evaluator)
+    same = evaluator(tiny.model, CCUP(alpha=0.0, lam=1000.0, mu=1.0)(tiny.model, task), task, test)
+    befores = [key for key in same if key.endswith("_before")]
+    assert len(befores) > 10 and all(same[key.removesuffix("_before")] == same[key] for key in befores)
+    assert same["relearn/steps_to_half"] == 0
+    full = evaluator(tiny.model, CCUP(alpha=1.0, lam=1000.0, mu=1.0)(tiny.model, task), task, test)
+    assert full["forget/acc"] < 5 and full["forget/acc_heldout_templates"] < 5  # new templates do not bring it back
+    assert full["forget/acc_heldout_templates_before"] > 80
+    assert full["leak/probe_auroc"] > 0.95  # but a linear probe still finds sandals: hidden, not removed
+    assert full["relearn/reached"] == 1 and 1 <= full["relearn/steps_to_half"] < 100
+    assert 0.4 < full["mia/forget_auroc_before"] < 0.6  # two epochs over 60,000 images: little to tell members by

@@ -17,7 +17,8 @@ class LossThreshold:
     """`mia/forget_auroc`: the AUROC of minus the per-image zero-shot loss (cross-entropy of logit_scale · cos over
     every class of the dataset, on the true class) separating members, `per_class` train images of each forget class,
     from non-members, as many of its test images (fixed draws with `seed`); `mia/retain_auroc` the same over the
-    retained classes; each with `_before` for the original model. 0.5: members and non-members look alike to the
+    retained classes, `retain_per_class` images of each, the attack's reach on classes no method meant to touch; each
+    with `_before` for the original model. 0.5: members and non-members look alike to the
     attack; above: members have lower loss (membership leaks); below: members have *higher* loss, which unlearning
     itself can cause and which leaks membership just as well.
 
@@ -25,24 +26,27 @@ class LossThreshold:
     here: `model_train_data` lists the dataset configs it was trained on (the embedded model's `model.train_data`;
     None for any other model, for which this evaluation refuses to run)."""
 
-    def __init__(self, per_class: int, seed: int, dataset: str, model_train_data: Mapping | None):
-        if not per_class >= 1:
-            raise UserError(f"eval.mia.per_class must be at least 1, got {per_class}")
+    def __init__(self, per_class: int, retain_per_class: int, seed: int, dataset: str,
+                 model_train_data: Mapping | None):
+        if not (per_class >= 1 and retain_per_class >= 1):
+            raise UserError(f"eval.mia.per_class and retain_per_class must be at least 1, got {per_class} and "
+                            f"{retain_per_class}")
         trained_on = [] if model_train_data is None else [data["name"] for data in model_train_data.values()]
         if dataset not in trained_on:
             raise UserError(f"eval=mia needs a model trained on the train split of {dataset!r}, so that members are "
                             f"known; this model's training data is {'unknown' if not trained_on else trained_on} "
                             "(the embedded model=tiny is trained on fashion_mnist and digits)")
-        self.per_class, self.seed = per_class, seed
+        self.per_class, self.retain_per_class, self.seed = per_class, retain_per_class, seed
 
     def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=mia needs the dataset's train split: its members")
         metrics = {}
-        for name, classes in [("forget", task.forget_idx), ("retain", task.retain_idx)]:
-            members = per_class(task.train(), classes, self.per_class, self.seed)
-            others = per_class(test_set, classes, self.per_class, self.seed)
+        for name, classes, count in [("forget", task.forget_idx, self.per_class),
+                                     ("retain", task.retain_idx, self.retain_per_class)]:
+            members = per_class(task.train(), classes, count, self.seed)
+            others = per_class(test_set, classes, count, self.seed)
             members_before, members_after, member_labels = evaluator.image_features(original, unlearned, members)
             others_before, others_after, other_labels = evaluator.image_features(original, unlearned, others)
             for suffix, model, member_features, other_features in [

@@ -17,8 +17,9 @@ from ccup.task import UnlearnTask
 
 
 class LinearProbe:
-    """Probes fit on the image embeddings of `per_class` train images of every class (a fixed draw with `seed`) and
-    scored on the test split, for the unlearned model and (`_before`) the original:
+    """Probes fit on the image embeddings of `per_class` train images of every class and scored on `test_per_class`
+    test images of every class (fixed draws with `seed`; None: all), for the unlearned model and (`_before`) the
+    original:
 
     - `leak/probe_auroc`, `leak/probe_acc`: a binary probe, forget classes against the rest; its AUROC, and its
       balanced accuracy in percent (the mean of its recall on the forget and on the other images), so that both read
@@ -27,20 +28,23 @@ class LinearProbe:
       images: how much of the retained classes' information the method kept, read beside the leakage.
     """
 
-    def __init__(self, per_class: int, seed: int, C: float):
-        if not per_class >= 1:
-            raise UserError(f"eval.probe.per_class must be at least 1, got {per_class}")
+    def __init__(self, per_class: int, test_per_class: int | None, seed: int, C: float):
+        if not (per_class >= 1 and (test_per_class is None or test_per_class >= 1)):
+            raise UserError(f"eval.probe.per_class and test_per_class must be at least 1, got {per_class} and "
+                            f"{test_per_class}")
         if not C > 0:
             raise UserError(f"eval.probe.C must be positive, got {C}")
-        self.per_class, self.seed, self.C = per_class, seed, C
+        self.per_class, self.test_per_class, self.seed, self.C = per_class, test_per_class, seed, C
 
     def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=probe fits its probes on the dataset's train split, which this job has none of")
-        train = per_class(task.train(), range(len(task.classnames)), self.per_class, self.seed)
+        classes = range(len(task.classnames))
+        train = per_class(task.train(), classes, self.per_class, self.seed)
+        test = per_class(test_set, classes, self.test_per_class, self.seed)
         train_before, train_after, train_labels = evaluator.image_features(original, unlearned, train)
-        test_before, test_after, test_labels = evaluator.image_features(original, unlearned, test_set)
+        test_before, test_after, test_labels = evaluator.image_features(original, unlearned, test)
         forget = torch.tensor(task.forget_idx)
         metrics = {}
         for suffix, model, train_features, test_features in [("", unlearned, train_after, test_after),

@@ -80,5 +80,5 @@ def paraphrase_classifier(model: torch.nn.Module, tokenizer, classnames: Sequenc
 
 def ensemble(columns: torch.Tensor, owner: torch.Tensor, num_classes: int) -> torch.Tensor:
     """(d, C): the normalised mean of the (d, W) unit columns that each class owns (`owner`, (W,) class indices)."""
-    sums = torch.zeros(columns.shape[0], num_classes, dtype=columns.dtype, device=columns.device)
-    return F.normalize(sums.index_add_(1, owner, columns), dim=0)
+    ownership = F.one_hot(owner, num_classes).to(columns.dtype)  # (W, C); a product, deterministic on every device
+    return F.normalize(columns @ ownership, dim=0)

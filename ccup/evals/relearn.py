@@ -98,9 +98,10 @@ class StopAt(pl.Callback):
 def forget_accuracy(model: torch.nn.Module, classifier: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
                     batch_size: int = 256) -> float:
     """Zero-shot accuracy in percent of `model` on (N, ...) images, argmax over the (d, C) classifier's classes."""
-    was_training = model.training
+    was_training, device = model.training, next(model.parameters()).device
     model.eval()
-    predictions = torch.cat([(model.encode_image(chunk.to(classifier.device), normalize=True) @ classifier)
-                             .argmax(dim=-1).cpu() for chunk in images.split(batch_size)])
+    classifier = classifier.to(device)
+    predictions = torch.cat([(model.encode_image(chunk.to(device), normalize=True) @ classifier).argmax(dim=-1).cpu()
+                             for chunk in images.split(batch_size)])
     model.train(was_training)
     return accuracy(predictions, labels)
