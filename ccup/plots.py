@@ -2,6 +2,7 @@
 
 Figures are made with matplotlib's object API, never pyplot: a bare `Figure` renders with the Agg backend, needs no
 display and keeps no global state between plots."""
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -27,9 +28,13 @@ def pareto_front(points: pd.DataFrame) -> pd.Series:
 
 def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The summary with every plotted column (NaN where the records lack a metric) and a `label` per method and
-    settings, and one colour per label, the same in every plot."""
+    settings, and one colour per label, the same in every plot. A label names the settings only of a method run with
+    several (an ablation), wrapped: one method's dozen settings in full would crowd the axes out of the figure."""
     summary = summary.reindex(columns=[*summary.columns, *(c for c in COLUMNS if c not in summary)])
-    summary["label"] = (summary["method"] + " " + summary["params"].fillna("")).str.strip()
+    params = summary["params"].fillna("")
+    several = summary.groupby("method")["params"].transform("nunique") > 1
+    named = (summary["method"] + " " + params.where(several, "")).str.strip()
+    summary["label"] = named.map(lambda label: textwrap.fill(label, 40, subsequent_indent="  "))
     labels = sorted(summary["label"].unique())
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     return summary, {label: cmap(i % cmap.N) for i, label in enumerate(labels)}

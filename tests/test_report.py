@@ -277,3 +277,12 @@ def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_lea
     plain = write(tmp_path / "plain", *GRID)
     assert "Leakage" not in report.write_report(plain)
     assert not (plain / "leakage.csv").exists() and not (plain / "leakage_tiny_fashion_mnist.png").exists()
+
+
+def test_plot_labels_name_settings_only_where_a_method_has_several():
+    summary = pd.DataFrame({"method": ["ccup", "ccup", "lipschitz"], "alpha": 1.0, "model": "tiny",
+                            "params": ["lam=100", "lam=1000", " ".join(f"setting_{i}=1" for i in range(12))]})
+    labels = plots.prepare(summary)[0]["label"].tolist()
+    assert labels == ["ccup lam=100", "ccup lam=1000", "lipschitz"]  # one lipschitz setting: its name says it all
+    ablation = plots.prepare(pd.concat([summary, summary.assign(params="k=1").iloc[[2]]]))[0]["label"].tolist()
+    assert all(len(line) <= 40 for label in ablation for line in label.splitlines()) and "\n" in ablation[2]
