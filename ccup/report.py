@@ -160,7 +160,10 @@ def write_report(*results_dirs: Path) -> str:
     leaks = leakage(records)
     if leaks is not None:
         title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), mean ± std over forget sets"
-        tables[title] = with_spread(leaks, "std_forget_sets")
+        table = with_spread(leaks, "std_forget_sets")
+        if leaks.groupby("method")["params"].nunique().max() <= 1:  # one setting per method: its name says it all
+            table = table.drop(columns="params")
+        tables[title] = table
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot

@@ -270,6 +270,7 @@ def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_lea
     markdown = report.write_report(write(tmp_path, *LEAKS))
     assert markdown.count("## Leakage at alpha = 1 (first: the original model)") == 1
     assert "| before forgetting |" in markdown and "0.97 ± 0.01" in markdown
+    assert "params" not in markdown.split("## Leakage")[1].split("##")[0]  # one setting per method: names suffice
     assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 3
     assert pd.read_csv(tmp_path / "leakage.csv")["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]
     width, height = png_size(tmp_path / "leakage_tiny_fashion_mnist.png")
