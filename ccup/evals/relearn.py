@@ -24,10 +24,10 @@ class Relearning:
     """`relearn/steps_to_half`: AdamW steps (learning rate `lr`, the parameters matching `params`) of cross-entropy on
     `shots` train images of each forget class (a fixed draw with `seed`, one full batch per step) until the forget
     accuracy on `test_per_class` test images of each forget class (a fixed draw; all with None) is at least half the
-    original model's on the same images; 0 when the unlearned model is
-    there already, and `max_steps` with `relearn/reached` = 0 when it never gets there (the count is censored at the
-    cap). `relearn/forget_acc` is the forget accuracy (percent) where it stopped. The original model's own count is 0
-    by construction: compare methods with each other, and with the cap."""
+    original model's on the same images; 0 when the unlearned model is there already, and `max_steps` with
+    `relearn/reached` = 0 when it never gets there (the count is censored at the cap). `relearn/forget_acc` is the
+    forget accuracy (percent) where it stopped. The original model's own count is 0 by construction: compare methods
+    with each other, and with the cap."""
 
     def __init__(self, shots: int, max_steps: int, lr: float, params: Sequence[str], test_per_class: int | None,
                  seed: int, trainer: Callable[..., pl.Trainer]):
