@@ -29,8 +29,8 @@ class FineTune:
     def __init__(self, alpha: float, module: Callable, samples: Callable, params: list[str], steps: int,
                  batch_size: int, lr: float, seed: int, trainer: Callable[..., pl.Trainer], cache_dir: str):
         check_alpha(alpha)
-        if not lr > 0:
-            raise UserError(f"lr must be positive, got {lr}")
+        if not 0 < lr < float("inf"):
+            raise UserError(f"lr must be a positive finite number, got {lr}")
         if not steps >= 1:
             raise UserError(f"steps must be at least 1, got {steps}")
         if not batch_size >= 1:

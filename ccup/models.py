@@ -36,7 +36,10 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
             raise UserError(f"pretrained={pretrained!r} is neither a file nor a tag of {name}; tags: {tags}")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
-    except RuntimeError as exc:
+    except Exception as exc:
+        if pretrained is not None and Path(pretrained).is_file():  # a file that is not this model's checkpoint
+            raise UserError(f"{pretrained} is not a checkpoint of {name} (loading it raised {type(exc).__name__}): "
+                            f"pass an open_clip checkpoint or state dict of {name}") from exc
         if "Failed to download" not in str(exc):
             raise
         raise UserError(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where there "

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ccup.adapter import export_checkpoint, fold_projection, project, projection_names, projection_removed
+from ccup.errors import UserError
 from ccup.models import load_clip
 
 
@@ -61,3 +62,14 @@ def test_features_before_the_projection_project_to_the_embeddings(random_clips, 
         assert features.shape[1] == {"ViT-B-32": 768, "RN50": 2048}[name]
         torch.testing.assert_close(project(model, features), embeddings, atol=1e-4, rtol=1e-4)
         assert torch.equal(model.encode_image(images), embeddings)  # the tower is restored
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(tmp_path, content):
+    path = tmp_path / "weights.pt"
+    if content is None:
+        torch.save({"another": torch.zeros(2)}, path)  # a real torch file, of no CLIP
+    else:
+        path.write_bytes(content)
+    with pytest.raises(UserError, match=f"{path} is not a checkpoint of ccup-tiny-p7 .*: pass an open_clip checkpoint"):
+        load_clip("ccup-tiny-p7", str(path))

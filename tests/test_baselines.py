@@ -51,8 +51,9 @@ def test_another_setting_trains_again(random_tiny, tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("method.lr=0", "lr must be positive"),
-    ("method.lr=-1e-3", "lr must be positive"),
+    ("method.lr=0", "lr must be a positive finite number"),
+    ("method.lr=-1e-3", "lr must be a positive finite number"),
+    ("method.lr=inf", "lr must be a positive finite number"),
     ("method.steps=0", "steps must be at least 1"),
     ("method.params=[nothing.*]", "match no parameter"),
 ])

@@ -134,10 +134,11 @@ def test_a_failing_job_marks_its_wandb_run_failed_and_records_no_result(tmp_path
     ("forget.classes=[sandal,sandal]", "a forget class is given twice in ['sandal', 'sandal']"),
     ("alpha=1.5", "alpha must lie in [0, 1]"),
     ("alpha=inf", "alpha must lie in [0, 1]"),
-    ("method=finetune;method.lr=0", "lr must be positive"),
+    ("method=finetune;method.lr=0", "lr must be a positive finite number"),
     ("dataset.load.roots=[/nonexistent]", "Fashion-MNIST not found in ['/nonexistent']: run `make data`"),
     ("model=vit_b32_openai;model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),
     ("model=vit_b32_openai", "could not download the 'openai' weights of ViT-B-32"),
+    ("model=vit_b32_openai;model.pretrained=README.md", "README.md is not a checkpoint of ViT-B-32"),
 ])
 def test_bad_input_gets_one_clear_error_line(tmp_path, override, message):
     result = run_suite(tmp_path, *override.split(";"), "logger=none")
