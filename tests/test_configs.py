@@ -4,6 +4,7 @@ from conftest import CONF, config_names, make_config
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+DATASETS = {name: make_config(f"dataset={name}").dataset for name in config_names("dataset")}  # composed once
 GROUPS = ["model", "dataset", "prompts", "forget", "method", "logger", "eval"]
 
 
@@ -27,7 +28,7 @@ def test_alpha_reaches_every_method(method, alpha):
 def test_every_forget_preset_names_classes_of_a_dataset(forget):
     classes = set(make_config(f"forget={forget}").forget.classes)
     assert classes, f"forget preset {forget} is empty"
-    assert any(classes <= set(make_config(f"dataset={d}").dataset.classnames) for d in config_names("dataset"))
+    assert any(classes <= set(DATASETS[d].classnames) for d in DATASETS)
 
 
 def test_nullspace_is_ccup_without_retention_and_with_a_hard_constraint():
@@ -35,7 +36,7 @@ def test_nullspace_is_ccup_without_retention_and_with_a_hard_constraint():
     assert (method.lam, method.mu) == (float("inf"), 0.0)
 
 
-PROTOCOL_DATASETS = [d for d in config_names("dataset") if "protocol_forget" in make_config(f"dataset={d}").dataset]
+PROTOCOL_DATASETS = [d for d in DATASETS if "protocol_forget" in DATASETS[d]]
 
 
 def test_the_protocol_datasets_have_their_published_forget_classes():

@@ -29,7 +29,7 @@ def setup():
 
 
 def evaluator(cache_dir, enabled=True) -> Evaluator:
-    return instantiate(make_config(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}").evaluator)
+    return instantiate(make_config(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}", "eval=[]").evaluator)
 
 
 def direct_metrics(model, task, dataset) -> dict:
