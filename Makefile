@@ -38,7 +38,7 @@ test: data  ## the tests (the first run trains the embedded model, ~90 s)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 paper: data  ## the embedded benchmark: every method, class, seed and alpha into results/benchmark (~1 h on 2 cores)
-	$(PY) run.py -m experiment=benchmark
+	$(PY) run.py -m experiment=benchmark hydra/launcher=joblib hydra.launcher.n_jobs=2
 
 bench: data  ## the benchmarks: speed ratios measured side by side
 	$(PY) -m benchmarks
