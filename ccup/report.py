@@ -107,10 +107,11 @@ def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def fmt(value: float) -> str:
-    """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty for NaN."""
+    """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty for NaN. Values
+    below 1e-9 are float round-off (the std of equal numbers), written as 0."""
     if pd.isna(value):
         return ""
-    return f"{value:.2f}" if value == 0 or abs(value) >= 0.1 else f"{value:.2g}"
+    return f"{value:.2f}" if abs(value) < 1e-9 or abs(value) >= 0.1 else f"{value:.2g}"
 
 
 def with_spread(summary: pd.DataFrame, spread: str) -> pd.DataFrame:

@@ -287,3 +287,9 @@ def test_plot_labels_name_settings_only_where_a_method_has_several():
     assert labels == ["ccup lam=100", "ccup lam=1000", "lipschitz"]  # one lipschitz setting: its name says it all
     ablation = plots.prepare(pd.concat([summary, summary.assign(params="k=1").iloc[[2]]]))[0]["label"].tolist()
     assert all(len(line) <= 40 for label in ablation for line in label.splitlines()) and "\n" in ablation[2]
+
+
+def test_numbers_are_written_with_two_decimals_and_round_off_as_zero():
+    from ccup.report import fmt
+    values = [87.634, 0.0443, 3.9e-17, 0.0, float("nan")]
+    assert [fmt(value) for value in values] == ["87.63", "0.044", "0.00", "0.00", ""]
