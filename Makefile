@@ -34,7 +34,7 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 	$(PY) run.py $(ARGS)
 	$(PY) -m ccup.report
 
-test: data  ## the tests (the first run trains the embedded model, ~90 s)
+test: data  ## the tests (the first run trains the embedded model, ~3.5 min)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 paper: data  ## the embedded benchmark: every method, class, seed and alpha into results/benchmark (~1 h on 2 cores)
