@@ -58,8 +58,10 @@ def log_scale(ax, seconds: pd.Series) -> None:
 
 
 def save(fig: Figure, axes, path: Path) -> None:
+    """The PNG, with one legend beside the axes: one entry per label (reference lines drawn twice share one)."""
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside right upper", fontsize="small")
+    unique = dict(zip(labels, handles, strict=True))
+    fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize="small")
     fig.savefig(path, dpi=120)
 
 
@@ -95,10 +97,7 @@ def plot_pareto(summary: pd.DataFrame, path: Path) -> None:
     reference(ax.axhline, summary, "forget/acc_before")
     ax.set(xlabel="retain/acc (%), higher is better", ylabel="forget/acc (%), lower is better",
            title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: forget against retain, by alpha")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))  # both reference lines share one legend entry
-    fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize="small")
-    fig.savefig(path, dpi=120)
+    save(fig, [ax], path)
 
 
 def plot_cost(summary: pd.DataFrame, path: Path) -> None:
@@ -137,10 +136,7 @@ def plot_leakage(summary: pd.DataFrame, path: Path) -> bool:
     ax.axvline(0.5, color="black", linestyle=":", linewidth=1, label="chance: nothing left to decode")
     ax.set(xlabel="leak/probe_auroc, 0.5 = class gone", ylabel="forget/acc (%), lower is better",
            title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: leakage, alpha = {alpha:g}")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))  # both reference lines share one legend entry
-    fig.legend(unique.values(), unique.keys(), loc="outside right upper", fontsize="small")
-    fig.savefig(path, dpi=120)
+    save(fig, [ax], path)
     return True
 
 
