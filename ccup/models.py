@@ -55,6 +55,11 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module, names: Iterable[str]) -
                for name in names)
 
 
+def same_text_tower(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Whether two models embed text alike: then class embeddings of one serve the other."""
+    return same_weights(a, b, text_tower(a))
+
+
 def text_tower(model: torch.nn.Module) -> list[str]:
     """Names of the weights behind text embeddings: all but the image tower's."""
     return [name for name in model.state_dict() if not name.startswith("visual.")]

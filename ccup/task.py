@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ccup.errors import UserError
-from ccup.models import same_weights, text_tower
+from ccup.models import same_text_tower
 from ccup.zeroshot import class_embeddings
 
 
@@ -46,7 +46,7 @@ class UnlearnTask:
     def classifier_of(self, model: torch.nn.Module) -> torch.Tensor:
         """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it. A model
         whose text tower is the original's reuses `classifier`: encoding every prompt costs more than comparing."""
-        if self.original is not None and same_weights(model, self.original, text_tower(model)):
+        if self.original is not None and same_text_tower(model, self.original):
             return self.classifier
         return class_embeddings(model, self.tokenizer, self.classnames, self.templates)
 

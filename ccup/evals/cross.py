@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import torch
 
 from ccup.evaluator import Evaluator, predict
-from ccup.models import same_weights, text_tower
+from ccup.models import same_text_tower
 from ccup.task import UnlearnTask
 from ccup.zeroshot import class_embeddings
 
@@ -24,7 +24,7 @@ class CrossDataset:
             features_before, features, labels = evaluator.image_features(
                 original, unlearned, data.load(split=data.split, transform=task.preprocess))
             before = class_embeddings(original, task.tokenizer, data.classnames, data.templates)
-            after = (before if same_weights(unlearned, original, text_tower(unlearned))
+            after = (before if same_text_tower(unlearned, original)
                      else class_embeddings(unlearned, task.tokenizer, data.classnames, data.templates))
             metrics[f"cross/{name}/acc"] = accuracy(predict(unlearned, features, after), labels)
             metrics[f"cross/{name}/acc_before"] = accuracy(predict(original, features_before, before), labels)

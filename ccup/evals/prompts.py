@@ -11,7 +11,7 @@ from ccup.errors import UserError
 from ccup.evals.cross import accuracy
 from ccup.evals.subsets import per_class
 from ccup.evaluator import Evaluator, predict
-from ccup.models import same_weights, text_tower
+from ccup.models import same_text_tower
 from ccup.task import UnlearnTask
 from ccup.zeroshot import class_embeddings
 
@@ -45,7 +45,7 @@ class HeldOutPrompts:
         metrics = {}
         for key, words in [("heldout_prompts", self.synonyms), ("heldout_templates", names)]:
             before = paraphrase_classifier(original, task.tokenizer, task.classnames, words, self.templates)
-            after = (before if same_weights(unlearned, original, text_tower(unlearned))
+            after = (before if same_text_tower(unlearned, original)
                      else paraphrase_classifier(unlearned, task.tokenizer, task.classnames, words, self.templates))
             metrics[f"forget/acc_{key}"] = accuracy(predict(unlearned, features, after), labels)
             metrics[f"forget/acc_{key}_before"] = accuracy(predict(original, features_before, before), labels)
