@@ -65,15 +65,25 @@ def save(fig: Figure, axes, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def alpha_curve(line: pd.DataFrame, metric: str) -> tuple[list, list]:
+    """A method's (alpha, metric) points, sorted, from alpha = 0 at its before-forgetting value when the sweep did not
+    run alpha = 0: every method's alpha = 0 is the original model (W_0 = I, theta_0 the original weights)."""
+    line = line.sort_values("alpha")
+    alphas, values = line["alpha"].tolist(), line[metric].tolist()
+    if 0 not in alphas and pd.notna(before := line[f"{metric}_before"].mean()):
+        alphas, values = [0.0, *alphas], [before, *values]
+    return alphas, values
+
+
 def plot_alpha(summary: pd.DataFrame, path: Path) -> None:
     """Forget and retain accuracy against alpha, one line per method and settings (means over forget sets and
-    seeds), dashed at the accuracies before forgetting."""
+    seeds) starting at the original model, dashed at the accuracies before forgetting."""
     summary, colors = prepare(summary)
     fig = Figure(figsize=(11, 4), layout="constrained")
     axes = fig.subplots(1, 2, sharex=True)
     for ax, metric in zip(axes, ACCURACIES, strict=True):
-        for label, line in summary.sort_values("alpha").groupby("label"):
-            ax.plot(line["alpha"], line[metric], marker="o", color=colors[label], label=label)
+        for label, line in summary.groupby("label"):
+            ax.plot(*alpha_curve(line, metric), marker="o", color=colors[label], label=label)
         reference(ax.axhline, summary, f"{metric}_before")
         ax.set(xlabel="alpha", ylabel=f"{metric} (%)", title=f"{metric} against alpha", xlim=(-0.05, 1.05))
     fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}")

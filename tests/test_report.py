@@ -149,6 +149,17 @@ def test_pareto_front_is_exactly_the_non_dominated_points():
     assert list(points.index[plots.pareto_front(points)]) == ["A", "C", "E", "H"]
 
 
+@pytest.mark.parametrize("alphas, before, expected", [
+    ([1.0, 0.5], [90.0, 92.0], ([0.0, 0.5, 1.0], [91.0, 40.0, 10.0])),  # the original model: the mean before
+    ([1.0, 0.5, 0.0], [90.0, 92.0, 91.0], ([0.0, 0.5, 1.0], [95.0, 40.0, 10.0])),  # run at alpha = 0: its own value
+    ([1.0, 0.5], [float("nan")] * 2, ([0.5, 1.0], [40.0, 10.0])),  # no before-forgetting value: no origin
+])
+def test_alpha_curves_start_at_the_original_model(alphas, before, expected):
+    line = pd.DataFrame({"alpha": alphas, "forget/acc": [10.0, 40.0, 95.0][:len(alphas)],
+                         "forget/acc_before": before})
+    assert plots.alpha_curve(line, "forget/acc") == expected
+
+
 @pytest.mark.parametrize("records", [
     pytest.param([record(forget__acc=1.0, retain__acc=85.0)], id="one-record-without-before-or-time"),
     pytest.param([record(alpha=0.5, **accuracies(30.0, 85.0)), record("nullspace", alpha=0.5, forget__acc=2.0)],
