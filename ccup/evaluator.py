@@ -31,12 +31,14 @@ class Evaluator:
 
     def features(self, model: torch.nn.Module, dataset: Dataset, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, D) features before the final projection and (N,) labels; from the cache when `cached`."""
-        path = self.cache.path(model, dataset) if cached else None
+        trainer = self.trainer()
+        numerics = f"{trainer.strategy.root_device.type} {trainer.precision}"
+        path = self.cache.path(model, dataset, numerics) if cached else None
         entry = self.cache.load(path, len(dataset))
         if entry is not None:
             return entry
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
-        features, labels = encode(self.trainer(), model, loader)
+        features, labels = encode(trainer, model, loader)
         self.cache.save(path, features, labels)
         return features, labels
 

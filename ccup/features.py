@@ -72,12 +72,14 @@ class FeatureCache:
     def __init__(self, root: str, enabled: bool = True):
         self.root, self.enabled = Path(root), enabled
 
-    def path(self, model: torch.nn.Module, dataset: Dataset) -> Path | None:
-        """Where the entry lives; None when the cache is off or the dataset cannot be identified across runs."""
+    def path(self, model: torch.nn.Module, dataset: Dataset, numerics: str = "") -> Path | None:
+        """Where the entry lives; None when the cache is off or the dataset cannot be identified across runs.
+        `numerics` names how features are computed (device type, precision): bf16 features must not stand in for
+        fp32 ones, nor a GPU's for a CPU's."""
         description = describe(dataset)
         if not self.enabled or description is None:
             return None
-        dataset_id = hashlib.sha256(description.encode()).hexdigest()
+        dataset_id = hashlib.sha256(f"{description}|{numerics}".encode()).hexdigest()
         return self.root / f"{tower_digest(model)[:20]}-{dataset_id[:20]}.pt"
 
     def load(self, path: Path | None, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:

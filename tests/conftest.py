@@ -42,7 +42,7 @@ def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def tiny():
-    """The embedded default model, trained once per cache directory (~90 s on 2 cores), shared by all tests."""
+    """The embedded default model, trained once per cache directory (~3.5 min on 2 cores), shared by all tests."""
     return instantiate(make_config().model)
 
 
