@@ -32,12 +32,27 @@ def make_config(*overrides: str):
     return cfg
 
 
+def suite_command(tmp_path: Path, *args: str) -> list[str]:
+    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path."""
+    return [sys.executable, "run.py", *args, f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results",
+            f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
+
+
+def start_suite(tmp_path: Path, *args: str, **popen) -> subprocess.Popen:
+    """The suite command started offline, not waited for: runs that mostly import libraries overlap on the cores."""
+    return subprocess.Popen(suite_command(tmp_path, *args), cwd=ROOT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **popen)
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    """A started suite command waited for, with its output (started with stdout and stderr piped)."""
+    stdout, stderr = process.communicate(timeout=600)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
 def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` as a user runs it, offline, writing results and outputs under tmp_path."""
-    paths = [f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
-             f"hydra.sweep.dir={tmp_path}/multirun"]
-    return subprocess.run([sys.executable, "run.py", *args, *paths], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    """The suite command run to its end, its output captured."""
+    return finish(start_suite(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 @pytest.fixture(scope="session")

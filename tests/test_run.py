@@ -9,7 +9,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from conftest import config_names, run_suite
+from conftest import config_names, finish, run_suite, start_suite
 from wandb.proto import wandb_internal_pb2
 
 pytestmark = pytest.mark.slow
@@ -119,29 +119,44 @@ def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
 # model); every message of each place is tested where it is raised, in process (test_sweeps.py: NaN, numbers in
 # quotes, seeds; test_task.py: forget sets; test_projection.py, test_baselines.py, test_adapter.py). A method's
 # range check (alpha=2) fails a job of test_sweeps.py's sweep, with its W&B run marked failed.
-@pytest.mark.parametrize("override, message", [
-    ("alpha=nan", "alpha=nan is not a number"),
-    ("forget.classes=[sandals]", "unknown forget class 'sandals': did you mean 'sandal'?"),
-    ("method=finetune;method.lr=0", "lr must be a positive finite number"),
-    ("dataset.load.roots=[/nonexistent]", "Fashion-MNIST not found in ['/nonexistent']: run `make data`"),
-    ("model=vit_b32_openai;model.name=ViT-B-99", "unknown open_clip model 'ViT-B-99'"),
-    ("model=vit_b32_openai", "could not download the 'openai' weights of ViT-B-32"),
-    ("model=vit_b32_openai;model.pretrained=README.md", "README.md is not a checkpoint of ViT-B-32"),
-])
-def test_bad_input_gets_one_clear_error_line(tmp_path, override, message):
-    result = run_suite(tmp_path, *override.split(";"), "logger=none")
+BAD_INPUTS = {
+    "alpha=nan": "alpha=nan is not a number",
+    "forget.classes=[sandals]": "unknown forget class 'sandals': did you mean 'sandal'?",
+    "method=finetune;method.lr=0": "lr must be a positive finite number",
+    "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run `make data`",
+    "model=vit_b32_openai;model.name=ViT-B-99": "unknown open_clip model 'ViT-B-99'",
+    "model=vit_b32_openai": "could not download the 'openai' weights of ViT-B-32",
+    "model=vit_b32_openai;model.pretrained=README.md": "README.md is not a checkpoint of ViT-B-32",
+}
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Every bad-input run, started together: each spends most of its time importing libraries before it refuses,
+    so together they take a fraction of one after another."""
+    started = {}
+    for override in BAD_INPUTS:
+        tmp_path = tmp_path_factory.mktemp("refused")
+        started[override] = tmp_path, start_suite(tmp_path, *override.split(";"), "logger=none",
+                                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return {override: (tmp_path, finish(process)) for override, (tmp_path, process) in started.items()}
+
+
+@pytest.mark.parametrize("override", BAD_INPUTS)
+def test_bad_input_gets_one_clear_error_line(refusals, override):
+    tmp_path, result = refusals[override]
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("error: ") and message in last_line
+    assert last_line.startswith("error: ") and BAD_INPUTS[override] in last_line
     assert "Traceback" not in result.stderr
     assert all(r["status"] == "failed" for r in records(tmp_path))
 
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory, tiny):
-    """`python run.py -m experiment=compare alpha=1`: CCUP and every baseline on the default forget set."""
+    """`python run.py -m experiment=compare alpha=1 eval=[cross]`: CCUP and every baseline on the default forget set."""
     tmp_path = tmp_path_factory.mktemp("compare")
-    result = run_suite(tmp_path, "-m", "experiment=compare", "alpha=1", "logger=none")
+    result = run_suite(tmp_path, "-m", "experiment=compare", "alpha=1", "eval=[cross]", "logger=none")
     assert result.returncode == 0, result.stderr
     return tmp_path
 

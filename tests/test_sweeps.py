@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import submitit
 import torch
-from conftest import CONF, ROOT, make_config, run_suite
+from conftest import CONF, ROOT, make_config, run_suite, start_suite, suite_command
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -266,16 +266,9 @@ def test_the_failed_job_marks_its_wandb_run_failed(failing_sweep):
         ("0", False), ("0.5", False), ("1", False), ("2", True)]
 
 
-def suite_command(tmp_path: Path, *args: str) -> list[str]:
-    """The command line run_suite runs."""
-    return [sys.executable, "run.py", *args, f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results",
-            f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
-
-
 @pytest.mark.slow
 def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, failing_sweep):
-    job = subprocess.Popen(suite_command(tmp_path, *SWEEP, "logger=none"), cwd=ROOT, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    job = start_suite(tmp_path, *SWEEP, "logger=none", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     third = tmp_path / "multirun" / "2" / ".hydra"
     while not third.exists() and job.poll() is None:
         time.sleep(0.01)
