@@ -72,7 +72,7 @@ class FeatureCache:
     def __init__(self, root: str, enabled: bool = True):
         self.root, self.enabled = Path(root), enabled
 
-    def path(self, model: torch.nn.Module, dataset: Dataset, numerics: str = "") -> Path | None:
+    def path(self, model: torch.nn.Module, dataset: Dataset, numerics: str) -> Path | None:
         """Where the entry lives; None when the cache is off or the dataset cannot be identified across runs.
         `numerics` names how features are computed (device type, precision): bf16 features must not stand in for
         fp32 ones, nor a GPU's for a CPU's."""

@@ -45,8 +45,14 @@ def start_suite(tmp_path: Path, *args: str, **popen) -> subprocess.Popen:
 
 
 def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
-    """A started suite command waited for, with its output (started with stdout and stderr piped)."""
-    stdout, stderr = process.communicate(timeout=600)
+    """A started suite command waited for, with its output (started with stdout and stderr piped); killed, as
+    subprocess.run would, if it outlives its time."""
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
