@@ -71,10 +71,17 @@ def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor,
 
 
 @torch.no_grad()
+def embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """(N, d) L2-normalised image embeddings of `model`, on its device, from its (N, D) features before the final
+    projection, as CLIP compares them."""
+    return F.normalize(project(model, features.to(next(model.parameters()).device)), dim=-1)
+
+
+@torch.no_grad()
 def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
-    """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier."""
-    projected = project(model, features.to(classifier.device))  # (N, d)
-    return (F.normalize(projected, dim=-1) @ classifier).argmax(dim=-1).cpu()
+    """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier on the
+    model's device."""
+    return (embeddings(model, features) @ classifier).argmax(dim=-1).cpu()
 
 
 def peak_memory_mb() -> float:

@@ -7,9 +7,8 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
 from ccup.errors import UserError
-from ccup.evals.probe import embeddings
 from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator
+from ccup.evaluator import Evaluator, embeddings
 from ccup.task import UnlearnTask
 
 
@@ -62,7 +61,7 @@ class LossThreshold:
 def losses(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor,
            classifier: torch.Tensor) -> torch.Tensor:
     """(N,) zero-shot cross-entropy of each image on its true class, from features before the final projection."""
-    logits = model.logit_scale.exp().cpu() * embeddings(model, features) @ classifier.cpu()  # (N, C)
+    logits = model.logit_scale.exp().cpu() * embeddings(model, features).cpu() @ classifier.cpu()  # (N, C)
     return F.cross_entropy(logits, labels, reduction="none")
 
 

@@ -2,17 +2,15 @@
 logistic-regression probe asks whether the forget classes are still linearly decodable from the image embeddings."""
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ccup.adapter import project
 from ccup.errors import UserError
 from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator
+from ccup.evaluator import Evaluator, embeddings
 from ccup.task import UnlearnTask
 
 
@@ -49,7 +47,7 @@ class LinearProbe:
         metrics = {}
         for suffix, model, train_features, test_features in [("", unlearned, train_after, test_after),
                                                              ("_before", original, train_before, test_before)]:
-            x_train, x_test = embeddings(model, train_features), embeddings(model, test_features)
+            x_train, x_test = embeddings(model, train_features).cpu(), embeddings(model, test_features).cpu()
             auroc, accuracy = forget_probe(x_train, torch.isin(train_labels, forget), x_test,
                                            torch.isin(test_labels, forget), self.C)
             retain_train, retain_test = ~torch.isin(train_labels, forget), ~torch.isin(test_labels, forget)
@@ -57,14 +55,6 @@ class LinearProbe:
                         f"retain/probe_acc{suffix}": class_probe(x_train[retain_train], train_labels[retain_train],
                                                                  x_test[retain_test], test_labels[retain_test], self.C)}
         return metrics
-
-
-@torch.no_grad()
-def embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """(N, d) L2-normalised image embeddings of `model` from its (N, D) features before the final projection, as
-    CLIP compares them."""
-    device = next(model.parameters()).device
-    return F.normalize(project(model, features.to(device)), dim=-1).cpu()
 
 
 def probe(C: float) -> object:
