@@ -9,7 +9,7 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test paper bench report lint
+.PHONY: help install data run test tiny paper bench report lint
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 
 test: data  ## the tests (the first run trains the embedded model, ~3.5 min)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
+	$(PY) -m ccup.tiny $(if $(SHIP),--ship)
 
 paper: data  ## the embedded benchmark: every method, class, seed and alpha into results/benchmark (~1 h on 2 cores)
 	$(PY) run.py -m experiment=benchmark hydra/launcher=joblib hydra.launcher.n_jobs=2

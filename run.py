@@ -33,7 +33,8 @@ def main(cfg: DictConfig) -> dict | None:
     config = OmegaConf.to_container(cfg, resolve=True)
     job = HydraConfig.get()
     choices = {group: option for group, option in job.runtime.choices.items() if not group.startswith("hydra/")}
-    record = {"id": config_id(cfg), "status": "running", "config": config, "choices": choices, **provenance()}
+    record = {"id": config_id(cfg), "status": "running", "config": config, "choices": choices,
+              "overrides": list(job.overrides.task), **provenance()}
     paths = [Path(cfg.results_dir) / "records" / f"{record['id']}.json", Path(job.runtime.output_dir) / "record.json"]
     if not cfg.rerun and (done := read_record(paths[0])) and done.get("status") == "complete":
         write_record(done, paths[1])

@@ -2,7 +2,7 @@
 import difflib
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import open_clip
@@ -23,6 +23,7 @@ class Clip:
     preprocess: Callable
     tokenizer: Callable
     name: str
+    info: dict = field(default_factory=dict)  # where the weights came from: a recipe the suite trained, its cost
 
 
 def load_clip(name: str, pretrained: str | None = None) -> Clip:

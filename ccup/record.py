@@ -31,19 +31,36 @@ def config_id(cfg: DictConfig) -> str:
 
 
 def provenance() -> dict:
-    """Git commit of the code and versions of the libraries that computed a result."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             cwd=Path(__file__).parent).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        sha = None
+    """Git commit of the code, whether the code differed from it, and versions of the libraries that computed a
+    result."""
     versions = {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    return {"git_sha": sha, "python": platform.python_version(), "versions": versions}
+    return {**git_state(Path(__file__).parents[1]), "python": platform.python_version(), "versions": versions}
+
+
+def git_state(root: Path) -> dict:
+    """The commit checked out at `root`; `git_dirty`: whether the code differed from it (tracked changes or untracked
+    files outside results/, where records are written), and then `git_diff`, a hash of that difference, so that two
+    records from one dirty tree can be told apart from two from different ones. All None outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=root).stdout
+
+    code = ["--", ".", ":(exclude)results"]
+    try:
+        sha = git("rev-parse", "HEAD").strip()
+        diff = git("diff", "HEAD", "--binary", *code)
+        untracked = git("ls-files", "--others", "--exclude-standard", "-z", *code).split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        return {"git_sha": None, "git_dirty": None, "git_diff": None}
+    digest = hashlib.sha256(diff.encode())
+    for name in filter(None, untracked):
+        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
+    dirty = bool(diff) or any(untracked)
+    return {"git_sha": sha, "git_dirty": dirty, "git_diff": digest.hexdigest()[:16] if dirty else None}
 
 
 def write_record(record: dict, *paths: Path) -> None:

@@ -20,9 +20,17 @@ METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before",
 LEAKAGE = ["forget/acc", "leak/probe_auroc", "leak/probe_acc", "retain/probe_acc", "forget/acc_heldout_templates",
            "forget/acc_heldout_prompts", "relearn/steps_to_half", "relearn/reached", "mia/forget_auroc"]
 ORIGINAL = "before forgetting"  # the method cell of the original model's row
+ORACLE = plots.ORACLE  # its records at alpha = 1 are the gold standard every other method is read against
+# Metrics read as a gap to the oracle, |method - retrain| on the same model, dataset, forget set and seed; `gap/avg`
+# is the mean gap over the accuracies (SalUn's "Avg. Gap": forget, retain, test and cross-dataset accuracy).
+GAPPED = ["forget/acc", "retain/acc", "all/acc", "leak/probe_auroc", "forget/acc_heldout_prompts",
+          "relearn/steps_to_half", "mia/forget_auroc"]
+AVERAGED = ["forget/acc", "retain/acc", "all/acc"]
+ORACLE_KEY = ["model", "dataset", "forget", "seed"]
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
 SETTING = ["model", "dataset", "method", "params", "alpha"]
 SPREADS = {"std_forget_sets": "forget sets", "std_seeds": "seeds"}  # column suffix: what the std runs over
+MEDIAN = re.compile(r"time/.+")  # central value of these is the median: shared cores give a job the odd slow run
 
 DEFINITIONS = """Each cell is the mean over forget sets of each forget set's mean over seeds. Its spread is reported
 twice, separately:
@@ -34,7 +42,13 @@ twice, separately:
   forget sets).
 
 No ± is shown (an empty std in report.csv) where a setting has a single forget set or a single seed; a
-deterministic method run with several seeds shows ± 0.00."""
+deterministic method run with several seeds shows ± 0.00. Times (`time/*`) are medians in place of both means: on
+shared cores a few slow runs would move a mean far from the typical cost.
+
+`gap/<metric>` is |method − retrain| per forget set and seed, where a `retrain` record at alpha = 1 (the model
+retrained without the forget classes, the gold standard) has the same model, dataset, forget set and seed;
+`gap/avg` is the mean of the accuracy gaps (forget, retain, all and cross-dataset). Without such a record the gap
+columns are absent."""
 
 
 def load_records(*results_dirs: Path) -> pd.DataFrame:
@@ -50,8 +64,31 @@ def load_records(*results_dirs: Path) -> pd.DataFrame:
             rows.append({"id": record["id"], "model": record["choices"]["model"],
                          "dataset": config["dataset"]["name"], "method": record["choices"]["method"],
                          "params": settings(config["method"]), "forget": "+".join(config["forget"]["classes"]),
-                         "alpha": config["alpha"], "seed": config["seed"], **record["metrics"]})
-    return pd.DataFrame(rows).drop_duplicates("id") if rows else pd.DataFrame()
+                         "alpha": config["alpha"], "seed": config["seed"], "dirty": record.get("git_dirty"),
+                         **record["metrics"]})
+    return with_gaps(pd.DataFrame(rows).drop_duplicates("id")) if rows else pd.DataFrame()
+
+
+def with_gaps(records: pd.DataFrame) -> pd.DataFrame:
+    """The records with `gap/<metric>` and `gap/avg` (DEFINITIONS) where an oracle record matches; unchanged when the
+    records hold no oracle. Raises UserError when two oracle settings match one record: which one is the truth?"""
+    oracle = records[(records["method"] == ORACLE) & (records["alpha"] == 1)]
+    if oracle.empty:
+        return records
+    if oracle.duplicated(ORACLE_KEY).any():
+        raise UserError(f"several {ORACLE} settings for one forget set and seed ({sorted(oracle['params'].unique())}): "
+                        "report each from its own results folder")
+    metrics = [m for m in GAPPED if m in records] + [c for c in cross_accuracies(records) if not c.endswith("_before")]
+    truth = records[ORACLE_KEY].merge(oracle[[*ORACLE_KEY, *metrics]], on=ORACLE_KEY, how="left")
+    gaps = (records[metrics].reset_index(drop=True) - truth[metrics]).abs().add_prefix("gap/")
+    averaged = [f"gap/{m}" for m in metrics if m in AVERAGED or m.startswith("cross/")]
+    gaps.insert(0, "gap/avg", gaps[averaged].mean(axis=1, skipna=False))
+    return pd.concat([records.reset_index(drop=True), gaps], axis=1)
+
+
+def cross_accuracies(records: pd.DataFrame) -> list[str]:
+    """The cross-dataset accuracy columns, each after unlearning and then its `_before`, sorted by dataset."""
+    return sorted(c for c in records.columns if CROSS.fullmatch(c))
 
 
 def settings(method: dict) -> str:
@@ -65,29 +102,43 @@ def settings(method: dict) -> str:
 
 
 def metric_columns(records: pd.DataFrame) -> list[str]:
-    """The metrics of METRICS that the records have, then every cross-dataset accuracy, each beside its before."""
-    return [m for m in METRICS if m in records] + sorted(c for c in records.columns if CROSS.fullmatch(c))
+    """The metrics of METRICS that the records have, every cross-dataset accuracy, each beside its before, then the
+    gaps to the oracle."""
+    return ([m for m in METRICS if m in records] + cross_accuracies(records)
+            + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: c != "gap/avg"))
 
 
 def per_forget_set(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """Metrics (by default `metric_columns(records)`) per setting and forget set, averaged over seeds."""
     metrics = metric_columns(records) if metrics is None else metrics
     groups = records.groupby([*SETTING, "forget"], dropna=False)
-    return groups[metrics].mean().join(groups.size().rename("seeds")).reset_index()
+    return central(groups, metrics).join(groups.size().rename("seeds")).reset_index()
+
+
+def central(groups, metrics: list[str]) -> pd.DataFrame:
+    """Each metric's mean per group, the median for times (MEDIAN)."""
+    return pd.concat([groups[[m]].median() if MEDIAN.fullmatch(m) else groups[[m]].mean() for m in metrics], axis=1)
 
 
 def summarize(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """One row per setting: each metric's mean and its two standard deviations (DEFINITIONS), with the number of
     forget sets and seeds it comes from; the metrics are `metrics`, by default `metric_columns(records)`."""
     metrics = metric_columns(records) if metrics is None else metrics
-    by_forget = per_forget_set(records, metrics).groupby(SETTING, dropna=False)[metrics]
-    by_seed = records.groupby([*SETTING, "seed"], dropna=False)[metrics].mean().groupby(SETTING, dropna=False)
-    stats = {"mean": by_forget.mean(), "std_forget_sets": by_forget.std(), "std_seeds": by_seed.std()}
+    by_forget = per_forget_set(records, metrics).groupby(SETTING, dropna=False)
+    by_seed = central(records.groupby([*SETTING, "seed"], dropna=False), metrics).groupby(SETTING, dropna=False)
+    stats = {"mean": central(by_forget, metrics), "std_forget_sets": by_forget[metrics].std(),
+             "std_seeds": by_seed.std()}
     columns = {metric if name == "mean" else f"{metric} {name}": stat[metric]
                for metric in metrics for name, stat in stats.items()}
     counts = records.groupby(SETTING, dropna=False).agg(**{"forget sets": ("forget", "nunique"),
                                                            "seeds": ("seed", "nunique")})
-    return pd.DataFrame(columns).join(counts).reset_index()
+    return reference_first(pd.DataFrame(columns).join(counts).reset_index())
+
+
+def reference_first(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the original model and of the oracle above every method's, the rest in their order."""
+    rank = summary["method"].map({ORIGINAL: 0, ORACLE: 1}).fillna(2)
+    return summary.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
 def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
@@ -99,7 +150,7 @@ def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
         return None
     measured = records[records[leaks].notna().any(axis=1)]
     top = measured[measured["alpha"] == measured["alpha"].max()]
-    metrics = [m for m in LEAKAGE if m in top]
+    metrics = [m for m in LEAKAGE if m in top] + [f"gap/{m}" for m in LEAKAGE if f"gap/{m}" in top]
     before = {f"{m}_before": m for m in metrics if f"{m}_before" in top}
     original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, params="", alpha=0.0)
     methods = summarize(top, metrics)
@@ -133,6 +184,16 @@ def latex(table: pd.DataFrame, caption: str) -> str:
     """A booktabs table (tabulate escapes LaTeX's special characters; ± is plain UTF-8)."""
     tabular = render(table, "latex_booktabs")
     return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n{tabular}\n\\end{{table}}\n"
+
+
+def provenance(records: pd.DataFrame) -> str:
+    """A warning naming the records computed by code that differed from its commit (`git_dirty`), if any."""
+    dirty = records.loc[records["dirty"] == True, "id"]  # noqa: E712 (None: no git, neither clean nor dirty)
+    if dirty.empty:
+        return ""
+    return (f"**Warning: {len(dirty)} of {len(records)} records come from a tree with uncommitted changes**, so no "
+            f"commit reproduces them: rerun them from a commit ({', '.join(sorted(dirty)[:5])}"
+            f"{', …' if len(dirty) > 5 else ''}).\n\n")
 
 
 def write_plots(summary: pd.DataFrame, out: Path) -> list[Path]:
@@ -173,7 +234,8 @@ def write_report(*results_dirs: Path) -> str:
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
-    markdown = f"# Report: {len(records)} records, {len(summary)} settings\n\n" + "\n".join(sections)
+    heading = f"# Report: {len(records)} records, {len(summary)} settings\n\n{provenance(records)}"
+    markdown = heading + "\n".join(sections)
     (out / "report.md").write_text(markdown)
     (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"
                                     + "\n".join(latex(table, title) for title, table in tables.items()))

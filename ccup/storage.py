@@ -1,6 +1,8 @@
 """Files written whole or not at all: each is written under a unique temporary name beside its target, flushed to
 disk, then renamed, so a killed job, a dead node or a parallel writer (also on a shared filesystem) never leaves a
 half-written file where a reader looks. Temporary names start with a dot and end in .tmp: no reader globs them."""
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -64,3 +66,8 @@ def save(obj, path: str | Path) -> Path:
 
 def write_bytes(data: bytes, path: str | Path) -> Path:
     return replace_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def digest(key: object, length: int = 16) -> str:
+    """A short hash of a JSON-able key (dict keys sorted): cache entries are named by what they were computed from."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]

@@ -1,7 +1,16 @@
-"""The embedded default: a tiny open_clip ViT trained here on Fashion-MNIST and digits, cached after the first run."""
-import hashlib
+"""The embedded default: a tiny open_clip ViT trained here on Fashion-MNIST and digits. The default recipe's weights
+ship in `ccup/weights/`, so every machine scores the same model; any other recipe (another seed, the oracle without
+the forget classes) is trained once and cached.
+
+    python -m ccup.tiny          # make tiny: train the default recipe anew and compare it with the shipped weights
+    python -m ccup.tiny --ship   # the same, then ship the new weights (after a change of the recipe)
+"""
+import argparse
 import json
 import logging
+import sys
+import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -12,27 +21,36 @@ from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
 from ccup import storage
 from ccup.data import materialize
+from ccup.errors import UserError
+from ccup.evals.cross import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
-from ccup.zeroshot import zero_shot_logits
+from ccup.record import provenance
+from ccup.zeroshot import class_embeddings, zero_shot_logits
 
 log = logging.getLogger(__name__)
 ARCH = "ccup-tiny-p7"
+SHIPPED = Path(__file__).parent / "weights"  # <ARCH>-<recipe digest>.pt and .json: read before any cache
+TOLERANCE = 1.0  # points of zero-shot accuracy between shipped and retrained weights (CPUs differ in the last bits)
 
 
 class CaptionContrast(pl.LightningModule):
-    """Image-text contrast against templated captions: each step draws one template per class and classifies
-    every image against the C captions (the CLIP loss with the batch's duplicate captions merged)."""
+    """Image-text contrast against templated captions: each step draws, for every class, one template and one of its
+    names (class name or synonym) and classifies every image against the C captions (the CLIP loss with the batch's
+    duplicate captions merged)."""
 
-    def __init__(self, model, tokens: torch.Tensor, lr: float, total_steps: int):
+    def __init__(self, model, tokens: torch.Tensor, names: torch.Tensor, lr: float, total_steps: int):
         super().__init__()
         self.model, self.lr, self.total_steps = model, lr, total_steps
-        self.register_buffer("tokens", tokens)  # (T templates, C classes, L)
+        self.register_buffer("tokens", tokens)  # (T templates, N names, C classes, L)
+        self.register_buffer("names", names)  # (C,) how many of the N names each class really has
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        num_templates, num_classes, _ = self.tokens.shape
-        pick = torch.randint(num_templates, (num_classes,), device=self.device)
-        captions = self.model.encode_text(self.tokens[pick, torch.arange(num_classes)], normalize=True)  # (C, d)
+        num_templates, _, num_classes, _ = self.tokens.shape
+        template = torch.randint(num_templates, (num_classes,), device=self.device)
+        name = (torch.rand(num_classes, device=self.device) * self.names).long()  # uniform over each class's names
+        tokens = self.tokens[template, name, torch.arange(num_classes, device=self.device)]
+        captions = self.model.encode_text(tokens, normalize=True)  # (C, d)
         loss = F.cross_entropy(zero_shot_logits(self.model, images, captions.T), labels)
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -44,51 +62,137 @@ class CaptionContrast(pl.LightningModule):
 
 
 def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
-              cache_dir: str) -> Clip:
+              cache_dir: str, exclude: Sequence[str] = (), max_steps: int | None = None, shipped: bool = True) -> Clip:
     """The tiny CLIP trained on the train splits of `train_data` (dataset configs by name: name, classnames, templates,
-    load) side by side, one class name per class of each, with the given recipe; trained once, then read from
-    `cache_dir`. A dataset's train split is repeated `repeats[name]` times (default once), to balance small ones."""
+    optional synonyms, load) side by side, with the given recipe; trained once, then read from `cache_dir`. A
+    dataset's train split is repeated `repeats[name]` times (default once), to balance small ones.
+
+    `exclude` names classes whose train images are left out (the retrained oracle of unlearning them); their names
+    stay among the captions, as negatives, as a web corpus without their photos would still name them. `max_steps`
+    cuts training short (None: every epoch), for quick tests. `shipped=False` ignores the weights in SHIPPED.
+    `clip.info` holds the recipe, the training time and the commit of the code that trained them."""
     datasets = list(train_data.values())
     repeats = {data.name: repeats.get(data.name, 1) for data in datasets}
-    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs, batch_size=batch_size,
-                  lr=lr, seed=seed, data=[dict(name=data.name, classnames=list(data.classnames),
-                                               templates=list(data.templates), repeats=repeats[data.name])
-                                          for data in datasets])
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-    path = Path(cache_dir) / "models" / f"{ARCH}-{key}.pt"
+    check_excluded(exclude, datasets)
+    recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps)
+    name = weights_name(recipe)
+    path = SHIPPED / name if shipped and (SHIPPED / name).exists() else Path(cache_dir) / "models" / name
     # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         clip = load_clip(ARCH)
-        if not path.exists():
-            log.info("training the embedded tiny CLIP once (cached at %s)", path)
-            loader = DataLoader(training_set(datasets, repeats, clip.preprocess), batch_size=batch_size, shuffle=True,
-                                drop_last=True)
-            module = CaptionContrast(clip.model.train(), caption_tokens(datasets, clip.tokenizer), lr,
-                                     total_steps=epochs * len(loader))
+        cache_hit = path.exists()
+        if not cache_hit:
+            log.info("training the tiny CLIP once (cached at %s)", path)
+            start = time.perf_counter()
+            loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
+                                shuffle=True, drop_last=True)
+            steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
+            module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
             # CPU on every machine: the cached weights must not depend on which device trained them.
-            trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", deterministic=True, logger=False,
-                                 enable_checkpointing=False, enable_model_summary=False)
+            trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True,
+                                 logger=False, enable_checkpointing=False, enable_model_summary=False)
             trainer.fit(module, loader)
+            info = {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}
+            storage.write_bytes(json.dumps(info, indent=1).encode(), path.with_suffix(".json"))  # first: a .pt has one
             storage.save(clip.model.state_dict(), path)
     clip.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     clip.model.eval()
+    clip.info = {**json.loads(path.with_suffix(".json").read_text()), "cache_hit": int(cache_hit)}
     return clip
 
 
-def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Callable) -> ConcatDataset:
-    """The train splits side by side: labels of each dataset shifted past the classes of the ones before it."""
+def recipe_of(datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
+              exclude: Sequence[str] = (), max_steps: int | None = None) -> dict:
+    """Everything the trained weights depend on, as JSON: the architecture, the training settings and the data."""
+    return dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs, batch_size=batch_size,
+                lr=lr, seed=seed, exclude=sorted(exclude), max_steps=max_steps,
+                data=[dict(name=data.name, classnames=list(data.classnames), names=class_names(data),
+                           templates=list(data.templates), repeats=repeats.get(data.name, 1)) for data in datasets])
+
+
+def weights_name(recipe: dict) -> str:
+    """The file name of a recipe's weights, shipped or cached."""
+    return f"{ARCH}-{storage.digest(recipe)}.pt"
+
+
+def check_excluded(exclude: Sequence[str], datasets: Sequence) -> None:
+    """Excluded classes are classes of the training data: a name it never had would retrain the same model."""
+    known = {name for data in datasets for name in data.classnames}
+    if unknown := [name for name in exclude if name not in known]:
+        raise UserError(f"cannot leave out {unknown}: the model's training data has no such class ({sorted(known)})")
+
+
+def class_names(data) -> list[list[str]]:
+    """Each class's caption names: its class name, then its synonyms, where the dataset config lists them."""
+    synonyms = getattr(data, "synonyms", None) or {}
+    return [[name, *synonyms.get(name, ())] for name in data.classnames]
+
+
+def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Callable,
+                 exclude: Sequence[str] = ()) -> ConcatDataset:
+    """The train splits side by side, without the images of `exclude`d classes: labels of each dataset shifted past
+    the classes of the ones before it."""
     parts, offset = [], 0
     for data in datasets:
         images, labels = materialize(data.load(split="train", transform=transform)).tensors
-        parts += [TensorDataset(images, labels + offset)] * repeats[data.name]
+        keep = ~torch.isin(labels, torch.tensor([c for c, name in enumerate(data.classnames) if name in exclude]))
+        parts += [TensorDataset(images[keep], labels[keep] + offset)] * repeats[data.name]
         offset += len(data.classnames)
     return ConcatDataset(parts)
 
 
-def caption_tokens(datasets: Sequence, tokenizer: Callable) -> torch.Tensor:
-    """(T, C, L) caption tokens: each class captioned with its own dataset's templates, cycled to the longest list."""
-    count = max(len(data.templates) for data in datasets)
-    captions = [[data.templates[t % len(data.templates)].format(name) for data in datasets for name in data.classnames]
-                for t in range(count)]
-    return torch.stack([tokenizer(row) for row in captions])
+def caption_tokens(datasets: Sequence, tokenizer: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """(T, N, C, L) caption tokens, each class captioned with its own dataset's templates and its own names, both
+    cycled to the longest list; and (C,) the number of names of each class, so that draws never pick a cycled one."""
+    names = [words for data in datasets for words in class_names(data)]  # C lists
+    templates = [data.templates for data in datasets for _ in data.classnames]
+    count, most = max(len(t) for t in templates), max(len(words) for words in names)
+    captions = [[[t[i % len(t)].format(words[n % len(words)]) for t, words in zip(templates, names, strict=True)]
+                 for n in range(most)] for i in range(count)]
+    tokens = torch.stack([torch.stack([tokenizer(row) for row in per_name]) for per_name in captions])
+    return tokens, torch.tensor([len(words) for words in names])
+
+
+@torch.no_grad()
+def zero_shot_accuracy(clip: Clip, data) -> float:
+    """Zero-shot accuracy in percent on a dataset config's test split, with its own template ensemble."""
+    images, labels = materialize(data.load(split=data.split, transform=clip.preprocess)).tensors
+    classifier = class_embeddings(clip.model, clip.tokenizer, data.classnames, data.templates)  # (d, C)
+    return accuracy((clip.model.encode_image(images, normalize=True) @ classifier).argmax(dim=-1), labels)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    parser = argparse.ArgumentParser(prog="python -m ccup.tiny", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ship", action="store_true", help="write the retrained weights into ccup/weights")
+    args = parser.parse_args(argv)
+    with initialize_config_dir(str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        cfg = compose("config")
+    with tempfile.TemporaryDirectory() as tmp:
+        retrained = instantiate(cfg.model, cache_dir=tmp, shipped=False)
+        (trained,) = (Path(tmp) / "models").glob("*.pt")
+        shipped = instantiate(cfg.model, cache_dir=tmp + "/none") if (SHIPPED / trained.name).exists() else None
+        for data in cfg.model.train_data.values():
+            data = instantiate(data)
+            ours = zero_shot_accuracy(retrained, data)
+            theirs = zero_shot_accuracy(shipped, data) if shipped is not None else float("nan")
+            print(f"{data.name}: retrained {ours:.2f} %, shipped {theirs:.2f} %")
+            if shipped is not None and abs(ours - theirs) > TOLERANCE and not args.ship:
+                sys.exit(f"error: the shipped weights score {theirs:.2f} %, the recipe retrained {ours:.2f} % on "
+                         f"{data.name}: more than {TOLERANCE} points apart")
+        if args.ship:
+            for old in SHIPPED.glob(f"{ARCH}-*"):
+                old.unlink()
+            for part in (trained, trained.with_suffix(".json")):
+                storage.write_bytes(part.read_bytes(), SHIPPED / part.name)
+            print(f"shipped {SHIPPED / trained.name}")
+        elif shipped is None:
+            sys.exit(f"error: no shipped weights for the current recipe ({trained.name}): run `make tiny SHIP=1`")
+
+
+if __name__ == "__main__":
+    main()

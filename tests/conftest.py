@@ -7,9 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from ccup.models import load_clip
 
@@ -30,6 +34,16 @@ def make_config(*overrides: str):
     with open_dict(cfg):
         del cfg.hydra  # as in a job: the job config without Hydra's own node
     return cfg
+
+
+def sweep_jobs(experiment: str) -> list[dict[str, str]]:
+    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` included): one
+    {key: value} per job."""
+    params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides([f"{k}={v}" for k, v in params.items()])
+    (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [dict(override.split("=", 1) for override in job) for job in jobs]
 
 
 def suite_command(tmp_path: Path, *args: str) -> list[str]:

@@ -1,6 +1,6 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
 import pytest
-from conftest import CONF, config_names, make_config
+from conftest import CONF, config_names, make_config, sweep_jobs
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -106,3 +106,9 @@ def test_protocol_experiments_compose_every_job_of_their_sweep(experiment, model
             assert len(cfg.forget.classes) == (3 if forget == "protocol_all" else 1)
             cross = instantiate(cfg.eval.cross)
             assert sorted(cross.datasets) == sorted(set(params.dataset.split(",")) - {dataset})
+
+
+@pytest.mark.parametrize("experiment", ["compare", "benchmark", "leakage"])
+def test_comparisons_sweep_every_method_of_the_registry_the_oracle_included(experiment):
+    methods = sorted({job["method"] for job in sweep_jobs(experiment)})
+    assert methods == config_names("method") and "retrain" in methods

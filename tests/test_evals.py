@@ -9,9 +9,8 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import CONF, config_names, make_config
+from conftest import config_names, make_config, sweep_jobs
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from ccup.adapter import fold_projection
@@ -294,10 +293,11 @@ def test_cheap_evaluations_are_on_by_default_and_the_others_opt_in():
 def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_with_every_evaluation():
     cfg = make_config("experiment=leakage")
     assert list(cfg.eval) == ["cross", "probe", "prompts", "relearn", "mia"] and cfg.alpha == 1.0
-    params = OmegaConf.load(CONF / "experiment" / "leakage.yaml").hydra.sweeper.params
-    assert sorted(params.method.split(",")) == config_names("method")
-    forgotten = [list(make_config(f"forget={name}").forget.classes) for name in params.forget.split(",")]
+    jobs = sweep_jobs("leakage")
+    assert sorted({job["method"] for job in jobs}) == config_names("method")
+    forgotten = [list(make_config(f"forget={name}").forget.classes) for name in {job["forget"] for job in jobs}]
     assert sorted(forgotten) == sorted([name] for name in make_config().dataset.classnames)
+    assert len(jobs) == len(config_names("method")) * len(forgotten)
 
 
 # --- the embedded model -------------------------------------------------------------------------------------------

@@ -5,8 +5,11 @@ from conftest import config_names, make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
+from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
+from ccup.method import CCUP
 from ccup.models import load_clip
+from ccup.projection import ccup_map, with_strength
 from ccup.task import UnlearnTask
 
 METHODS = config_names("method")
@@ -24,10 +27,11 @@ def setup():
 
 
 def method(name: str, alpha: float, cache_dir):
-    """The method as configured, with fine-tuning cut to a few steps (the contract holds for any length)."""
+    """The method as configured, with fine-tuning and retraining cut to a few steps (the contract holds for any
+    length)."""
     overrides = [f"method={name}", f"alpha={alpha}", f"cache_dir={cache_dir}"]
-    if "steps" in make_config(*overrides).method:
-        overrides.append("method.steps=3")
+    configured = make_config(*overrides).method
+    overrides += [f"method.{key}=3" for key in ("steps", "max_steps") if key in configured]
     return instantiate(make_config(*overrides).method)
 
 
@@ -40,9 +44,15 @@ def differing(a: torch.nn.Module, b: torch.nn.Module) -> set[str]:
     return {key for key, value in a.state_dict().items() if not torch.equal(value, b.state_dict()[key])}
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cache of trained weights for the tests that need not train anew: each setting trains once."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.mark.parametrize("name", METHODS)
-def test_alpha_zero_leaves_every_weight_bit_identical(name, setup, tmp_path):
-    assert differing(unlearn(name, 0.0, setup, tmp_path), setup[0].model) == set()
+def test_alpha_zero_leaves_every_weight_bit_identical(name, setup, cache):
+    assert differing(unlearn(name, 0.0, setup, cache), setup[0].model) == set()
 
 
 @pytest.mark.parametrize("name", METHODS)
@@ -52,15 +62,27 @@ def test_same_seed_gives_bit_identical_weights(name, setup, tmp_path):
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_method_changes_only_the_parameters_it_declares(name, setup, tmp_path):
+def test_method_changes_only_the_parameters_it_declares(name, setup, cache):
     clip, _ = setup
-    changed = differing(unlearn(name, 1.0, setup, tmp_path), clip.model)
-    assert changed and changed <= set(method(name, 1.0, tmp_path).edits(clip.model))
+    changed = differing(unlearn(name, 1.0, setup, cache), clip.model)
+    assert changed and changed <= set(method(name, 1.0, cache).edits(clip.model))
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_the_given_model_is_not_mutated(name, setup, tmp_path):
+def test_the_given_model_is_not_mutated(name, setup, cache):
     clip, _ = setup
     before = {key: value.clone() for key, value in clip.model.state_dict().items()}
-    unlearn(name, 1.0, setup, tmp_path)
+    unlearn(name, 1.0, setup, cache)
     assert all(torch.equal(value, clip.model.state_dict()[key]) for key, value in before.items())
+
+
+def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
+    clip, task = setup
+    T = task.classifier  # (d, C)
+    forget, retain = T[:, [task.classnames.index("sandal")]], T[:, [c != "sandal" for c in task.classnames]]
+    folded = {}
+    for lam, mu, alpha in [(10.0, 0.0, 1.0), (1000.0, 5.0, 0.5)]:
+        expected = fold_projection(clip.model, with_strength(ccup_map(forget, retain, lam, mu), alpha))
+        folded[lam] = CCUP(alpha=alpha, lam=lam, mu=mu)(clip.model, task).visual.proj
+        torch.testing.assert_close(folded[lam], expected.visual.proj, rtol=0, atol=0)
+    assert not torch.allclose(folded[10.0], folded[1000.0], atol=1e-4)  # the two settings are told apart

@@ -304,3 +304,56 @@ def test_numbers_are_written_with_two_decimals_and_round_off_as_zero():
     from ccup.report import fmt
     values = [87.634, 0.0443, 3.9e-17, 0.0, float("nan")]
     assert [fmt(value) for value in values] == ["87.63", "0.044", "0.00", "0.00", ""]
+
+
+# --- gaps to the oracle ------------------------------------------------------------------------------------------
+# CCUP and the oracle on sandal (seed 0), CCUP on bag where no oracle ran, the oracle at alpha 0.5 (not the oracle).
+ORACLE_CASE = [
+    record("ccup", "sandal", **accuracies(1.0, 87.0), all__acc=86.0, cross__digits__acc=97.0, leak__probe_auroc=0.99),
+    record("retrain", "sandal", **accuracies(0.0, 88.0), all__acc=87.0, cross__digits__acc=97.5,
+           leak__probe_auroc=0.97),
+    record("retrain", "sandal", alpha=0.5, **accuracies(40.0, 87.0), all__acc=86.5, cross__digits__acc=97.5,
+           leak__probe_auroc=0.98),
+    record("ccup", "bag", **accuracies(2.0, 86.0), all__acc=85.0, cross__digits__acc=97.0, leak__probe_auroc=0.9),
+]
+
+
+def test_each_record_is_read_as_its_gap_to_the_oracle_of_its_forget_set_and_seed(tmp_path):
+    records = report.load_records(write(tmp_path, *ORACLE_CASE)).set_index(["method", "forget", "alpha"])
+    ccup = records.loc[("ccup", "sandal", 1.0)]
+    assert ccup["gap/forget/acc"] == 1.0 and ccup["gap/retain/acc"] == 1.0 and ccup["gap/all/acc"] == 1.0
+    assert ccup["gap/cross/digits/acc"] == 0.5 and ccup["gap/leak/probe_auroc"] == pytest.approx(0.02)
+    assert ccup["gap/avg"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)  # the accuracies, cross-dataset included
+    assert records.loc[("retrain", "sandal", 1.0), "gap/avg"] == 0.0
+    assert records.loc[("retrain", "sandal", 0.5), "gap/forget/acc"] == 40.0
+    assert records.loc[("ccup", "bag", 1.0)].filter(like="gap/").isna().all()  # no oracle: no gap, not a zero gap
+    assert "gap/retain/acc_before" not in records and "gap/cross/digits/acc_before" not in records
+
+
+def test_the_report_shows_the_oracle_first_and_gap_columns_only_where_it_ran(tmp_path):
+    report.write_report(write(tmp_path / "oracle", *ORACLE_CASE))
+    table = pd.read_csv(tmp_path / "oracle" / "report.csv")
+    assert table["method"].tolist()[0] == "retrain"
+    assert {"gap/avg", "gap/forget/acc", "gap/leak/probe_auroc"} <= set(table.columns)
+    report.write_report(write(tmp_path / "plain", *GRID))
+    assert not any(column.startswith("gap/") for column in pd.read_csv(tmp_path / "plain" / "report.csv"))
+
+
+def test_two_oracles_for_one_forget_set_are_refused(tmp_path):
+    other = record("retrain", "sandal", lam=1.0, **accuracies(5.0, 80.0))
+    with pytest.raises(UserError, match="several retrain settings for one forget set and seed"):
+        report.load_records(write(tmp_path, *ORACLE_CASE, other))
+
+
+def test_records_from_a_dirty_tree_are_flagged(tmp_path):
+    clean, dirty = ONE_SEED[0], {**ONE_SEED[1], "git_dirty": True}
+    assert "Warning" not in report.write_report(write(tmp_path / "clean", clean))
+    markdown = report.write_report(write(tmp_path / "dirty", clean, dirty))
+    assert "Warning: 1 of 2 records come from a tree with uncommitted changes" in markdown and dirty["id"] in markdown
+
+
+def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
+    runs = [record("finetune", "sandal", seed, **accuracies(1.0, 85.0, seconds=seconds))
+            for seed, seconds in enumerate([10, 11, 100])]
+    summary = report.summarize(report.load_records(write(tmp_path, *runs)))
+    assert summary["time/unlearn_s"].item() == 11 and summary["forget/acc"].item() == 1.0

@@ -26,10 +26,35 @@ from test_run import wandb_run
 
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
-from ccup.record import NOT_IDENTITY, config_id, write_record
+from ccup.record import NOT_IDENTITY, config_id, git_state, write_record
 from ccup.task import UnlearnTask
 
 # --- Identity: what a job computes, not where it reports ---------------------------------------------------------
+
+def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    assert git_state(tmp_path) == {"git_sha": None, "git_dirty": None, "git_diff": None}  # no checkout
+    (tmp_path / "run.py").write_text("alpha = 1\n")
+    git("init", "-q")
+    git("add", "run.py")
+    git("commit", "-qm", "code")
+    clean = git_state(tmp_path)
+    assert len(clean["git_sha"]) == 40 and clean["git_dirty"] is False and clean["git_diff"] is None
+    (tmp_path / "results" / "records").mkdir(parents=True)
+    (tmp_path / "results" / "records" / "job.json").write_text("{}")
+    assert git_state(tmp_path) == clean  # the records a sweep writes are not a change of the code
+    (tmp_path / "run.py").write_text("alpha = 2\n")
+    edited = git_state(tmp_path)
+    assert edited["git_dirty"] is True and edited["git_sha"] == clean["git_sha"]
+    (tmp_path / "run.py").write_text("alpha = 3\n")
+    assert git_state(tmp_path)["git_diff"] != edited["git_diff"]  # another change, another hash
+    git("checkout", "run.py")
+    (tmp_path / "helper.py").write_text("beta = 1\n")
+    assert git_state(tmp_path)["git_dirty"] is True  # a new file is code the commit lacks
+
 
 
 @pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",

@@ -6,10 +6,12 @@ import torch
 from conftest import make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset, TensorDataset
+from torchvision.transforms import ToTensor
 
 import ccup.tiny
 from ccup.data import fashion_mnist
-from ccup.tiny import caption_tokens, load_tiny, training_set
+from ccup.errors import UserError
+from ccup.tiny import SHIPPED, caption_tokens, load_tiny, recipe_of, training_set, weights_name
 from ccup.zeroshot import class_embeddings
 
 
@@ -26,18 +28,43 @@ def test_tiny_model_reaches_the_zero_shot_accuracy_target(tiny, dataset, every, 
     assert (predictions == labels).float().mean() >= target
 
 
-def test_datasets_train_side_by_side_each_with_its_own_captions():
+def test_datasets_train_side_by_side_each_with_its_own_captions_and_names():
     labels = torch.tensor([0, 1, 1, 0])
     garments = SimpleNamespace(name="g", classnames=["coat", "bag"], templates=["a {}.", "the {}.", "my {}."],
+                               synonyms={"coat": ["jacket"], "bag": ["purse", "tote"]},
                                load=lambda split, transform: TensorDataset(torch.zeros(4, 1), labels))
-    digits = SimpleNamespace(name="d", classnames=["1", "2", "3"], templates=["number {}."],
+    digits = SimpleNamespace(name="d", classnames=["1", "2", "3"], templates=["number {}."],  # no synonyms
                              load=lambda split, transform: TensorDataset(torch.ones(2, 1), torch.tensor([2, 0])))
     data = training_set([garments, digits], {"g": 1, "d": 3}, transform=None)
     assert [int(label) for _, label in data] == [0, 1, 1, 0] + [4, 2] * 3  # digits shifted past the 2 garments
-    tokens = caption_tokens([garments, digits], tokenizer=lambda captions: torch.tensor([len(c) for c in captions]))
-    expected = [[len(t.format(c)) for c in ("coat", "bag")] + [len(f"number {c}.") for c in "123"]
-                for t in garments.templates]  # digits' single template cycled to three
+    lengths = lambda captions: torch.tensor([len(caption) for caption in captions])  # noqa: E731 (a stand-in tokenizer)
+    tokens, names = caption_tokens([garments, digits], tokenizer=lengths)
+    assert names.tolist() == [2, 3, 1, 1, 1]  # the draws pick among each class's own names only
+    assert tokens.shape == (3, 3, 5)  # (templates, names, classes): digits' single template and name cycled
+    words = [["coat", "jacket", "coat"], ["bag", "purse", "tote"]]
+    expected = [[[len(t.format(w[n])) for w in words] + [len(f"number {c}.") for c in "123"] for n in range(3)]
+                for t in garments.templates]
     assert tokens.tolist() == expected
+
+
+def test_the_oracle_is_trained_without_exactly_the_forget_classes_images():
+    cfg = make_config()
+    datasets = [instantiate(node) for node in cfg.model.train_data.values()]
+    repeats = {data.name: cfg.model.repeats.get(data.name, 1) for data in datasets}
+    full, oracle = (training_set(datasets, repeats, ToTensor(), exclude) for exclude in ([], ["sandal", "3"]))
+    before, after = (torch.bincount(torch.cat([part.tensors[1] for part in data.datasets]), minlength=20)
+                     for data in (full, oracle))
+    sandal, three = 5, 10 + 3  # digits' labels follow the ten garments'
+    assert len(full) == 60_000 + repeats["digits"] * 1_198 and before[sandal] == 6_000 and before[three] > 0
+    assert after[[sandal, three]].tolist() == [0, 0]
+    kept = torch.ones(20, dtype=torch.bool)
+    kept[[sandal, three]] = False
+    assert torch.equal(after[kept], before[kept])  # every image of every other class, repeats included
+
+
+def test_the_oracle_refuses_classes_the_training_data_never_had(tmp_path):
+    with pytest.raises(UserError, match=r"cannot leave out \['sandals'\]: the model's training data has no such"):
+        load_tiny(**small_recipe(tmp_path), cache_dir=str(tmp_path), exclude=["sandals"])
 
 
 def small_recipe(tmp_path):
@@ -64,3 +91,12 @@ def test_another_seed_trains_another_model(tmp_path):
     other = load_tiny(**{**small_recipe(tmp_path), "seed": 1}, cache_dir=str(tmp_path)).model.state_dict()
     assert not torch.equal(first["visual.proj"], other["visual.proj"])
     assert len(list((tmp_path / "models").glob("*.pt"))) == 2
+
+
+def test_the_shipped_weights_are_those_of_the_current_recipe(tiny):
+    model = make_config().model
+    datasets = [instantiate(node) for node in model.train_data.values()]
+    recipe = recipe_of(datasets, model.repeats, model.epochs, model.batch_size, model.lr, model.seed)
+    # A change of the recipe changes the name: stale weights are never read for it (`make tiny SHIP=1` ships anew).
+    assert (SHIPPED / weights_name(recipe)).exists(), "no shipped weights for the recipe in conf/model/tiny.yaml"
+    assert tiny.info["recipe"] == recipe and tiny.info["git_dirty"] is False  # trained by committed code
