@@ -40,8 +40,9 @@ test: data  ## the tests (the first run trains the embedded model, ~3.5 min)
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
 	$(PY) -m ccup.tiny $(if $(SHIP),--ship)
 
-paper: data  ## the embedded benchmark: every method, class, seed and alpha into results/benchmark (~1 h on 2 cores)
+paper: data  ## the embedded benchmark and leakage sweep into results/benchmark, results/leakage (~2 h on 2 cores)
 	$(PY) run.py -m experiment=benchmark hydra/launcher=joblib hydra.launcher.n_jobs=2
+	$(PY) run.py -m experiment=leakage hydra/launcher=joblib hydra.launcher.n_jobs=2
 
 bench: data  ## the benchmarks: speed ratios measured side by side
 	$(PY) -m benchmarks
