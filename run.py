@@ -71,7 +71,12 @@ def main(cfg: DictConfig) -> dict | None:
         finish_loggers(loggers, record)
     if failure is not None:
         sweep.end_failed(failure, sweeping=job.mode == RunMode.MULTIRUN)
-    return record.get("metrics")
+        return None
+    metrics = record["metrics"]
+    log.info(f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
+             f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
+             f"(before {metrics['retain/acc_before']:.2f})")
+    return metrics
 
 
 if __name__ == "__main__":

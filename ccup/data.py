@@ -13,7 +13,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, O
 from torchvision.datasets.folder import default_loader
 
 from ccup import storage
-from ccup.errors import UserError
+from ccup.errors import MissingFiles, UserError
 
 IMAGENET_CLASSES = 1000
 
@@ -42,7 +42,7 @@ def fashion_mnist(split: str, roots: Sequence[str], cache_dir: str, transform: C
             for name in FASHION_MNIST_FILES:
                 _gunzip(root / f"{name}.gz", unpacked / "FashionMNIST" / "raw" / name)
             return FashionMNIST(str(unpacked), train=split == "train", transform=transform)
-    raise UserError(
+    raise MissingFiles(
         f"Fashion-MNIST not found in {list(map(str, roots))}: run `make data` "
         "(installs Debian's dataset-fashion-mnist, or downloads with torchvision into data/), "
         "or point dataset.load.roots at a folder that holds it"
@@ -111,7 +111,7 @@ def json_split(root: str, split_file: str, image_dir: str, classnames: Sequence[
     """
     split_path, images = Path(root) / split_file, Path(root) / image_dir
     if not split_path.is_file():
-        raise UserError(f"{split_path} not found: expected the split file there and the images under {images}/; "
+        raise MissingFiles(f"{split_path} not found: expected the split file there and the images under {images}/; "
                         f"{source}")
     splits = json.loads(split_path.read_text())
     if split not in splits:
@@ -124,7 +124,7 @@ def json_split(root: str, split_file: str, image_dir: str, classnames: Sequence[
     samples = [(images / path, label_of[_clean(name)]) for path, _, name in splits[split]]
     missing = [path for path, _ in samples if not path.is_file()]
     if missing:
-        raise UserError(f"{len(missing)} of the {len(samples)} {split} images of {split_file} are missing, e.g. "
+        raise MissingFiles(f"{len(missing)} of the {len(samples)} {split} images of {split_file} are missing, e.g. "
                         f"{missing[0]}: its paths are read relative to {images} (dataset.load.image_dir); {source}")
     return ImageList(samples, transform)
 
@@ -177,7 +177,7 @@ def _torchvision(make: Callable[[], Dataset], missing: str) -> Dataset:
     try:
         return make()
     except (RuntimeError, OSError) as exc:
-        raise UserError(f"{missing} (torchvision: {' '.join(str(exc).split())})") from exc
+        raise MissingFiles(f"{missing} (torchvision: {' '.join(str(exc).split())})") from exc
 
 
 def imagenet(root: str, split: str, transform: Callable | None = None) -> Dataset:
@@ -188,7 +188,7 @@ def imagenet(root: str, split: str, transform: Callable | None = None) -> Datase
     folder = Path(root) / split
     found = sum(path.is_dir() for path in folder.iterdir()) if folder.is_dir() else 0
     if found != IMAGENET_CLASSES:  # with a folder missing, every later label would name the wrong class
-        raise UserError(
+        raise MissingFiles(
             f"ImageNet {split} not found or incomplete: expected {IMAGENET_CLASSES} class folders "
             f"{folder}/<wnid>/*.JPEG, found {found}; download ILSVRC2012 from https://image-net.org and sort the "
             "validation images into folders named by WordNet id (e.g. with valprep.sh from PyTorch's ImageNet example)"

@@ -7,6 +7,10 @@ class UserError(ValueError):
     """Bad input a user can fix; the message says what is wrong and how to fix it."""
 
 
+class MissingFiles(UserError):
+    """Data or weights that are not on this machine; the message says where they go and where to get them."""
+
+
 def find_user_error(exc: BaseException | None) -> UserError | None:
     """The UserError behind `exc`, if any: Hydra wraps errors raised in `_target_` calls."""
     while exc is not None:

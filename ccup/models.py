@@ -8,7 +8,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from ccup.errors import UserError
+from ccup.errors import MissingFiles, UserError
 
 # Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after its file stem.
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"
@@ -43,8 +43,8 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
                             f"pass an open_clip checkpoint or state dict of {name}") from exc
         if "Failed to download" not in str(exc):
             raise
-        raise UserError(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where there "
-                        "is internet and pass model.pretrained=/path/to/checkpoint") from exc
+        raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where "
+                           "there is internet and pass model.pretrained=/path/to/checkpoint") from exc
     return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
 
 

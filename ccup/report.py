@@ -242,15 +242,27 @@ def write_report(*results_dirs: Path) -> str:
     return markdown
 
 
+def overview(summary: pd.DataFrame) -> pd.DataFrame:
+    """The few columns a console shows (what `make run` prints): accuracies after and before forgetting, on other
+    datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several."""
+    shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
+    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in ["gap/avg"] if c in summary]
+    several = summary.groupby("method")["params"].nunique().max() > 1
+    return pd.concat([summary[["method", "params", "alpha"] if several else ["method", "alpha"]],
+                      summary[shown].map(fmt)], axis=1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ccup.report", description=__doc__)
     parser.add_argument("results_dirs", nargs="*", type=Path, default=[Path("results")], metavar="results_dir",
                         help="folders with records/*.json (default: results); the report goes into the first")
     args = parser.parse_args(argv)
     try:
-        print(write_report(*args.results_dirs))
+        write_report(*args.results_dirs)
     except UserError as error:
         sys.exit(f"error: {error}")
+    out = args.results_dirs[0]
+    print(f"{render(overview(pd.read_csv(out / 'report.csv')))}\n\nfull report: {out / 'report.md'}")
 
 
 if __name__ == "__main__":

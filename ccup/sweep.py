@@ -62,8 +62,14 @@ def describe(summary: dict, path: Path) -> list[str]:
 
 
 # The summary of the last sweep this process ran, for run.py's exit status: read after Hydra returns, so that every
-# other callback (the report) has run whatever this one found.
+# other callback (the report) has run whatever this one found, and could add its own failure.
 last_summary: dict = {}
+
+
+def report_failed(message: str) -> None:
+    """Fail the sweep's command because its report could not be built (ccup.callbacks.Report)."""
+    log.error(f"error: {message}")
+    last_summary["report_error"] = message
 
 
 class Sweep(Callback):
@@ -87,9 +93,11 @@ class Sweep(Callback):
 
 
 def exit_status() -> str | None:
-    """What run.py exits with: None (status 0) unless the sweep it ran lost jobs, else an `error:` line (status 1)."""
-    failed = last_summary.get("failed")
-    if not failed:
-        return None
-    jobs = ", ".join(job["job"] for job in failed)
-    return f"error: {len(failed)} of {last_summary['jobs']} jobs failed ({jobs}): see {last_summary['path']}"
+    """What run.py exits with: None (status 0) unless the sweep it ran lost jobs or its report, else an `error:` line
+    (status 1)."""
+    if failed := last_summary.get("failed"):
+        jobs = ", ".join(job["job"] for job in failed)
+        return f"error: {len(failed)} of {last_summary['jobs']} jobs failed ({jobs}): see {last_summary['path']}"
+    if report_error := last_summary.get("report_error"):
+        return f"error: {report_error}"
+    return None

@@ -80,9 +80,9 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        clip = load_clip(ARCH)
         cache_hit = path.exists()
         if not cache_hit:
+            clip = load_clip(ARCH)
             log.info("training the tiny CLIP once (cached at %s)", path)
             start = time.perf_counter()
             loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
@@ -96,8 +96,7 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
             info = {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}
             storage.write_bytes(json.dumps(info, indent=1).encode(), path.with_suffix(".json"))  # first: a .pt has one
             storage.save(clip.model.state_dict(), path)
-    clip.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    clip.model.eval()
+        clip = load_clip(ARCH, pretrained=str(path))
     clip.info = {**json.loads(path.with_suffix(".json").read_text()), "cache_hit": int(cache_hit)}
     return clip
 

@@ -1,7 +1,9 @@
 """Shared fixtures: composed configs, random-weight open_clip models, and the embedded tiny model."""
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,16 @@ from ccup.models import load_clip
 
 ROOT = Path(__file__).parents[1]
 CONF = ROOT / "conf"
+
+
+def pytest_configure(config):
+    """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
+    whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository."""
+    os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ["CCUP_CACHE"], ignore_errors=True)
 
 
 def config_names(group: str) -> list[str]:

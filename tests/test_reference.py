@@ -1,11 +1,14 @@
-"""Our before-forgetting numbers against the published ones (results/reference/), where weights and data are here."""
+"""Our before-forgetting numbers against the published ones (results/reference/), where weights and data are here.
+Missing weights or data skip a case; CCUP_REQUIRE_REFERENCE=1 makes them fail it, on machines that should have them."""
+import os
+
 import pandas as pd
 import pytest
 from conftest import ROOT, make_config
 from hydra.utils import instantiate
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from ccup.errors import find_user_error
+from ccup.errors import MissingFiles, UserError, find_user_error
 from ccup.evaluator import predict
 from ccup.metrics import unlearning_metrics
 from ccup.zeroshot import class_embeddings
@@ -15,11 +18,12 @@ TOLERANCE = 0.2  # points
 
 
 def available(build, what: str):
-    """`build()`, or a skip that says which files are missing and where they go."""
+    """`build()`, or a skip that says which files are missing and where they go. Any other error, a typo in a config
+    included, fails."""
     try:
         return build()
     except Exception as exc:
-        if (error := find_user_error(exc)) is None:
+        if not isinstance(error := find_user_error(exc), MissingFiles) or os.environ.get("CCUP_REQUIRE_REFERENCE"):
             raise
         pytest.skip(f"{what} not available here: {error}")
 
@@ -51,3 +55,17 @@ def test_the_reference_covers_the_protocol():
         assert list(rows.forget_class) == list(cfg.dataset.protocol_forget)
         assert rows.all_acc.nunique() == rows.retain_acc.nunique() == 1
     assert len(REFERENCE) == 2 * 4 * 3
+
+
+def fail(error: Exception):
+    raise error
+
+
+def test_only_missing_files_skip_and_a_required_reference_fails_on_them(monkeypatch):
+    with pytest.raises(UserError, match="unknown"):  # a typo in a config is an error, never a skip
+        available(lambda: fail(UserError("unknown open_clip model 'ViT-B-61'")), "the weights")
+    with pytest.raises(pytest.skip.Exception, match="the weights not available here: could not download"):
+        available(lambda: fail(MissingFiles("could not download")), "the weights")
+    monkeypatch.setenv("CCUP_REQUIRE_REFERENCE", "1")
+    with pytest.raises(MissingFiles):
+        available(lambda: fail(MissingFiles("could not download")), "the weights")

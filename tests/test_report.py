@@ -183,6 +183,17 @@ def test_cross_dataset_accuracies_join_the_columns_after_and_before(tmp_path):
         "cross/digits/acc_before", "cross/digits/acc_before std_forget_sets", "cross/digits/acc_before std_seeds"]
 
 
+def test_the_console_shows_the_compact_table_and_where_the_full_report_is(tmp_path, capsys):
+    report.main([str(write(tmp_path, *ORACLE_CASE))])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
+        "method", "alpha", "forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "cross/digits/acc",
+        "gap/avg"]
+    assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["retrain", "0.5", "40.00", "80.00", "87.00", "86.00",
+                                                              "97.50", "10.38"]  # the oracle's rows first
+    assert len(lines) == 2 + 3 + 2 and lines[-1] == f"full report: {tmp_path / 'report.md'}"
+
+
 def test_records_of_several_folders_count_once_each(tmp_path):
     first, second = write(tmp_path / "a", GRID[0]), write(tmp_path / "b", GRID[0], GRID[1])
     report.main([str(first), str(second)])
@@ -202,8 +213,6 @@ def test_the_callback_builds_the_report_of_its_results_dir(tmp_path):
     write(tmp_path / "results", *GRID)
     Report().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "results")}))
     assert "4.00 ± 4.24" in (tmp_path / "results" / "report.md").read_text()
-    with pytest.raises(UserError, match="no complete records"):  # never swallowed
-        Report().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "empty")}))
 
 
 def test_the_config_registers_the_callback():
@@ -212,22 +221,29 @@ def test_the_config_registers_the_callback():
     assert isinstance(instantiate(cfg.hydra.callbacks.report), Report)
 
 
-def test_a_hydra_multirun_ends_with_its_report(tmp_path):
-    """A stand-in job that writes one record per seed, under the same callback entry as conf/config.yaml."""
+def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
+    """A stand-in job that writes one record per seed, under the same callback entries as conf/config.yaml and with
+    run.py's exit status."""
     (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""\
         results_dir: {tmp_path / 'results'}
         seed: 0
+        sweep: stand-in
         hydra:
           callbacks:
             report:
               _target_: ccup.callbacks.Report
+            sweep:
+              _target_: ccup.sweep.Sweep
           sweep:
             dir: {tmp_path / 'multirun'}
         """))
     (tmp_path / "job.py").write_text(textwrap.dedent(f"""\
         import json
+        import sys
         from pathlib import Path
         import hydra
+        from hydra.core.hydra_config import HydraConfig
+        from ccup import sweep
 
         @hydra.main(version_base="1.3", config_path=".", config_name="config")
         def main(cfg):
@@ -236,14 +252,25 @@ def test_a_hydra_multirun_ends_with_its_report(tmp_path):
             record["config"]["seed"] = cfg.seed
             (Path(cfg.results_dir) / "records").mkdir(parents=True, exist_ok=True)
             (Path(cfg.results_dir) / "records" / f"seed{{cfg.seed}}.json").write_text(json.dumps(record))
+            (Path(HydraConfig.get().runtime.output_dir) / "record.json").write_text(json.dumps(record))
 
         main()
+        sys.exit(sweep.exit_status())
         """))
-    result = subprocess.run([sys.executable, "job.py", "-m", "seed=0,1"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=120)
+
+    def sweep(*args):
+        return subprocess.run([sys.executable, "job.py", "-m", *args], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=120)
+
+    result = sweep("seed=0,1")
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(tmp_path / "results" / "report.csv")["seeds"].tolist() == [2]
     assert (tmp_path / "results" / "pareto_tiny_fashion_mnist.png").read_bytes()[:8] == PNG
+    (tmp_path / "results" / "records" / "broken.json").write_text(json.dumps({"status": "complete"}))
+    result = sweep("seed=2")  # every job completes, but the report cannot read the folder's records
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (f"error: the report of {tmp_path / 'results'} could not be "
+                                                       "built: KeyError: 'config'")
 
 
 def leaks(probe: float, heldout: float, steps: int, probe_before=0.99, heldout_before=90.0) -> dict:
