@@ -217,15 +217,14 @@ def write_report(*results_dirs: Path) -> str:
         folders = ", ".join(str(folder / "records") for folder in results_dirs)
         raise UserError(f"no complete records in {folders}: run `make run` first")
     summary, per_set = summarize(records), per_forget_set(records)
-    tables = {f"Mean ± std over {over}": with_spread(summary, spread) for spread, over in SPREADS.items()}
+    tables = {"Headline: mean over forget sets and seeds, ± over forget sets, Δ against before forgetting":
+              headline(summary)}
+    tables |= {f"Mean ± std over {over}": with_spread(summary, spread) for spread, over in SPREADS.items()}
     summary.to_csv(out / "report.csv", index=False)
     leaks = leakage(records)
     if leaks is not None:
         title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), mean ± std over forget sets"
-        table = with_spread(leaks, "std_forget_sets")
-        if leaks.groupby("method")["params"].nunique().max() <= 1:  # one setting per method: its name says it all
-            table = table.drop(columns="params")
-        tables[title] = table
+        tables[title] = leakage_table(leaks)
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
@@ -242,14 +241,48 @@ def write_report(*results_dirs: Path) -> str:
     return markdown
 
 
+def headline(summary: pd.DataFrame) -> pd.DataFrame:
+    """The table README quotes: forget accuracy and the gaps to the oracle with their spread over forget sets,
+    retain and cross-dataset accuracy with their change from before forgetting, the median cost, the counts."""
+    def spread(metric: str) -> list[str]:
+        return with_spread(summary[[*SETTING, "forget sets", "seeds", metric, f"{metric} std_forget_sets"]],
+                           "std_forget_sets")[metric].tolist()
+
+    def delta(metric: str) -> list[str]:
+        if f"{metric}_before" not in summary:
+            return summary[metric].map(fmt).tolist()
+        return [f"{fmt(after)} ({after - before:+.2f})"
+                for after, before in zip(summary[metric], summary[f"{metric}_before"], strict=True)]
+
+    crosses = [c for c in summary.columns if CROSS.fullmatch(c) and not c.endswith("_before")]
+    cells = {m: spread(m) for m in ("forget/acc",) if m in summary}
+    cells |= {f"{m} (Δ)": delta(m) for m in ("retain/acc", *crosses) if m in summary}
+    cells |= {g: spread(g) for g in ("gap/avg", "gap/forget/acc") if g in summary}
+    cells |= {f"{m} (median)": summary[m].map(fmt).tolist() for m in ("time/unlearn_s",) if m in summary}
+    cells["forget sets × seeds"] = [f"{f} × {n}" for f, n in zip(summary["forget sets"], summary["seeds"], strict=True)]
+    return pd.concat([summary[settings_shown(summary)], pd.DataFrame(cells, index=summary.index)], axis=1)
+
+
+def leakage_table(leaks: pd.DataFrame) -> pd.DataFrame:
+    """The leakage summary as mean ± std over forget sets, its settings as `settings_shown` says."""
+    table = with_spread(leaks, "std_forget_sets")
+    return table.drop(columns=[c for c in SETTING if c not in settings_shown(leaks)])
+
+
+def settings_shown(summary: pd.DataFrame) -> list[str]:
+    """The setting columns worth a column: method and alpha; model, dataset and the method's settings where they
+    vary (several models, or an ablation of one method's settings)."""
+    varying = {"model": summary["model"].nunique() > 1, "dataset": summary["dataset"].nunique() > 1,
+               "params": summary.groupby("method")["params"].nunique().max() > 1}
+    return [c for c in SETTING if varying.get(c, True)]
+
+
 def overview(summary: pd.DataFrame) -> pd.DataFrame:
     """The few columns a console shows (what `make run` prints): accuracies after and before forgetting, on other
     datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several."""
     shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
     shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in ["gap/avg"] if c in summary]
-    several = summary.groupby("method")["params"].nunique().max() > 1
-    return pd.concat([summary[["method", "params", "alpha"] if several else ["method", "alpha"]],
-                      summary[shown].map(fmt)], axis=1)
+    return pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
 
 
 def main(argv: list[str] | None = None) -> None:

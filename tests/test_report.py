@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import CONF
+from conftest import CONF, ROOT
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -119,9 +119,17 @@ def test_report_files_hold_one_row_per_setting(sweep):
         assert markdown.count(title) == 1
     assert "4.00 ± 4.24" in markdown and "4.00 ± 1.41" in markdown
     tex = (sweep / "report.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 2 and tex.count("\\end{table}") == 2
+    assert tex.count("\\begin{tabular}") == 3 and tex.count("\\end{table}") == 3  # the headline, both spreads
     assert tex.count("fashion\\_mnist") == 2 * 9  # one row per setting in each table, "_" escaped
     assert "4.00 ± 4.24" in tex and "4.00 ± 1.41" in tex
+
+
+def test_the_headline_gives_spread_over_forget_sets_change_from_before_and_median_cost(sweep):
+    headline = report.headline(report.summarize(report.load_records(sweep)))
+    finetune = headline[(headline["method"] == "finetune") & (headline["alpha"] == 1.0)].iloc[0]
+    assert finetune.tolist() == ["finetune", 1.0, "4.00 ± 4.24", "86.00 (+0.00)", "0.01", "2 × 2"]
+    assert list(headline.columns) == ["method", "alpha", "forget/acc", "retain/acc (Δ)", "time/unlearn_s (median)",
+                                      "forget sets × seeds"]
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -309,7 +317,7 @@ def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_lea
     assert markdown.count("## Leakage at alpha = 1 (first: the original model)") == 1
     assert "| before forgetting |" in markdown and "0.97 ± 0.01" in markdown
     assert "params" not in markdown.split("## Leakage")[1].split("##")[0]  # one setting per method: names suffice
-    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 3
+    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 4  # the headline, both spreads, leakage
     assert pd.read_csv(tmp_path / "leakage.csv")["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]
     width, height = png_size(tmp_path / "leakage_tiny_fashion_mnist.png")
     assert width > 300 and height > 300 and "](leakage_tiny_fashion_mnist.png)" in markdown
@@ -384,3 +392,13 @@ def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
             for seed, seconds in enumerate([10, 11, 100])]
     summary = report.summarize(report.load_records(write(tmp_path, *runs)))
     assert summary["time/unlearn_s"].item() == 11 and summary["forget/acc"].item() == 1.0
+
+
+# --- README quotes the committed results -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("folder, table", [("benchmark", "headline"), ("ablation", "headline"), ("leakage", "leakage")])
+def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, table):
+    results = ROOT / "results" / folder
+    regenerated = (report.headline(pd.read_csv(results / "report.csv")) if table == "headline"
+                   else report.leakage_table(pd.read_csv(results / "leakage.csv")))
+    assert report.render(regenerated) in (ROOT / "README.md").read_text(), f"README's {folder} table is stale"

@@ -9,7 +9,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from conftest import config_names, finish, make_config, run_suite, start_suite
+from conftest import ROOT, config_names, finish, make_config, run_suite, start_suite
 from wandb.proto import wandb_internal_pb2
 
 from ccup.projection import ccup_map, with_strength
@@ -90,6 +90,13 @@ def test_alpha_sweep_forgets_the_class_and_keeps_the_others(alpha_sweep):
         assert metrics["cross/digits/acc_before"] > 90
         assert metrics["time/unlearn_s"] >= 0 and metrics["time/eval_s"] > 0
     assert by_alpha[0.0]["cross/digits/acc"] == by_alpha[0.0]["cross/digits/acc_before"]
+
+
+def test_make_run_prints_the_table_readme_shows(alpha_sweep):
+    printed = subprocess.run([sys.executable, "-m", "ccup.report", str(alpha_sweep / "results")], check=True,
+                             capture_output=True, text=True).stdout
+    table, where = printed.strip().split("\n\n")
+    assert table in (ROOT / "README.md").read_text() and where.startswith("full report: ")
 
 
 def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
