@@ -95,6 +95,7 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def random_clips():
-    """Real open_clip architectures with random weights: a ViT and a ModifiedResNet."""
+    """Real open_clip architectures with random weights: a ViT, a ModifiedResNet and a timm tower (ConvNeXt, whose
+    embedding comes out of head.proj)."""
     torch.manual_seed(0)
-    return {name: load_clip(name) for name in ("ViT-B-32", "RN50")}
+    return {name: load_clip(name) for name in ("ViT-B-32", "RN50", "convnext_tiny")}

@@ -15,12 +15,12 @@ def random_map(d: int) -> torch.Tensor:
     return torch.eye(d) + 0.1 * torch.randn(d, d, generator=torch.Generator().manual_seed(1))
 
 
-@pytest.mark.parametrize("name", ["ViT-B-32", "RN50"])
+@pytest.mark.parametrize("name", ["ViT-B-32", "RN50", "convnext_tiny"])
 def test_edited_embeddings_are_W_times_original(random_clips, name):
     model = random_clips[name].model
     before = {key: value.clone() for key, value in model.state_dict().items()}
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
-    W = random_map(model.visual.output_dim)
+    W = random_map(model.text_projection.shape[1])  # (d, d): the joint embedding width
     edited = fold_projection(model, W)
     with torch.no_grad():
         z, z_edited = model.encode_image(images), edited.encode_image(images)  # (2, d)
@@ -51,7 +51,7 @@ with torch.no_grad():
     assert not torch.allclose(expected, clip.model.eval().encode_image(images))
 
 
-@pytest.mark.parametrize("name", ["ViT-B-32", "RN50"])
+@pytest.mark.parametrize("name", ["ViT-B-32", "RN50", "convnext_tiny"])
 def test_features_before_the_projection_project_to_the_embeddings(random_clips, name):
     model = random_clips[name].model
     images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(4))
@@ -59,7 +59,7 @@ def test_features_before_the_projection_project_to_the_embeddings(random_clips, 
         embeddings = model.encode_image(images)  # (2, d)
         with projection_removed(model):
             features = model.visual(images)  # (2, D)
-        assert features.shape[1] == {"ViT-B-32": 768, "RN50": 2048}[name]
+        assert features.shape[1] == {"ViT-B-32": 768, "RN50": 2048, "convnext_tiny": 768}[name]
         torch.testing.assert_close(project(model, features), embeddings, atol=1e-4, rtol=1e-4)
         assert torch.equal(model.encode_image(images), embeddings)  # the tower is restored
 
