@@ -46,11 +46,7 @@ class CaptionContrast(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        num_templates, _, num_classes, _ = self.tokens.shape
-        template = torch.randint(num_templates, (num_classes,), device=self.device)
-        name = (torch.rand(num_classes, device=self.device) * self.names).long()  # uniform over each class's names
-        tokens = self.tokens[template, name, torch.arange(num_classes, device=self.device)]
-        captions = self.model.encode_text(tokens, normalize=True)  # (C, d)
+        captions = self.model.encode_text(draw_captions(self.tokens, self.names), normalize=True)  # (C, d)
         loss = F.cross_entropy(zero_shot_logits(self.model, images, captions.T), labels)
         self.log("train/loss", loss, prog_bar=True)
         return loss
@@ -59,6 +55,15 @@ class CaptionContrast(pl.LightningModule):
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr, weight_decay=0.1)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, self.lr, total_steps=self.total_steps)
         return [optimizer], [{"scheduler": schedule, "interval": "step"}]
+
+
+def draw_captions(tokens: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
+    """(C, L) one caption per class from (T, N, C, L) tokens: a template uniformly, and a name uniformly among the
+    class's own `names[c]` (never a cycled copy, which would favour some names)."""
+    num_templates, _, num_classes, _ = tokens.shape
+    template = torch.randint(num_templates, (num_classes,), device=tokens.device)
+    name = (torch.rand(num_classes, device=tokens.device) * names).long()
+    return tokens[template, name, torch.arange(num_classes, device=tokens.device)]
 
 
 def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,

@@ -11,7 +11,7 @@ from torchvision.transforms import ToTensor
 import ccup.tiny
 from ccup.data import fashion_mnist
 from ccup.errors import UserError
-from ccup.tiny import SHIPPED, caption_tokens, load_tiny, recipe_of, training_set, weights_name
+from ccup.tiny import SHIPPED, caption_tokens, draw_captions, load_tiny, recipe_of, training_set, weights_name
 from ccup.zeroshot import class_embeddings
 
 
@@ -45,6 +45,18 @@ def test_datasets_train_side_by_side_each_with_its_own_captions_and_names():
     expected = [[[len(t.format(w[n])) for w in words] + [len(f"number {c}.") for c in "123"] for n in range(3)]
                 for t in garments.templates]
     assert tokens.tolist() == expected
+
+
+def test_each_step_captions_every_class_with_one_of_its_own_names_drawn_evenly():
+    names = torch.tensor([1, 3, 2])
+    tokens = torch.arange(2 * 3 * 3).reshape(2, 3, 3, 1)  # (T=2, N=3, C=3, L=1): the token is its own position
+    torch.manual_seed(0)
+    drawn = torch.stack([draw_captions(tokens, names)[:, 0] for _ in range(3000)])  # (draws, C)
+    name = drawn % 9 // 3  # the name index of each drawn token
+    for c, count in enumerate(names.tolist()):
+        assert (drawn[:, c] % 3 == c).all()  # each class gets its own caption
+        assert torch.bincount(name[:, c], minlength=3)[:count].min() > 3000 / count * 0.9  # its names, evenly
+        assert (name[:, c] < count).all()  # never a cycled copy
 
 
 def test_the_oracle_is_trained_without_exactly_the_forget_classes_images():
