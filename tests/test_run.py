@@ -1,5 +1,6 @@
 """End to end: `python run.py` on the embedded default, its records, its W&B runs, and its refusals."""
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -266,3 +267,28 @@ def test_the_report_reads_ccup_as_its_gap_to_the_oracle(oracle):
         assert ccup[f"gap/{metric}"] == pytest.approx(abs(runs["ccup", 1.0][metric] - runs["retrain", 1.0][metric]))
     accuracies = ("forget/acc", "retain/acc", "all/acc", "cross/digits/acc")
     assert ccup["gap/avg"] == pytest.approx(sum(ccup[f"gap/{m}"] for m in accuracies) / 4)
+
+
+@pytest.fixture(scope="module")
+def multi_class(tmp_path_factory, tiny):
+    """Forget sets of several classes through run, evaluator and report: footwear, the protocol's three, a random k."""
+    tmp_path = tmp_path_factory.mktemp("multi")
+    result = run_suite(tmp_path, "-m", "forget=footwear,protocol_all,random_k", "eval=[cross]", "logger=none")
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(multi_class):
+    by_forget = {tuple(r["config"]["forget"]["classes"]): r["metrics"] for r in records(multi_class)}
+    data = make_config().dataset
+    assert set(by_forget) >= {("sandal", "sneaker", "ankle boot"), tuple(data.protocol_forget)}
+    for classes, metrics in by_forget.items():
+        assert len(classes) == 3 and set(classes) <= set(data.classnames)
+        assert metrics["forget/acc"] < 5 < 80 < metrics["forget/acc_before"]  # all three at once
+        assert abs(metrics["retain/acc"] - metrics["retain/acc_before"]) < 5
+        before = [metrics[f"class/{name}/acc_before"] for name in classes]
+        assert metrics["forget/acc_before"] == pytest.approx(sum(before) / 3)  # 1,000 test images per class
+    table = pd.read_csv(multi_class / "results" / "report.csv")
+    assert table["forget sets"].tolist() == [len(by_forget)]  # one CCUP setting, averaged over the forget sets
+    markdown = (multi_class / "results" / "report.md").read_text()
+    assert re.search(r"\| sandal\+sneaker\+ankle boot +\|", markdown)  # its own row in the per-forget-set table
