@@ -35,19 +35,39 @@ def nullspace_projector(T_f: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
 def ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> torch.Tensor:
     """W* = argmin objective = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1, in float64.
 
-    lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 Q^T M^-1 with M = I + mu T_r T_r^T and Q a
-    basis of span(T_f); with mu = 0 that is the nullspace projector.
+    W* differs from I only on the span of the C = m_f + m_r class embeddings, so it is computed in their coordinates:
+    with A = I + lam T_f T_f^T + mu T_r T_r^T, I - W* = lam T_f (A^-1 T_f)^T, and A^-1 T_f costs a C x C solve
+    (`woodbury_solve`): O(d C^2 + C^3) instead of a d x d solve.
+
+    lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T with M = I + mu T_r T_r^T and Q a
+    basis of span(T_f); with mu = 0 that is the nullspace projector I - Q Q^T.
     """
     check_weights(lam, mu)
     T_f, T_r = T_f.double(), T_r.double()
     identity = torch.eye(T_f.shape[0], dtype=torch.float64, device=T_f.device)
-    M = identity + mu * T_r @ T_r.T  # (d, d), symmetric positive definite
+    retain = [(T_r, mu)] if mu >= TINY else []  # below the smallest normal double, a weight adds nothing to I
     if math.isinf(lam):
         Q = orthonormal_basis(T_f, rtol)  # (d, k)
-        MinvQ = torch.linalg.solve(M, Q)  # (d, k)
+        MinvQ = woodbury_solve(retain, Q)  # (d, k)
         return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
-    # W = M A^-1 with A symmetric, so W = (A^-1 M)^T: a linear solve, no explicit inverse.
-    return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
+    if lam < TINY:
+        return identity
+    return identity - lam * T_f @ woodbury_solve([(T_f, lam), *retain], T_f).T
+
+
+TINY = torch.finfo(torch.float64).tiny
+
+
+def woodbury_solve(terms: list[tuple[torch.Tensor, float]], X: torch.Tensor) -> torch.Tensor:
+    """(I + sum_i w_i B_i B_i^T)^-1 X for (d, m_i) blocks B_i and weights w_i > 0, by the Woodbury identity:
+    X - B (D^-1 + B^T B)^-1 B^T X with B = [B_1 ... B_n] (d, C) and D = diag(w): one C x C solve, which D^-1 keeps
+    well-posed even for duplicated or collinear columns."""
+    if not terms:
+        return X
+    B = torch.cat([block for block, _ in terms], dim=1)  # (d, C)
+    D_inv = torch.cat([torch.full((block.shape[1],), 1 / weight, dtype=B.dtype, device=B.device)
+                       for block, weight in terms])
+    return X - B @ torch.linalg.solve(torch.diag(D_inv) + B.T @ B, B.T @ X)
 
 
 def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:

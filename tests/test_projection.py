@@ -118,3 +118,33 @@ def test_bad_weights_are_refused(lam, mu):
 def test_alpha_outside_unit_interval_is_refused(alpha):
     with pytest.raises(UserError, match=r"alpha must lie in \[0, 1\]"):
         with_strength(torch.eye(3), alpha)
+
+
+def dense_ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
+    """The closed form as PAPER.md writes it, a d x d solve: the reference for ccup_map's low-rank computation."""
+    identity = torch.eye(T_f.shape[0], dtype=torch.float64)
+    M = identity + mu * T_r @ T_r.T
+    if math.isinf(lam):
+        Q = orthonormal_basis(T_f)
+        MinvQ = torch.linalg.solve(M, Q)
+        return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
+    return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
+
+
+@given(problems(), st.booleans(), st.sampled_from(["distinct", "duplicated", "collinear"]))
+def test_the_low_rank_computation_is_the_dense_solve(problem, hard, layout):
+    T_f, T_r, lam, mu = problem
+    if layout == "duplicated":  # a class named twice, in both sets
+        T_f, T_r = torch.cat([T_f, T_f[:, :1]], dim=1), torch.cat([T_r, T_r[:, :1]], dim=1)
+    if layout == "collinear":  # opposite embeddings span one direction
+        T_f, T_r = torch.cat([T_f, -T_f[:, :1]], dim=1), torch.cat([T_r, -T_r[:, :1]], dim=1)
+    lam = math.inf if hard else lam
+    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_ccup_map(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("lam, mu", [(1e-320, 1.0), (1000.0, 1e-320), (0.0, 5.0)])
+def test_weights_below_double_precision_add_nothing(lam, mu):
+    T_f, T_r = unit_columns(0, 8, 2), unit_columns(1, 8, 3)
+    W = ccup_map(T_f, T_r, lam, mu)
+    assert torch.isfinite(W).all()
+    torch.testing.assert_close(W, dense_ccup_map(T_f, T_r, lam, mu), atol=1e-12, rtol=0)
