@@ -157,18 +157,23 @@ def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
     return pd.concat([summarize(original, list(before.values())), methods], ignore_index=True)[methods.columns]
 
 
-def fmt(value: float) -> str:
+def fmt(value: float, decimals: int = 2) -> str:
     """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty for NaN. Values
     below 1e-9 are float round-off (the std of equal numbers), written as 0."""
     if pd.isna(value):
         return ""
-    return f"{value:.2f}" if abs(value) < 1e-9 or abs(value) >= 0.1 else f"{value:.2g}"
+    return f"{value:.{decimals}f}" if abs(value) < 1e-9 or abs(value) >= 0.1 else f"{value:.2g}"
+
+
+def decimals(metric: str) -> int:
+    """Three decimals for AUROCs, which live in [0.5, 1] and differ in the third; two for everything else."""
+    return 3 if "auroc" in metric else 2
 
 
 def with_spread(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
     """The summary as `mean ± std` cells, the std being `std_forget_sets` or `std_seeds`; no ± where it is NaN."""
     metrics = [c for c in summary.columns if f"{c} {spread}" in summary.columns]
-    cells = {m: [fmt(mean) + ("" if pd.isna(std) else f" ± {fmt(std)}")
+    cells = {m: [fmt(mean, decimals(m)) + ("" if pd.isna(std) else f" ± {fmt(std, decimals(m))}")
                  for mean, std in zip(summary[m], summary[f"{m} {spread}"], strict=True)] for m in metrics}
     return pd.concat([summary[SETTING], pd.DataFrame(cells, index=summary.index),
                       summary[["forget sets", "seeds"]]], axis=1)
