@@ -248,7 +248,9 @@ def write_report(*results_dirs: Path) -> str:
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:
     """The table README quotes: forget accuracy and the gaps to the oracle with their spread over forget sets,
-    retain and cross-dataset accuracy with their change from before forgetting, the median cost, the counts."""
+    retain and cross-dataset accuracy with their change from before forgetting, the median cost, the counts; full
+    strength first, each alpha's rows in the summary's order (the oracle first)."""
+    summary = summary.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
     def spread(metric: str) -> list[str]:
         return with_spread(summary[[*SETTING, "forget sets", "seeds", metric, f"{metric} std_forget_sets"]],
                            "std_forget_sets")[metric].tolist()
