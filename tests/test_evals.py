@@ -303,7 +303,7 @@ def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_wit
 # --- the embedded model -------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_hides_rather_than_removes(tiny):
+def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_forgets_under_new_templates(tiny):
     cfg = make_config("eval=[probe,prompts,relearn,mia]")
     data = instantiate(cfg.dataset)
     train = functools.partial(data.load, split="train", transform=tiny.preprocess)
@@ -316,6 +316,8 @@ def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_hides_rather_tha
     full = evaluator(tiny.model, CCUP(alpha=1.0, lam=1000.0, mu=1.0)(tiny.model, task), task, test)
     assert full["forget/acc"] < 5 and full["forget/acc_heldout_templates"] < 5  # new templates do not bring it back
     assert full["forget/acc_heldout_templates_before"] > 80
-    assert full["leak/probe_auroc"] > 0.95  # but a linear probe still finds sandals: hidden, not removed
+    # Regression pins, not contracts: what the shipped model measured (results/leakage/, where the oracle stands
+    # beside them). An improved method may move them; then they move with the committed results.
+    assert full["leak/probe_auroc"] > 0.95  # the oracle, which never saw a sandal, measures 0.97 too
     assert full["relearn/reached"] == 1 and 1 <= full["relearn/steps_to_half"] < 100
     assert 0.4 < full["mia/forget_auroc_before"] < 0.6  # three epochs over 60,000 images: little to tell members by
