@@ -148,3 +148,13 @@ def test_weights_below_double_precision_add_nothing(lam, mu):
     W = ccup_map(T_f, T_r, lam, mu)
     assert torch.isfinite(W).all()
     torch.testing.assert_close(W, dense_ccup_map(T_f, T_r, lam, mu), atol=1e-12, rtol=0)
+
+
+@given(problems(), st.floats(0, 1), st.floats(0, 1))
+def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem, a, b):
+    T_f, T_r, lam, mu = problem
+    t = T_f[:, :1]  # one forget class: its score <W_alpha t, t> = 1 - alpha lam t^T A^-1 t, A positive definite
+    W = ccup_map(t, T_r, lam, mu)
+    low, high = sorted([a, b])
+    score = {alpha: (t.T @ with_strength(W, alpha) @ t).item() for alpha in (low, high)}
+    assert score[high] <= score[low] + 1e-12
