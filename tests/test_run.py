@@ -292,3 +292,22 @@ def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(m
     assert table["forget sets"].tolist() == [len(by_forget)]  # one CCUP setting, averaged over the forget sets
     markdown = (multi_class / "results" / "report.md").read_text()
     assert re.search(r"\| sandal\+sneaker\+ankle boot +\|", markdown)  # its own row in the per-forget-set table
+
+
+def test_the_protocol_pipeline_runs_end_to_end_on_fixture_datasets_in_their_published_layouts(tmp_path):
+    """`experiment=protocol_rn50` with RN50's random weights over the four protocol datasets in miniature (three
+    classes each, in CoOp's layouts): Caltech101's first protocol forget class, scored on the other three. (One job:
+    every job of both protocol sweeps is composed in test_configs.py.)"""
+    from test_datasets import SPLIT_LAYOUTS, write_split_dataset
+
+    for name in SPLIT_LAYOUTS:
+        write_split_dataset(tmp_path / "data", name)
+    result = run_suite(tmp_path, "-m", "experiment=protocol_rn50", "model.pretrained=null", "dataset=caltech101",
+                       "forget=protocol_1", f"data_dir={tmp_path / 'data'}", "logger=none")
+    assert result.returncode == 0, result.stderr
+    (record,) = records(tmp_path)
+    assert record["status"] == "complete" and record["config"]["model"]["name"] == "RN50"
+    assert record["config"]["forget"]["classes"] == ["euphonium"]
+    crosses = {key.split("/")[1] for key in record["metrics"] if key.startswith("cross/")}
+    assert crosses == {"oxford_flowers", "stanford_cars", "stanford_dogs"}  # the other three, never itself
+    assert record["metrics"]["forget/acc_before"] in (0.0, 100.0)  # the fixture's one euphonium test image
