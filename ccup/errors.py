@@ -29,8 +29,8 @@ def one_line(exc: BaseException) -> str:
 def check_values(config: dict, skip: Collection[str] = ()) -> None:
     """Refuse values that no setting takes, whatever the method: NaN anywhere (every comparison with NaN is false,
     so range checks let it through), a number in quotes (a string where a number belongs; list items stay strings,
-    since class names may be digits), and a seed that is not a whole number. Top-level keys in `skip` (paths,
-    names) are not looked at."""
+    since class names may be digits), and a seed that is not a whole number in numpy's range. Top-level keys in
+    `skip` (paths, names) are not looked at."""
     checked = leaves({key: value for key, value in config.items() if key not in skip})
     for key, value, in_list in sorted(checked, key=lambda leaf: leaf[0].count(".")):  # alpha before method.alpha
         if isinstance(value, float) and math.isnan(value):
@@ -38,8 +38,8 @@ def check_values(config: dict, skip: Collection[str] = ()) -> None:
         if isinstance(value, str) and not in_list and is_number(value):
             raise UserError(f"{key}={value!r} is a number in quotes: write {key}={value.strip()} for the number")
     seed = config.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise UserError(f"seed must be a whole number, got {seed!r}: e.g. seed=0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # the seeds numpy takes
+        raise UserError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}: e.g. seed=0")
 
 
 def leaves(node, key: str = "", in_list: bool = False) -> Iterator[tuple[str, object, bool]]:

@@ -77,8 +77,10 @@ def test_what_a_job_computes_is_its_identity(override):
     ("method.lam=nan", "method.lam=nan is not a number"),
     ("alpha='0.5'", "alpha='0.5' is a number in quotes: write alpha=0.5 for the number"),
     ("method.mu='1e3'", "method.mu='1e3' is a number in quotes: write method.mu=1e3"),
-    ("seed=1.5", "seed must be a whole number, got 1.5"),
-    ("seed=inf", "seed must be a whole number, got inf"),
+    ("seed=1.5", "seed must be a whole number from 0 to 2**32 - 1, got 1.5"),
+    ("seed=inf", "seed must be a whole number from 0 to 2**32 - 1, got inf"),
+    ("seed=-1", "seed must be a whole number from 0 to 2**32 - 1, got -1"),
+    ("seed=4294967296", "got 4294967296"),
 ])
 def test_values_no_setting_takes_are_refused_by_name(override, message):
     config = OmegaConf.to_container(make_config(override), resolve=True)
@@ -86,7 +88,7 @@ def test_values_no_setting_takes_are_refused_by_name(override, message):
         check_values(config, skip=NOT_IDENTITY)
 
 
-@pytest.mark.parametrize("overrides", [["alpha=0", "seed=0"], ["method.lam=inf"], ["sweep='2024'"],
+@pytest.mark.parametrize("overrides", [["alpha=0", "seed=0"], ["seed=4294967295"], ["method.lam=inf"], ["sweep='2024'"],
                                        ["dataset=digits", "forget.classes=['5']"]])
 def test_zero_infinity_names_and_digit_classes_are_values(overrides):
     check_values(OmegaConf.to_container(make_config(*overrides), resolve=True), skip=NOT_IDENTITY)
