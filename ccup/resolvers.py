@@ -1,5 +1,5 @@
 """Config resolvers: forget sets drawn at random and prompt templates from open_clip or a file, resolved when a job's
-config is, so that its record holds the classes and templates it used."""
+config is, so that its record holds the classes and templates it used; a forget set joined into one word."""
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,6 +33,12 @@ def read_templates(path: str) -> list[str]:
     return templates
 
 
+def joined(classes: Sequence[str]) -> str:
+    """A forget set as one word, as reports name it: `sandal+sneaker+ankle boot`."""
+    return "+".join(classes)
+
+
 OmegaConf.register_new_resolver("random_classes", random_classes, replace=True)
+OmegaConf.register_new_resolver("joined", joined, replace=True)
 OmegaConf.register_new_resolver("open_clip_templates", open_clip_templates, replace=True)
 OmegaConf.register_new_resolver("read_templates", read_templates, replace=True)

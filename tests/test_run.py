@@ -51,7 +51,8 @@ def wandb_run(run_dir: Path) -> dict:
     for record in wandb_records(next(run_dir.glob("*.wandb"))):
         kind = record.WhichOneof("record_type")
         if kind == "run":
-            run.update(group=record.run.run_group, job_type=record.run.job_type)
+            run.update(group=record.run.run_group, job_type=record.run.job_type, name=record.run.display_name,
+                       tags=list(record.run.tags))
         elif kind == "config":
             run["config"].update({key(item): json.loads(item.value_json) for item in record.config.update})
         elif kind == "summary":
@@ -131,6 +132,8 @@ def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
         assert run["exit_code"] == 0
         alpha = float(run["config"]["alpha_str"])  # W&B stores alpha=0.0 as 0: the string keeps the sweep value
         assert run["config"]["alpha"] == alpha
+        assert run["name"] == f"ccup alpha={run['config']['alpha_str']} forget=sandal seed=0"  # readable in W&B
+        assert run["tags"] == ["ccup", "tiny", "fashion_mnist"]
         for key, value in by_alpha[alpha].items():
             if not key.startswith("time/") and not key.startswith("memory/"):
                 assert run["summary"][key] == pytest.approx(value), key
