@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         retrained = instantiate(cfg.model, cache_dir=tmp, shipped=False)
         (trained,) = (Path(tmp) / "models").glob("*.pt")
-        shipped = instantiate(cfg.model, cache_dir=tmp + "/none") if (SHIPPED / trained.name).exists() else None
+        shipped = instantiate(cfg.model) if (SHIPPED / trained.name).exists() else None  # read before any cache
         for data in cfg.model.train_data.values():
             data = instantiate(data)
             ours = zero_shot_accuracy(retrained, data)
