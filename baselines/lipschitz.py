@@ -3,8 +3,9 @@ the forget samples insensitive to input noise, updating only the top-k parameter
 import pytorch_lightning as pl
 import torch
 
+from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
-from ccup.zeroshot import zero_shot_logits
+from ccup.zeroshot import classify
 
 
 def lipschitz_loss(model, images: torch.Tensor, captions: torch.Tensor, sigma: float, noise_samples: int,
@@ -25,7 +26,8 @@ def lipschitz_loss(model, images: torch.Tensor, captions: torch.Tensor, sigma: f
 class LipschitzUnlearning(pl.LightningModule):
     """Each epoch: noise level sigmas[epoch]; the k_image (k_text) image (text) parameter tensors with the largest
     mean |gradient| are updated, k growing by k_growth per epoch; training stops once the accuracy on the forget
-    samples is at most stop_accuracy, or after `epochs`, and the weights with the lowest such accuracy are kept."""
+    samples is at most stop_accuracy (percent), or after `epochs`, and the weights with the lowest such accuracy are
+    kept."""
 
     uses = ("forget",)
 
@@ -95,13 +97,13 @@ class LipschitzUnlearning(pl.LightningModule):
 
     @property
     def stats(self) -> dict:
-        return {"unlearn/steps": self.global_step, "unlearn/forget_sample_acc": 100 * self.best[0]}
+        return {"unlearn/steps": self.global_step, "unlearn/forget_sample_acc": self.best[0]}
 
 
 @torch.no_grad()
 def forget_accuracy(model, task: UnlearnTask, loader) -> float:
-    """Zero-shot accuracy of `model`, scored with its own text tower, on the forget samples (a fraction)."""
+    """Zero-shot accuracy in percent of `model`, scored with its own text tower, on the forget samples."""
     classifier = task.classifier_of(model)
-    device = classifier.device
-    hits = [(zero_shot_logits(model, x.to(device), classifier).argmax(-1) == y.to(device)) for x, y in loader]
-    return torch.cat(hits).float().mean().item()
+    predictions, labels = zip(*[(classify(model, x.to(classifier.device), classifier), y) for x, y in loader],
+                              strict=True)
+    return accuracy(torch.cat(predictions), torch.cat(labels))

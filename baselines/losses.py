@@ -1,25 +1,8 @@
-"""Fine-tuning unlearning objectives (PAPER.md §3): a baseline is its loss on forget and/or retain batches.
-
-Each loss takes the model, the (d, C) zero-shot classifier and a batch {"forget": (x, y), "retain": (x, y)} holding
-the sample sets it `uses`; labels index all C classes, the forgotten ones included.
-"""
+"""Fine-tuning unlearning objectives (PAPER.md §3): a baseline is its loss on forget and/or retain batches, trained by
+the shared loop (ccup.loop, which says what a loss takes)."""
 import torch
-import torch.nn.functional as F
 
-from ccup.zeroshot import zero_shot_logits
-
-
-def uses(*sample_sets: str):
-    """Declare which sample sets ("forget", "retain") a loss reads, so only those are built."""
-    def mark(loss):
-        loss.uses = sample_sets
-        return loss
-    return mark
-
-
-def classification_loss(model, classifier: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logit_scale * cos(image, class text embeddings): CLIP's zero-shot classification loss."""
-    return F.cross_entropy(zero_shot_logits(model, images, classifier), labels)
+from ccup.loop import classification_loss, uses
 
 
 @uses("retain")

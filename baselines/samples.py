@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from baselines.synthesis import synthesize
 from ccup import storage
+from ccup.data import per_class
 from ccup.errors import UserError
 from ccup.models import weights_digest
 from ccup.task import UnlearnTask
@@ -42,27 +43,14 @@ class RealSamples:
         if task.train is None:
             raise UserError("data=real needs the dataset's train split; use data=synthetic for data-free unlearning")
         train = task.train()
-        labels = torch.as_tensor(labels_of(train))
-        generator = torch.Generator().manual_seed(self.seed)
+        generator = torch.Generator().manual_seed(self.seed)  # one stream over the sample sets, in `uses` order
         sets = {}
         for name, classes in class_indices(task, uses).items():
-            picked = []
-            for c in classes:
-                members = (labels == c).nonzero().flatten()
-                picked += members[torch.randperm(len(members), generator=generator)[:self.per_class]].tolist()
-            if not picked:
+            sets[name] = per_class(train, classes, self.per_class, generator)
+            if len(sets[name]) == 0:
                 names = [task.classnames[c] for c in classes]
                 raise UserError(f"the train split has no images of the {name} classes {names}")
-            sets[name] = Subset(train, picked)
         return sets
-
-
-def labels_of(dataset: Dataset) -> list[int]:
-    """Labels without decoding images where the dataset keeps them (torchvision's `targets`), else by iterating."""
-    targets = getattr(dataset, "targets", None)
-    if targets is not None:
-        return list(map(int, targets))
-    return [int(label) for _, labels in DataLoader(dataset, batch_size=256) for label in labels]
 
 
 class SyntheticSamples:

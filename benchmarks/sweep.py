@@ -25,7 +25,7 @@ def run(name: str, clip, dataset, data) -> dict:
     with tempfile.TemporaryDirectory() as cache_dir:
         ev = evaluator(cache_dir)
         start = time.perf_counter()
-        ev.features(clip.model, dataset, cached=False)
+        ev.features(clip.model).encode(clip.model, dataset)
         one_pass = time.perf_counter() - start
         start = time.perf_counter()
         for i, (alpha, forget) in enumerate(configs):

@@ -2,13 +2,13 @@
 import gzip
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, OxfordIIITPet
 from torchvision.datasets.folder import default_loader
 
@@ -59,6 +59,27 @@ def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:
     """Apply the dataset's transform once and keep the result as tensors, for repeated passes."""
     images, labels = zip(*DataLoader(dataset, batch_size=batch_size), strict=True)
     return TensorDataset(torch.cat(images), torch.cat(labels))
+
+
+def labels_of(dataset: Dataset) -> list[int]:
+    """Labels without decoding images where the dataset keeps them (torchvision's `targets`), else by iterating."""
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return list(map(int, targets))
+    return [int(label) for _, labels in DataLoader(dataset, batch_size=256) for label in labels]
+
+
+def per_class(dataset: Dataset, classes: Iterable[int], count: int | None, seed: int | torch.Generator) -> Subset:
+    """Up to `count` images of each of `classes` (all of them when `count` is None), drawn with `seed` (or a generator
+    that goes on from an earlier draw); indices in class order, then draw order. Evaluations draw with a fixed seed,
+    so that every job scores the same images and their features are cached once per image tower."""
+    labels = torch.as_tensor(labels_of(dataset))
+    generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
+    picked = []
+    for c in classes:
+        members = (labels == c).nonzero().flatten()
+        picked += members[torch.randperm(len(members), generator=generator)[:count]].tolist()
+    return Subset(dataset, picked)
 
 
 class ImageList(Dataset):

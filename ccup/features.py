@@ -6,6 +6,7 @@ these features unchanged, so every such configuration of a sweep is scored from 
 import hashlib
 import logging
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -104,3 +105,41 @@ def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> t
     """One pass of `model`'s image tower over `loader`: (N, D) features before the final projection, (N,) labels."""
     features, labels = zip(*trainer.predict(HeadFeatures(model), loader), strict=True)
     return torch.cat(features).float().cpu(), torch.cat(labels).cpu()
+
+
+class Features:
+    """What the evaluator and every evaluation see of a job's image towers: `features(model, dataset)` gives (N, D)
+    features before the final projection and (N,) labels.
+
+    The original model's are read from the disk cache, or encoded once into it; a model whose image tower is the
+    original's but for the final projection (CCUP, the nullspace projection) gets the very same tensors; any other
+    tower (fine-tuned) is encoded anew and never cached: it is one job's alone."""
+
+    def __init__(self, original: torch.nn.Module, trainer: Callable[[], pl.Trainer], batch_size: int,
+                 num_workers: int, cache: FeatureCache):
+        self.original, self.trainer, self.cache = original, trainer, cache
+        self.batch_size, self.num_workers = batch_size, num_workers
+        # The original's features of each dataset this job asked for, while the dataset lives: keyed by the object,
+        # since a dataset built and dropped in a loop may hand its id to the next one.
+        self.seen: weakref.WeakKeyDictionary[Dataset, tuple] = weakref.WeakKeyDictionary()
+
+    def __call__(self, model: torch.nn.Module, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        if not same_tower(self.original, model):
+            return self.encode(model, dataset)
+        if dataset not in self.seen:
+            self.seen[dataset] = self.cached(dataset)
+        return self.seen[dataset]
+
+    def cached(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        trainer = self.trainer()
+        path = self.cache.path(self.original, dataset, f"{trainer.strategy.root_device.type} {trainer.precision}")
+        entry = self.cache.load(path, len(dataset))
+        if entry is None:
+            entry = self.encode(self.original, dataset, trainer)
+            self.cache.save(path, *entry)
+        return entry
+
+    def encode(self, model: torch.nn.Module, dataset: Dataset,
+               trainer: pl.Trainer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+        return encode(trainer or self.trainer(), model, loader)

@@ -24,3 +24,8 @@ def unlearning_metrics(confmat: torch.Tensor, forget_idx: Sequence[int], classna
         "retain/mean_per_class_recall": 100 * recall[retain].mean().item(),
         **{f"class/{name}/acc": 100 * recall[i].item() for i, name in enumerate(classnames)},
     }
+
+
+def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy in percent."""
+    return 100 * (predictions.cpu() == labels.cpu()).double().mean().item()

@@ -8,8 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ccup.errors import UserError
-from ccup.models import same_text_tower
-from ccup.zeroshot import class_embeddings
+from ccup.zeroshot import class_embeddings, classifier_of
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,11 @@ class UnlearnTask:
         return [i for i, name in enumerate(self.classnames) if name not in self.forget]
 
     def classifier_of(self, model: torch.nn.Module) -> torch.Tensor:
-        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it. A model
-        whose text tower is the original's reuses `classifier`: encoding every prompt costs more than comparing."""
-        if self.original is not None and same_text_tower(model, self.original):
-            return self.classifier
-        return class_embeddings(model, self.tokenizer, self.classnames, self.templates)
+        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it."""
+        def encode(own: torch.nn.Module) -> torch.Tensor:
+            return class_embeddings(own, self.tokenizer, self.classnames, self.templates)
+
+        return encode(model) if self.original is None else classifier_of(model, self.original, self.classifier, encode)
 
 
 def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:

@@ -22,10 +22,10 @@ from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 from ccup import storage
 from ccup.data import materialize
 from ccup.errors import UserError
-from ccup.evals.cross import accuracy
+from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.record import provenance
-from ccup.zeroshot import class_embeddings, zero_shot_logits
+from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
 
 log = logging.getLogger(__name__)
 ARCH = "ccup-tiny-p7"
@@ -163,7 +163,7 @@ def zero_shot_accuracy(clip: Clip, data) -> float:
     """Zero-shot accuracy in percent on a dataset config's test split, with its own template ensemble."""
     images, labels = materialize(data.load(split=data.split, transform=clip.preprocess)).tensors
     classifier = class_embeddings(clip.model, clip.tokenizer, data.classnames, data.templates)  # (d, C)
-    return accuracy((clip.model.encode_image(images, normalize=True) @ classifier).argmax(dim=-1), labels)
+    return accuracy(classify(clip.model, images, classifier), labels)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,12 @@
-"""Zero-shot classification with CLIP: class text embeddings and the logits every method and metric uses."""
+"""Zero-shot classification with CLIP: class text embeddings and the scores every method, metric and evaluation uses."""
 from collections.abc import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from open_clip import build_zero_shot_classifier
+
+from ccup.adapter import project
+from ccup.models import same_text_tower
 
 
 def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str],
@@ -13,7 +17,33 @@ def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str],
                                       device=device)
 
 
+def classifier_of(model: torch.nn.Module, original: torch.nn.Module, classifier: torch.Tensor,
+                  encode: Callable[[torch.nn.Module], torch.Tensor]) -> torch.Tensor:
+    """(d, C) zero-shot classifier of `model`, scored with its own text tower: `classifier`, the original's, where
+    that tower is the original's (encoding every prompt costs more than comparing weights), else `encode(model)`."""
+    return classifier if same_text_tower(model, original) else encode(model)
+
+
 def zero_shot_logits(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
     """(B, C) logits: logit_scale * cos(image embedding, class embedding)."""
     image = model.encode_image(images, normalize=True)  # (B, d)
     return model.logit_scale.exp() * image @ classifier
+
+
+def classify(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """(B,) zero-shot predictions for (B, ...) images: the nearest of the (d, C) classifier's class embeddings."""
+    return (model.encode_image(images, normalize=True) @ classifier).argmax(dim=-1)
+
+
+@torch.no_grad()
+def embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
+    """(N, d) L2-normalised image embeddings of `model`, on its device, from its (N, D) features before the final
+    projection, as CLIP compares them."""
+    return F.normalize(project(model, features.to(next(model.parameters()).device)), dim=-1)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+    """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier on the
+    model's device."""
+    return (embeddings(model, features) @ classifier).argmax(dim=-1).cpu()

@@ -19,7 +19,6 @@ from ccup.evals.membership import LossThreshold, attack_auroc
 from ccup.evals.probe import LinearProbe, class_probe, forget_probe
 from ccup.evals.prompts import HeldOutPrompts, check_held_out, ensemble
 from ccup.evals.relearn import Relearning, relearn
-from ccup.evaluator import Evaluator
 from ccup.method import CCUP
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
@@ -37,7 +36,7 @@ def removing(*directions: int) -> torch.Tensor:
 
 
 class Features(Dataset):
-    """A 'dataset' whose images are already features: what StubEvaluator reads instead of encoding."""
+    """A 'dataset' whose images are already features: what `given_features` reads instead of encoding."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor):
         self.features, self.labels, self.targets = features, labels, labels.tolist()
@@ -49,16 +48,12 @@ class Features(Dataset):
         return self.features[index], int(self.labels[index])
 
 
-class StubEvaluator(Evaluator):
-    """The real evaluator's image_features (the same-tower reuse included) over features given by hand."""
-
-    def __init__(self):
-        pass
-
-    def features(self, model, dataset, cached):
-        if isinstance(dataset, Subset):
-            return dataset.dataset.features[dataset.indices], dataset.dataset.labels[dataset.indices]
-        return dataset.features, dataset.labels
+def given_features(model, dataset):
+    """What an evaluation sees of the images, `features(model, dataset)`, for datasets of features given by hand: the
+    models under test differ only in their final projection, so both see the same features."""
+    if isinstance(dataset, Subset):
+        return dataset.dataset.features[dataset.indices], dataset.dataset.labels[dataset.indices]
+    return dataset.features, dataset.labels
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +126,7 @@ def test_the_probe_sees_the_class_before_and_not_after_its_only_direction_is_rem
     train, test = mixed_classes(300, seed=0), mixed_classes(300, seed=1)
     unlearned = fold_projection(clip, removing(0))
     probe = LinearProbe(per_class=200, test_per_class=None, seed=0, C=1.0)
-    metrics = probe(StubEvaluator(), clip, unlearned, task_of(clip, ["a", "b", "c"], ["a"], train), test)
+    metrics = probe(given_features, clip, unlearned, task_of(clip, ["a", "b", "c"], ["a"], train), test)
     assert metrics["leak/probe_auroc_before"] > 0.99 and metrics["leak/probe_acc_before"] > 95
     assert abs(metrics["leak/probe_auroc"] - 0.5) < 0.07 and abs(metrics["leak/probe_acc"] - 50) < 7
     assert metrics["retain/probe_acc"] == metrics["retain/probe_acc_before"] == 100.0  # e1 against e2, untouched
@@ -140,7 +135,7 @@ def test_the_probe_sees_the_class_before_and_not_after_its_only_direction_is_rem
 def test_the_probe_needs_a_train_split(clip):
     with pytest.raises(UserError, match="train split"):
         probe = LinearProbe(per_class=1, test_per_class=1, seed=0, C=1.0)
-        probe(StubEvaluator(), clip, clip, task_of(clip, "abc", ["a"]), None)
+        probe(given_features, clip, clip, task_of(clip, "abc", ["a"]), None)
 
 
 # --- held-out prompts ---------------------------------------------------------------------------------------------
@@ -173,7 +168,7 @@ def test_the_data_files_hold_held_out_prompts_for_every_class(dataset):
 
 def test_a_dataset_without_held_out_prompts_is_skipped_with_a_warning(clip, caplog):
     with caplog.at_level(logging.WARNING):
-        assert HeldOutPrompts(None, None)(StubEvaluator(), clip, clip, task_of(clip, CLASSES, ["cat"]), None) == {}
+        assert HeldOutPrompts(None, None)(given_features, clip, clip, task_of(clip, CLASSES, ["cat"]), None) == {}
     assert "eval=prompts skipped" in caplog.text
 
 
@@ -191,7 +186,7 @@ def test_a_synonym_still_reaches_the_class_its_name_no_longer_does(clip, monkeyp
     unlearned = fold_projection(clip, removing(0))
     task = task_of(clip, CLASSES, ["cat"], tokenizer=tokenizer)
     metrics = HeldOutPrompts({"dog": ["puppy"], "cat": ["kitty"]}, ["a drawing of a {}."])(
-        StubEvaluator(), clip, unlearned, task, test)
+        given_features, clip, unlearned, task, test)
     assert metrics == {"forget/acc_heldout_prompts": 100.0, "forget/acc_heldout_prompts_before": 100.0,
                        "forget/acc_heldout_templates": 0.0, "forget/acc_heldout_templates_before": 100.0}
 
@@ -268,7 +263,7 @@ def test_the_attack_tells_confident_members_apart_until_their_class_direction_is
     attack = LossThreshold(per_class=200, retain_per_class=200, seed=0, dataset="toy",
                            model_train_data={"toy": {"name": "toy"}})
     task = task_of(clip, ["a", "b", "c"], ["a"], members)
-    metrics = attack(StubEvaluator(), clip, fold_projection(clip, removing(0)), task, others)
+    metrics = attack(given_features, clip, fold_projection(clip, removing(0)), task, others)
     assert metrics["mia/forget_auroc_before"] == 1.0
     assert abs(metrics["mia/forget_auroc"] - 0.5) < 0.07
     assert abs(metrics["mia/retain_auroc_before"] - 0.5) < 0.07

@@ -74,7 +74,7 @@ def test_features_computed_at_another_precision_get_their_own_entry(setup, tmp_p
     features = [torch.load(entry, weights_only=True)["features"] for entry in entries]
     assert not torch.equal(*features)  # bf16 rounding: neither may stand in for the other
     with monkeypatch.context() as patch:
-        patch.setattr("ccup.evaluator.encode", None)  # the fp32 entry is still there: nothing is encoded
+        patch.setattr("ccup.features.encode", None)  # the fp32 entry is still there: nothing is encoded
         assert accuracies(evaluator(tmp_path)(clip.model, edited, task, test)) == accuracies(full)
     assert abs(half["all/acc_before"] - full["all/acc_before"]) < 5
 

@@ -6,10 +6,11 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator, embeddings
+from ccup.features import Features
 from ccup.task import UnlearnTask
+from ccup.zeroshot import embeddings
 
 
 class LossThreshold:
@@ -37,7 +38,7 @@ class LossThreshold:
                             "(the embedded model=tiny is trained on fashion_mnist and digits)")
         self.per_class, self.retain_per_class, self.seed = per_class, retain_per_class, seed
 
-    def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=mia needs the dataset's train split: its members")
@@ -46,14 +47,11 @@ class LossThreshold:
                                      ("retain", task.retain_idx, self.retain_per_class)]:
             members = per_class(task.train(), classes, count, self.seed)
             others = per_class(test_set, classes, count, self.seed)
-            members_before, members_after, member_labels = evaluator.image_features(original, unlearned, members)
-            others_before, others_after, other_labels = evaluator.image_features(original, unlearned, others)
-            for suffix, model, member_features, other_features in [
-                    ("", unlearned, members_after, others_after), ("_before", original, members_before, others_before)]:
+            for suffix, model in [("", unlearned), ("_before", original)]:
                 classifier = task.classifier_of(model)
-                metrics[f"mia/{name}_auroc{suffix}"] = attack_auroc(
-                    losses(model, member_features, member_labels, classifier),
-                    losses(model, other_features, other_labels, classifier))
+                member_losses = losses(model, *features(model, members), classifier)
+                metrics[f"mia/{name}_auroc{suffix}"] = attack_auroc(member_losses,
+                                                                    losses(model, *features(model, others), classifier))
         return metrics
 
 

@@ -8,10 +8,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator, embeddings
+from ccup.features import Features
 from ccup.task import UnlearnTask
+from ccup.zeroshot import embeddings
 
 
 class LinearProbe:
@@ -34,20 +35,18 @@ class LinearProbe:
             raise UserError(f"eval.probe.C must be positive, got {C}")
         self.per_class, self.test_per_class, self.seed, self.C = per_class, test_per_class, seed, C
 
-    def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=probe fits its probes on the dataset's train split, which this job has none of")
         classes = range(len(task.classnames))
         train = per_class(task.train(), classes, self.per_class, self.seed)
         test = per_class(test_set, classes, self.test_per_class, self.seed)
-        train_before, train_after, train_labels = evaluator.image_features(original, unlearned, train)
-        test_before, test_after, test_labels = evaluator.image_features(original, unlearned, test)
         forget = torch.tensor(task.forget_idx)
         metrics = {}
-        for suffix, model, train_features, test_features in [("", unlearned, train_after, test_after),
-                                                             ("_before", original, train_before, test_before)]:
-            x_train, x_test = embeddings(model, train_features).cpu(), embeddings(model, test_features).cpu()
+        for suffix, model in [("", unlearned), ("_before", original)]:
+            (x_train, train_labels), (x_test, test_labels) = features(model, train), features(model, test)
+            x_train, x_test = embeddings(model, x_train).cpu(), embeddings(model, x_test).cpu()
             auroc, accuracy = forget_probe(x_train, torch.isin(train_labels, forget), x_test,
                                            torch.isin(test_labels, forget), self.C)
             retain_train, retain_test = ~torch.isin(train_labels, forget), ~torch.isin(test_labels, forget)

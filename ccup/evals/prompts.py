@@ -3,17 +3,17 @@ other names for each class (the dataset config's `heldout_templates` and `synony
 dataset's own prompts may forget the words rather than the class."""
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
+from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.evals.cross import accuracy
-from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator, predict
-from ccup.models import same_text_tower
+from ccup.features import Features
+from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
-from ccup.zeroshot import class_embeddings
+from ccup.zeroshot import class_embeddings, classifier_of, predict
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,22 @@ class HeldOutPrompts:
         self.synonyms = None if synonyms is None else {name: list(words) for name, words in synonyms.items()}
         self.templates = None if templates is None else list(templates)
 
-    def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if self.synonyms is None or self.templates is None:
             log.warning("eval=prompts skipped: the dataset config has no `synonyms` and `heldout_templates`")
             return {}
         check_held_out(self.synonyms, self.templates, task.classnames, task.templates)
-        forget_images = per_class(test_set, task.forget_idx, None, seed=0)  # all of them: the seed draws nothing
-        features_before, features, labels = evaluator.image_features(original, unlearned, forget_images)
+        images = per_class(test_set, task.forget_idx, None, seed=0)  # all of them: the seed draws nothing
+        (features_before, labels), (features_after, _) = features(original, images), features(unlearned, images)
         names = {name: [name] for name in task.classnames}
         metrics = {}
         for key, words in [("heldout_prompts", self.synonyms), ("heldout_templates", names)]:
-            before = paraphrase_classifier(original, task.tokenizer, task.classnames, words, self.templates)
-            after = (before if same_text_tower(unlearned, original)
-                     else paraphrase_classifier(unlearned, task.tokenizer, task.classnames, words, self.templates))
-            metrics[f"forget/acc_{key}"] = accuracy(predict(unlearned, features, after), labels)
+            encode = partial(paraphrase_classifier, tokenizer=task.tokenizer, classnames=task.classnames,
+                             synonyms=words, templates=self.templates)
+            before = encode(original)
+            after = classifier_of(unlearned, original, before, encode)
+            metrics[f"forget/acc_{key}"] = accuracy(predict(unlearned, features_after, after), labels)
             metrics[f"forget/acc_{key}_before"] = accuracy(predict(original, features_before, before), labels)
         return metrics
 

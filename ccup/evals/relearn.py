@@ -10,14 +10,13 @@ import torch
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, TensorDataset
 
-from baselines.loop import Unlearning
-from baselines.losses import classification_loss, uses
-from ccup.data import materialize
+from ccup.data import materialize, per_class
 from ccup.errors import UserError
-from ccup.evals.cross import accuracy
-from ccup.evals.subsets import per_class
-from ccup.evaluator import Evaluator, predict
+from ccup.features import Features
+from ccup.loop import Unlearning, classification_loss, uses
+from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
+from ccup.zeroshot import classify, predict
 
 
 class Relearning:
@@ -36,13 +35,13 @@ class Relearning:
         self.shots, self.max_steps, self.lr, self.params = shots, max_steps, lr, list(params)
         self.test_per_class, self.seed, self.trainer = test_per_class, seed, trainer
 
-    def __call__(self, evaluator: Evaluator, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=relearn fine-tunes on forget images of the dataset's train split, which this job has "
                             "none of")
         forget_test = per_class(test_set, task.forget_idx, self.test_per_class, self.seed)
-        features_before, labels = evaluator.features(original, forget_test, cached=True)
+        features_before, labels = features(original, forget_test)
         target = accuracy(predict(original, features_before, task.classifier_of(original)), labels) / 2
         model = copy.deepcopy(unlearned)  # trained here; the unlearned model stays as the job scores it
         trainable = [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
@@ -101,7 +100,6 @@ def forget_accuracy(model: torch.nn.Module, classifier: torch.Tensor, images: to
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     classifier = classifier.to(device)
-    predictions = torch.cat([(model.encode_image(chunk.to(device), normalize=True) @ classifier).argmax(dim=-1).cpu()
-                             for chunk in images.split(batch_size)])
+    predictions = torch.cat([classify(model, chunk.to(device), classifier).cpu() for chunk in images.split(batch_size)])
     model.train(was_training)
     return accuracy(predictions, labels)

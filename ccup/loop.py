@@ -1,16 +1,35 @@
-"""The Lightning loop every fine-tuning baseline shares: minimise a loss over the parameters the method declares."""
+"""The Lightning loop every fine-tuning method shares (the baselines, and relearning in ccup.evals): minimise a loss
+over the parameters the method declares.
+
+A loss takes the model, the (d, C) zero-shot classifier and a batch {"forget": (x, y), "retain": (x, y)} holding the
+sample sets it `uses`; labels index all C classes, the forgotten ones included.
+"""
 import functools
 from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 
-from baselines.losses import classification_loss
 from ccup.task import UnlearnTask
+from ccup.zeroshot import zero_shot_logits
+
+
+def uses(*sample_sets: str):
+    """Declare which sample sets ("forget", "retain") a loss reads, so only those are built."""
+    def mark(loss):
+        loss.uses = sample_sets
+        return loss
+    return mark
+
+
+def classification_loss(model, classifier: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logit_scale * cos(image, class text embeddings): CLIP's zero-shot classification loss."""
+    return F.cross_entropy(zero_shot_logits(model, images, classifier), labels)
 
 
 def sample_sets(loss: Callable) -> tuple[str, ...]:
-    """The sample sets a loss reads (see `baselines.losses.uses`), through any functools.partial around it."""
+    """The sample sets a loss reads (see `uses`), through any functools.partial around it."""
     while isinstance(loss, functools.partial):
         loss = loss.func
     return loss.uses
