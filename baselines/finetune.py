@@ -2,21 +2,18 @@
 theta_alpha = theta_0 + alpha (theta_1 - theta_0)."""
 import copy
 import fnmatch
-import hashlib
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader
 
 from ccup import storage
 from ccup.errors import UserError
-from ccup.features import describe as describe_dataset
+from ccup.features import dataset_key
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
@@ -46,13 +43,8 @@ class FineTune:
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
         path = self.cache_dir / "unlearned" / f"{self.key(model, task)}.pt"
-        if path.exists():
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            self.stats = {**entry["stats"], "unlearn/cache_hit": 1}
-        else:
-            entry = self.train(model, task)
-            storage.save(entry, path)
-            self.stats = {**entry["stats"], "unlearn/cache_hit": 0}
+        entry, hit = storage.cached(path, lambda: self.train(model, task))
+        self.stats = {**entry["stats"], "unlearn/cache_hit": int(hit)}
         return interpolate(model, entry["weights"], self.alpha)
 
     def train(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
@@ -65,23 +57,22 @@ class FineTune:
         with torch.random.fork_rng():  # the same seed gives the same weights, whatever ran before in the job
             torch.manual_seed(self.seed)
             module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
-            data = self.samples(model, task, module.uses)
+            data, sample_stats = self.samples(model, task, module.uses)
             loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
             trainer = self.trainer(max_steps=self.steps)
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
         weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
-        stats = {**self.samples.stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}
+        stats = {**sample_stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}
         return {"weights": weights, "stats": stats}
 
     def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
         """Everything the fully unlearned weights depend on: the original weights, the task, and every setting of
-        this method but alpha."""
-        train = describe_dataset(task.train()) if task.train is not None else None
-        setting = {"weights": weights_digest(model), "module": describe(self.module), "samples": describe(self.samples),
-                   "trainer": describe(self.trainer), "params": self.params, "steps": self.steps,
-                   "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed, "classnames": task.classnames,
-                   "forget": task.forget, "templates": task.templates, "train": train}
-        return hashlib.sha256(json.dumps(setting, sort_keys=True, default=str).encode()).hexdigest()[:20]
+        this method but alpha (the loop, its loss and their settings; the samples' own `key`; the trainer's)."""
+        return storage.digest({
+            "weights": weights_digest(model), "module": self.module, "samples": self.samples, "trainer": self.trainer,
+            "params": self.params, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
+            "classnames": task.classnames, "forget": task.forget, "templates": task.templates,
+            "train": dataset_key(task.train()) if task.train is not None else None}, length=20)
 
 
 def interpolate(model: torch.nn.Module, weights: dict[str, torch.Tensor], alpha: float) -> torch.nn.Module:
@@ -92,22 +83,3 @@ def interpolate(model: torch.nn.Module, weights: dict[str, torch.Tensor], alpha:
         for name, theta_1 in weights.items():
             state[name].copy_(torch.lerp(state[name], theta_1.to(state[name]), alpha))
     return edited
-
-
-def describe(obj) -> object:
-    """A JSON-able description of a configured object (a partial, or an object built from keyword arguments)."""
-    if isinstance(obj, DictConfig | ListConfig):
-        return OmegaConf.to_container(obj)
-    if isinstance(obj, list | tuple):
-        return [describe(item) for item in obj]
-    if isinstance(obj, dict):
-        return {key: describe(value) for key, value in obj.items()}
-    if hasattr(obj, "func"):  # functools.partial
-        return {"func": describe(obj.func), "args": [describe(a) for a in obj.args],
-                "keywords": {k: describe(v) for k, v in obj.keywords.items()}}
-    if callable(obj) and hasattr(obj, "__qualname__"):
-        return f"{obj.__module__}.{obj.__qualname__}"
-    if hasattr(obj, "__dict__"):
-        return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}",
-                **{k: describe(v) for k, v in vars(obj).items() if not k.startswith("_")}}
-    return obj

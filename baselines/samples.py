@@ -1,11 +1,12 @@
-"""The data regimes of the fine-tuning baselines: `samples(model, task, uses) -> {"forget": Dataset, "retain": ...}`.
+"""The data regimes of the fine-tuning baselines: `samples(model, task, uses) -> ({"forget": Dataset, "retain": ...},
+stats)`, stats being what building them cost.
 
 `data=real` draws images of the dataset's train split; `data=synthetic` is data-free: images synthesised from noise
 by gradient ascent on each class's text embedding (PAPER.md §3, step 1), cached per (model, class, seed).
 """
-import hashlib
-import json
 import time
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -26,20 +27,23 @@ def class_indices(task: UnlearnTask, uses: tuple[str, ...]) -> dict[str, list[in
     return {name: {"forget": task.forget_idx, "retain": task.retain_idx}[name] for name in uses}
 
 
+@dataclass(frozen=True)
 class RealSamples:
     """Up to `per_class` train-split images of each class, drawn with `seed`."""
 
-    def __init__(self, per_class: int, seed: int):
-        if not per_class >= 1:
-            raise UserError(f"data.per_class must be at least 1, got {per_class}")
-        self.per_class, self.seed = per_class, seed
-        self._stats = {}
+    per_class: int
+    seed: int
+
+    def __post_init__(self):
+        if not self.per_class >= 1:
+            raise UserError(f"data.per_class must be at least 1, got {self.per_class}")
 
     @property
-    def stats(self) -> dict:
-        return self._stats
+    def key(self) -> dict:
+        """What the samples depend on, beside the task: every setting."""
+        return asdict(self)
 
-    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> dict[str, Dataset]:
+    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
         if task.train is None:
             raise UserError("data=real needs the dataset's train split; use data=synthetic for data-free unlearning")
         train = task.train()
@@ -50,46 +54,57 @@ class RealSamples:
             if len(sets[name]) == 0:
                 names = [task.classnames[c] for c in classes]
                 raise UserError(f"the train split has no images of the {name} classes {names}")
-        return sets
+        return sets, {}
 
 
+@dataclass(frozen=True)
 class SyntheticSamples:
     """`per_class` synthetic images of each class (PAPER.md §3 step 1), synthesised once per (model weights, class,
     setting) and cached under `cache_dir/synthetic`."""
 
-    def __init__(self, per_class: int, steps: int, step_size: float, jitter: int, blur_every: int, blur_sigma: float,
-                 norm_weight: float, temperature: float, threshold: float, threshold_step: float,
-                 threshold_floor: float, seed: int, cache_dir: str):
-        if not per_class >= 1:
-            raise UserError(f"data.per_class must be at least 1, got {per_class}")
-        if not (steps >= 1 and blur_every >= 1 and threshold_step > 0):
+    per_class: int
+    steps: int
+    step_size: float
+    jitter: int
+    blur_every: int
+    blur_sigma: float
+    norm_weight: float
+    temperature: float
+    threshold: float
+    threshold_step: float
+    threshold_floor: float
+    seed: int
+    cache_dir: str = field(compare=False)  # where the samples are kept, not what they are
+
+    def __post_init__(self):
+        if not self.per_class >= 1:
+            raise UserError(f"data.per_class must be at least 1, got {self.per_class}")
+        if not (self.steps >= 1 and self.blur_every >= 1 and self.threshold_step > 0):
             raise UserError(f"data.steps and data.blur_every must be at least 1 and data.threshold_step positive, got "
-                            f"{steps}, {blur_every}, {threshold_step}")
-        self.per_class, self.steps, self.step_size, self.jitter = per_class, steps, step_size, jitter
-        self.blur_every, self.blur_sigma = blur_every, blur_sigma
-        self.norm_weight, self.temperature = norm_weight, temperature
-        self.threshold, self.threshold_step, self.threshold_floor = threshold, threshold_step, threshold_floor
-        self.seed, self.cache_dir = seed, cache_dir
-        self._stats = {}
+                            f"{self.steps}, {self.blur_every}, {self.threshold_step}")
 
     @property
-    def stats(self) -> dict:
-        return self._stats
+    def key(self) -> dict:
+        """What the samples depend on, beside the model and the task: every setting but the cache folder."""
+        return {setting.name: getattr(self, setting.name) for setting in fields(self) if setting.compare}
 
-    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> dict[str, Dataset]:
+    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
         start, hits, sets = time.perf_counter(), 0, {}
         for name, classes in class_indices(task, uses).items():
             images = []
             for c in classes:
-                path = Path(self.cache_dir) / "synthetic" / f"{self.key(model, task, c)}.pt"
-                hits += path.exists()
-                images.append(torch.load(path, weights_only=True) if path.exists() else self.make(model, task, c, path))
+                # Acceptance is an argmax over all classes: the competing class names are part of what a sample is.
+                entry = {"setting": self.key, "weights": weights_digest(model), "target": task.classnames[c],
+                         "classnames": task.classnames, "templates": task.templates}
+                path = Path(self.cache_dir) / "synthetic" / f"{storage.digest(entry, length=20)}.pt"
+                class_images, hit = storage.cached(path, partial(self.make, model, task, c))
+                images.append(class_images)
+                hits += hit
             labels = torch.tensor(classes).repeat_interleave(self.per_class)
             sets[name] = TensorDataset(torch.cat(images), labels)
-        self._stats = {"time/synthesis_s": time.perf_counter() - start, "synthesis/cache_hits": hits}
-        return sets
+        return sets, {"time/synthesis_s": time.perf_counter() - start, "synthesis/cache_hits": hits}
 
-    def make(self, model, task: UnlearnTask, target: int, path: Path) -> torch.Tensor:
+    def make(self, model, task: UnlearnTask, target: int) -> torch.Tensor:
         cfg = model.visual.preprocess_cfg  # open_clip's size, mean and std: the valid pixel range after normalising
         generator = torch.Generator().manual_seed(self.seed * 100_003 + target)
         images = synthesize(
@@ -101,12 +116,4 @@ class SyntheticSamples:
             raise UserError(f"synthesis of {task.classnames[target]!r} never reached its confidence threshold (floor "
                             f"{self.threshold_floor}) in {self.steps} steps per attempt: raise data.steps or lower "
                             "data.threshold_floor, or use data=real")
-        storage.save(images, path)
         return images
-
-    def key(self, model, task: UnlearnTask, target: int) -> str:
-        setting = {k: v for k, v in vars(self).items() if not k.startswith("_") and k != "cache_dir"}
-        # Acceptance is an argmax over all classes: the competing class names are part of what a sample is.
-        setting.update(weights=weights_digest(model), target=task.classnames[target], classnames=task.classnames,
-                       templates=task.templates)
-        return hashlib.sha256(json.dumps(setting, sort_keys=True).encode()).hexdigest()[:20]

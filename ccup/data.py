@@ -50,9 +50,8 @@ def fashion_mnist(split: str, roots: Sequence[str], cache_dir: str, transform: C
 
 
 def _gunzip(src: Path, dst: Path) -> None:
-    """Unpack `src` to `dst` unless done; write-then-rename so parallel jobs never read half a file."""
-    if not dst.exists():
-        storage.write_bytes(gzip.decompress(src.read_bytes()), dst)
+    """Unpack `src` to `dst` once; torchvision reads the file itself, so the cache only checks that it is there."""
+    storage.cached(dst, lambda: gzip.decompress(src.read_bytes()), read=Path.stat, write=storage.write_bytes)
 
 
 def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:

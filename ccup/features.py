@@ -4,9 +4,9 @@ CCUP, the nullspace projection and any method that edits only the final image pr
 these features unchanged, so every such configuration of a sweep is scored from one encoding pass.
 """
 import hashlib
-import logging
 import weakref
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -16,8 +16,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from ccup import storage
 from ccup.adapter import projection_names, projection_removed
 from ccup.models import same_weights, weights_digest
-
-log = logging.getLogger(__name__)
+from ccup.record import versions
 
 
 class HeadFeatures(pl.LightningModule):
@@ -54,51 +53,52 @@ def same_tower(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     return same_weights(a, b, [name for name in a.state_dict() if name.startswith("visual.") and name not in skip])
 
 
-def describe(dataset: Dataset) -> str | None:
-    """A description that identifies a dataset split as the model sees it (torchvision's repr names root, split and
-    transform), or None where there is none: a default repr names a memory address, new in every process."""
+def dataset_key(dataset: Dataset) -> str | None:
+    """What identifies a dataset split as the model sees it across runs (torchvision's repr names root, split and
+    transform), or None where nothing does: a default repr names a memory address, new in every process."""
     if isinstance(dataset, Subset):
-        inner = describe(dataset.dataset)
+        inner = dataset_key(dataset.dataset)
         indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
         return inner and f"Subset({inner}, indices {indices})"
     text = f"{dataset!r}|{len(dataset)}"
     return None if " at 0x" in text or "Lambda()" in text else text
 
 
+# What computes the features besides the tower and the images: another release may round differently.
+LIBRARIES = ("torch", "torchvision", "open_clip_torch")
+
+
 class FeatureCache:
-    """(N, D) features and (N,) labels of a dataset under a model, in `root/<tower>-<dataset>.pt`. Writers write
-    then rename, so parallel jobs filling the same entry leave one complete file; an entry that does not load or
-    does not match the dataset is rebuilt with a warning. `enabled=False` bypasses the cache."""
+    """Where the original models' features live: `root/<tower>-<setting>.pt`, the setting being the dataset, how the
+    features are computed (device type, precision) and the libraries that computed them. `enabled=False` bypasses
+    the cache."""
 
     def __init__(self, root: str, enabled: bool = True):
         self.root, self.enabled = Path(root), enabled
 
     def path(self, model: torch.nn.Module, dataset: Dataset, numerics: str) -> Path | None:
         """Where the entry lives; None when the cache is off or the dataset cannot be identified across runs.
-        `numerics` names how features are computed (device type, precision): bf16 features must not stand in for
-        fp32 ones, nor a GPU's for a CPU's."""
-        description = describe(dataset)
-        if not self.enabled or description is None:
+        `numerics` names how features are computed: bf16 features must not stand in for fp32 ones, nor a GPU's for a
+        CPU's."""
+        identity = dataset_key(dataset)
+        if not self.enabled or identity is None:
             return None
-        dataset_id = hashlib.sha256(f"{description}|{numerics}".encode()).hexdigest()
-        return self.root / f"{tower_digest(model)[:20]}-{dataset_id[:20]}.pt"
+        setting = {"dataset": identity, "numerics": numerics, "versions": versions(LIBRARIES)}
+        return self.root / f"{tower_digest(model)[:20]}-{storage.digest(setting, 20)}.pt"
 
-    def load(self, path: Path | None, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if path is None or not path.exists():
-            return None
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            features, labels = entry["features"], entry["labels"]
-            if features.ndim == 2 and features.shape[0] == labels.shape[0] == size:
-                return features, labels
-            raise ValueError(f"holds {tuple(features.shape)} features for a dataset of {size}")
-        except Exception as exc:  # truncated, corrupt or stale: never trusted, always rebuilt
-            log.warning("rebuilding feature cache entry %s: %s", path, exc)
-            return None
 
-    def save(self, path: Path | None, features: torch.Tensor, labels: torch.Tensor) -> None:
-        if path is not None:
-            storage.save({"features": features, "labels": labels}, path)
+def read_features(path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A cache entry's (N, D) features and (N,) labels; ValueError unless it holds `size` of each."""
+    entry = storage.load(path)
+    features, labels = entry["features"], entry["labels"]
+    if not (features.ndim == 2 and features.shape[0] == labels.shape[0] == size):
+        raise ValueError(f"holds {tuple(features.shape)} features for a dataset of {size}")
+    return features, labels
+
+
+def write_features(entry: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
+    features, labels = entry
+    storage.save({"features": features, "labels": labels}, path)
 
 
 def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,10 +133,8 @@ class Features:
     def cached(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         trainer = self.trainer()
         path = self.cache.path(self.original, dataset, f"{trainer.strategy.root_device.type} {trainer.precision}")
-        entry = self.cache.load(path, len(dataset))
-        if entry is None:
-            entry = self.encode(self.original, dataset, trainer)
-            self.cache.save(path, *entry)
+        entry, _ = storage.cached(path, lambda: self.encode(self.original, dataset, trainer),
+                                  read=partial(read_features, size=len(dataset)), write=write_features)
         return entry
 
     def encode(self, model: torch.nn.Module, dataset: Dataset,

@@ -26,20 +26,24 @@ def config_id(cfg: DictConfig) -> str:
         if key in identity:
             identity[key] = f"<{key}>"
     resolved = OmegaConf.to_container(identity, resolve=True)
-    kept = {key: value for key, value in resolved.items() if key not in NOT_IDENTITY}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return storage.digest({key: value for key, value in resolved.items() if key not in NOT_IDENTITY})
 
 
 def provenance() -> dict:
     """Git commit of the code, whether the code differed from it, and versions of the libraries that computed a
     result."""
-    versions = {}
-    for package in PACKAGES:
+    return {**git_state(Path(__file__).parents[1]), "python": platform.python_version(), "versions": versions()}
+
+
+def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """The installed version of each package, None for one that is not installed."""
+    found = {}
+    for package in packages:
         try:
-            versions[package] = metadata.version(package)
+            found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {**git_state(Path(__file__).parents[1]), "python": platform.python_version(), "versions": versions}
+            found[package] = None
+    return found
 
 
 def git_state(root: Path) -> dict:

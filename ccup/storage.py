@@ -1,14 +1,26 @@
-"""Files written whole or not at all: each is written under a unique temporary name beside its target, flushed to
-disk, then renamed, so a killed job, a dead node or a parallel writer (also on a shared filesystem) never leaves a
-half-written file where a reader looks. Temporary names start with a dot and end in .tmp: no reader globs them."""
+"""Files written whole or not at all, and the one disk cache built on them.
+
+Each file is written under a unique temporary name beside its target, flushed to disk, then renamed, so a killed job,
+a dead node or a parallel writer (also on a shared filesystem) never leaves a half-written file where a reader looks.
+Temporary names start with a dot and end in .tmp: no reader globs them. Every cache (image features, fine-tuned and
+retrained weights, synthetic samples, unpacked data) is `cached(path, compute)`, its entries named by the `digest` of
+what they were computed from.
+"""
+import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def file_mode() -> int:
@@ -68,6 +80,44 @@ def write_bytes(data: bytes, path: str | Path) -> Path:
     return replace_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
+def load(path: Path):
+    """torch.load of a cache entry onto the CPU, tensors and containers only."""
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def cached(path: Path | None, compute: Callable[[], T], read: Callable[[Path], T] = load,
+           write: Callable[[T, Path], object] = save) -> tuple[T, bool]:
+    """(value, whether it came from the cache): `compute()` once per `path`, written there by `write` (atomically),
+    read back by `read` ever after. An entry that `read` refuses (truncated, corrupt, not what it should hold: it
+    raises) is computed again, with a warning. `path` None: no cache, `compute()` every time."""
+    if path is not None and path.exists():
+        try:
+            return read(path), True
+        except Exception as exc:  # never trusted, always rebuilt
+            log.warning("rebuilding cache entry %s: %s", path, exc)
+    value = compute()
+    if path is not None:
+        write(value, path)
+    return value, False
+
+
 def digest(key: object, length: int = 16) -> str:
-    """A short hash of a JSON-able key (dict keys sorted): cache entries are named by what they were computed from."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:length]
+    """A short hash of a key: JSON with sorted dict keys, where a configured object stands for what it declares it is
+    computed from (`key_of`), never for its whole state. Cache entries are named by the digest of what they hold."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=key_of).encode()).hexdigest()[:length]
+
+
+def key_of(obj: object) -> object:
+    """The JSON-able identity of a non-JSON value in a cache key: a path's text; a config node's values; a partial's
+    function and arguments (Hydra's `_partial_` targets); a function's or class's import path; an object's explicit
+    `key` (the settings it declares its results depend on), else its class alone: a key never depends on what an
+    object happens to hold (a cache folder, a counter)."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, DictConfig | ListConfig):  # what Hydra passes for nested settings
+        return OmegaConf.to_container(obj)
+    if isinstance(obj, functools.partial):
+        return {"func": obj.func, "args": list(obj.args), "keywords": obj.keywords}
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    return getattr(obj, "key", f"{type(obj).__module__}.{type(obj).__qualname__}")

@@ -82,28 +82,42 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps)
     name = weights_name(recipe)
     path = SHIPPED / name if shipped and (SHIPPED / name).exists() else Path(cache_dir) / "models" / name
+
+    def train() -> dict:
+        clip = load_clip(ARCH)
+        log.info("training the tiny CLIP once (cached at %s)", path)
+        start = time.perf_counter()
+        loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
+                            shuffle=True, drop_last=True)
+        steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
+        module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
+        # CPU on every machine: the cached weights must not depend on which device trained them.
+        trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
+                             enable_checkpointing=False, enable_model_summary=False)
+        trainer.fit(module, loader)
+        info = {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}
+        return {"state_dict": clip.model.state_dict(), "info": info}
+
     # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        cache_hit = path.exists()
-        if not cache_hit:
-            clip = load_clip(ARCH)
-            log.info("training the tiny CLIP once (cached at %s)", path)
-            start = time.perf_counter()
-            loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
-                                shuffle=True, drop_last=True)
-            steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
-            module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
-            # CPU on every machine: the cached weights must not depend on which device trained them.
-            trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True,
-                                 logger=False, enable_checkpointing=False, enable_model_summary=False)
-            trainer.fit(module, loader)
-            info = {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}
-            storage.write_bytes(json.dumps(info, indent=1).encode(), path.with_suffix(".json"))  # first: a .pt has one
-            storage.save(clip.model.state_dict(), path)
-        clip = load_clip(ARCH, pretrained=str(path))
-    clip.info = {**json.loads(path.with_suffix(".json").read_text()), "cache_hit": int(cache_hit)}
+        weights, cache_hit = storage.cached(path, train, read=read_weights, write=write_weights)
+        clip = load_clip(ARCH)
+    clip.model.load_state_dict(weights["state_dict"])
+    clip.info = {**weights["info"], "cache_hit": int(cache_hit)}
     return clip
+
+
+def read_weights(path: Path) -> dict:
+    """A recipe's trained weights: the open_clip state dict at `path`, and beside it (`.json`) the recipe, the training
+    time and the commit of the code that trained them."""
+    return {"state_dict": storage.load(path), "info": json.loads(path.with_suffix(".json").read_text())}
+
+
+def write_weights(weights: dict, path: Path) -> None:
+    """The `.json` first: a reader that finds the `.pt` finds its `.json` too."""
+    storage.write_bytes(json.dumps(weights["info"], indent=1).encode(), path.with_suffix(".json"))
+    storage.save(weights["state_dict"], path)
 
 
 def recipe_of(datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,

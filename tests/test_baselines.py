@@ -50,6 +50,16 @@ def test_another_setting_trains_again(random_tiny, tmp_path):
     assert other.stats["unlearn/cache_hit"] == 0
 
 
+def test_the_weights_are_keyed_by_their_settings_not_by_where_they_are_kept(random_tiny, tmp_path):
+    task = task_for(random_tiny)
+
+    def key(cache_dir, *overrides):
+        return finetune(cache_dir, "data=synthetic", *overrides).key(random_tiny.model, task)
+
+    assert key(tmp_path / "a") == key(tmp_path / "b")  # the synthetic samples' cache folder is no setting
+    assert key(tmp_path / "a") != key(tmp_path / "a", "data.steps=7") != key(tmp_path / "a", "method.lr=0.5")
+
+
 @pytest.mark.parametrize("override, message", [
     ("method.lr=0", "lr must be a positive finite number"),
     ("method.lr=-1e-3", "lr must be a positive finite number"),
@@ -65,7 +75,7 @@ def test_bad_settings_are_refused(random_tiny, tmp_path, override, message):
 
 def test_real_samples_draw_per_class_images_of_the_right_classes(random_tiny):
     task = task_for(random_tiny, forget=("sandal", "bag"), train_range=range(2000))
-    sets = RealSamples(per_class=7, seed=0)(random_tiny.model, task, ("forget", "retain"))
+    sets, _ = RealSamples(per_class=7, seed=0)(random_tiny.model, task, ("forget", "retain"))
     forget_labels = sorted(int(label) for _, label in sets["forget"])
     assert forget_labels == [5] * 7 + [8] * 7
     retain_labels = [int(label) for _, label in sets["retain"]]
@@ -97,12 +107,12 @@ def test_synthesis_that_never_reaches_its_threshold_is_reported_not_looped(rando
 def test_synthetic_samples_are_classified_as_their_class(tiny, tmp_path):
     task = task_for(tiny, forget=("sandal", "bag"))
     samples = synthetic(tmp_path, per_class=8)
-    sets = samples(tiny.model, task, ("forget", "retain"))
+    sets, stats = samples(tiny.model, task, ("forget", "retain"))
     for name in ("forget", "retain"):
         images, labels = sets[name].tensors
         with torch.no_grad():
             predictions = (tiny.model.encode_image(images, normalize=True) @ task.classifier).argmax(dim=-1)
         assert torch.equal(predictions, labels), name
-    assert samples.stats["synthesis/cache_hits"] == 0
-    samples(tiny.model, task, ("forget",))
-    assert samples.stats["synthesis/cache_hits"] == 2  # cached per (model, class, setting)
+    assert stats["synthesis/cache_hits"] == 0
+    _, again = samples(tiny.model, task, ("forget",))
+    assert again["synthesis/cache_hits"] == 2  # cached per (model, class, setting)

@@ -11,7 +11,7 @@ from torch.utils.data import Subset
 from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
 from ccup.evaluator import Evaluator
-from ccup.features import FeatureCache
+from ccup.features import FeatureCache, write_features
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
 
@@ -86,16 +86,16 @@ def test_a_corrupt_entry_is_rebuilt_with_a_warning(setup, tmp_path, caplog):
     entry.write_bytes(entry.read_bytes()[:1000])  # truncated, as by a full disk or a killed writer
     with caplog.at_level(logging.WARNING):
         again = evaluator(tmp_path)(clip.model, edited, task, test)
-    assert "rebuilding feature cache entry" in caplog.text
+    assert f"rebuilding cache entry {entry}" in caplog.text
     assert accuracies(again) == accuracies(good)
     assert torch.load(entry, weights_only=True)["features"].shape == (600, 128)
 
 
-def fill(cache_dir, path, start_barrier):
+def fill(path, start_barrier):
     """One of several processes writing the same cache entry at once."""
     features = torch.randn(600, 128)
     start_barrier.wait()
-    FeatureCache(str(cache_dir)).save(path, features, torch.zeros(600, dtype=torch.long))
+    write_features((features, torch.zeros(600, dtype=torch.long)), path)
 
 
 def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
@@ -103,7 +103,7 @@ def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
     path = FeatureCache(str(tmp_path / "cache")).path(clip.model, test, "cpu 32-true")
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)  # one writer per core, released together to publish the same entry
-    args = (tmp_path / "cache", path, barrier)
+    args = (path, barrier)
     workers = [context.Process(target=fill, args=args) for _ in range(2)]
     for worker in workers:
         worker.start()
