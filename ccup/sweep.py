@@ -1,6 +1,6 @@
 """How a sweep holds together: its jobs share one name, a failed job fails alone (its record says why and the
-launcher goes on with the others), and the sweep ends with a summary naming every failure and an exit status that is
-non-zero if there is one."""
+launcher goes on with the others), and the sweep ends with a summary naming every failure, the report of its results,
+and an exit status that is non-zero if a job or the report failed."""
 import json
 import logging
 from pathlib import Path
@@ -10,25 +10,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ccup import storage
-from ccup.errors import find_user_error, one_line
+from ccup.errors import one_line
 from ccup.record import read_record
+from ccup.report import write_report
 
 log = logging.getLogger(__name__)
 
 NO_RECORD = "no record: the job was killed, or its record could not be written (see its log)"
-
-
-def end_failed(exc: BaseException, sweeping: bool) -> None:
-    """End a job that failed, once its record is written. Alone, it exits non-zero with one `error:` line, or with
-    the traceback of an error that is not the user's. In a sweep it logs the same and returns, so the launcher goes
-    on with the other jobs (Hydra's launchers stop at a job that raises); an interrupt still stops the sweep."""
-    user_error = find_user_error(exc)
-    if sweeping and isinstance(exc, Exception):
-        log.error(f"error: {one_line(exc)}", exc_info=exc if user_error is None else None)
-        return
-    if user_error is not None:
-        raise SystemExit(f"error: {one_line(exc)}") from None
-    raise exc
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -54,50 +42,54 @@ def summarize(outcomes: list[dict]) -> dict:
     return {"jobs": len(outcomes), "complete": len(outcomes) - len(failed), "failed": failed}
 
 
-def describe(summary: dict, path: Path) -> list[str]:
+def summary_lines(summary: dict, path: Path) -> list[str]:
     """The summary as the lines a sweep ends with."""
     lines = [f"sweep: {summary['complete']} of {summary['jobs']} jobs complete, {len(summary['failed'])} failed "
              f"({path})"]
     return lines + [f"failed: {job['job']} ({job['overrides']}): {job['error']}" for job in summary["failed"]]
 
 
-# The summary of the last sweep this process ran, for run.py's exit status: read after Hydra returns, so that every
-# other callback (the report) has run whatever this one found, and could add its own failure.
-last_summary: dict = {}
-
-
-def report_failed(message: str) -> None:
-    """Fail the sweep's command because its report could not be built (ccup.callbacks.Report)."""
-    log.error(f"error: {message}")
-    last_summary["report_error"] = message
-
-
 class Sweep(Callback):
-    """A multirun's start and end (hydra.callbacks in conf/config.yaml): one name for all its jobs, and a summary,
-    printed and in <sweep dir>/summary.json. The summary reads the job folders, not the launcher's returns: Hydra
-    hands callbacks none, and a job killed by the scheduler leaves no return anyway."""
+    """A multirun's start and end (hydra.callbacks in conf/config.yaml). At the start, one name for all its jobs; at
+    the end, a summary (printed, and in <sweep dir>/summary.json), the report of its results_dir (`report`: tables and
+    plots), and the command's exit status. The summary reads the job folders, not the launcher's returns: Hydra hands
+    callbacks none, and a job killed by the scheduler leaves no return anyway."""
+
+    def __init__(self, report: bool = True):
+        self.report = report
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Resolved here, in the launching process, the `sweep` timestamp enters the resolver cache that Hydra copies
-        # into every job's config: otherwise each job resolves ${now:} itself wherever hydra.sweep.dir does not
-        # refer to it, and the jobs of one sweep land in different W&B groups.
-        log.info(f"sweep {config.sweep}: records in {Path(config.results_dir) / 'records'}")
+        # The sweep's name, `${now:...}` by default, resolved once here, in the launching process: Hydra copies this
+        # config's resolver cache into every job's config, so every job gets this value (and one W&B group) instead of
+        # resolving the time itself wherever hydra.sweep.dir does not refer to it.
+        name = config.sweep
+        log.info(f"sweep {name}: records in {Path(config.results_dir) / 'records'}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Raises SystemExit with one `error:` line when a job or the report failed: Hydra turns any other exception
+        raised in a callback into a warning. (Hydra ends callbacks in reverse order: list this one first.)"""
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir)])
         path = storage.write_bytes(json.dumps(summary, indent=2).encode(), sweep_dir / "summary.json")
-        print("\n".join(describe(summary, path)), flush=True)
-        last_summary.clear()
-        last_summary.update(summary, path=str(path))
+        print("\n".join(summary_lines(summary, path)), flush=True)
+        jobs_failed = self.failed_jobs(summary, path) if summary["failed"] else None
+        report_failed = self.write_report(Path(config.results_dir)) if self.report else None
+        if jobs_failed or report_failed:
+            raise SystemExit(jobs_failed or report_failed)
 
+    @staticmethod
+    def failed_jobs(summary: dict, path: Path) -> str:
+        jobs = ", ".join(job["job"] for job in summary["failed"])
+        return f"error: {len(summary['failed'])} of {summary['jobs']} jobs failed ({jobs}): see {path}"
 
-def exit_status() -> str | None:
-    """What run.py exits with: None (status 0) unless the sweep it ran lost jobs or its report, else an `error:` line
-    (status 1)."""
-    if failed := last_summary.get("failed"):
-        jobs = ", ".join(job["job"] for job in failed)
-        return f"error: {len(failed)} of {last_summary['jobs']} jobs failed ({jobs}): see {last_summary['path']}"
-    if report_error := last_summary.get("report_error"):
-        return f"error: {report_error}"
-    return None
+    @staticmethod
+    def write_report(results: Path) -> str | None:
+        """Builds the report; the `error:` line of a report that cannot be built, else None."""
+        try:
+            write_report(results)
+        except Exception as exc:
+            message = f"error: the report of {results} could not be built: {one_line(exc)}"
+            log.error(message)
+            return message
+        log.info(f"report: {results / 'report.md'}")
+        return None

@@ -16,8 +16,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ccup import plots, report
-from ccup.callbacks import Report
 from ccup.errors import UserError
+from ccup.sweep import Sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
 KINDS = ["alpha", "pareto", "cost"]
@@ -217,29 +217,29 @@ def test_no_complete_record_is_one_error_line(tmp_path, records):
     assert exit_.value.code == f"error: no complete records in {tmp_path / 'records'}: run `make run` first"
 
 
-def test_the_callback_builds_the_report_of_its_results_dir(tmp_path):
+def test_the_sweep_ends_with_the_report_of_its_results_dir(tmp_path):
     write(tmp_path / "results", *GRID)
-    Report().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "results")}))
+    (tmp_path / "multirun").mkdir()
+    Sweep().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "results"),
+                                              "hydra": {"sweep": {"dir": str(tmp_path / "multirun")}}}))
     assert "4.00 ± 4.24" in (tmp_path / "results" / "report.md").read_text()
 
 
-def test_the_config_registers_the_callback():
+def test_the_config_registers_the_callback_with_its_report():
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = compose("config", return_hydra_config=True)
-    assert isinstance(instantiate(cfg.hydra.callbacks.report), Report)
+    callback = instantiate(cfg.hydra.callbacks.sweep)
+    assert isinstance(callback, Sweep) and callback.report
 
 
 def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
-    """A stand-in job that writes one record per seed, under the same callback entries as conf/config.yaml and with
-    run.py's exit status."""
+    """A stand-in job that writes one record per seed, under the same callback entry as conf/config.yaml."""
     (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""\
         results_dir: {tmp_path / 'results'}
         seed: 0
         sweep: stand-in
         hydra:
           callbacks:
-            report:
-              _target_: ccup.callbacks.Report
             sweep:
               _target_: ccup.sweep.Sweep
           sweep:
@@ -247,11 +247,9 @@ def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
         """))
     (tmp_path / "job.py").write_text(textwrap.dedent(f"""\
         import json
-        import sys
         from pathlib import Path
         import hydra
         from hydra.core.hydra_config import HydraConfig
-        from ccup import sweep
 
         @hydra.main(version_base="1.3", config_path=".", config_name="config")
         def main(cfg):
@@ -263,7 +261,6 @@ def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
             (Path(HydraConfig.get().runtime.output_dir) / "record.json").write_text(json.dumps(record))
 
         main()
-        sys.exit(sweep.exit_status())
         """))
 
     def sweep(*args):

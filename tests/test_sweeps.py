@@ -26,6 +26,7 @@ from test_run import wandb_run
 
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
+from ccup.job import end_failed
 from ccup.record import NOT_IDENTITY, config_id, git_state, write_record
 from ccup.task import UnlearnTask
 
@@ -142,17 +143,17 @@ def test_concurrent_writers_leave_one_whole_file_and_readers_never_see_a_partial
 
 def test_a_failed_job_ends_alone_with_one_line_and_in_a_sweep_lets_the_others_run(caplog):
     bug, bad_input = RuntimeError("boom"), UserError("alpha must lie in [0, 1]\n(0 = original)")
-    assert sweep.end_failed(bug, sweeping=True) is None
-    assert sweep.end_failed(bad_input, sweeping=True) is None
+    assert end_failed(bug, sweeping=True) is None
+    assert end_failed(bad_input, sweeping=True) is None
     assert [r.getMessage() for r in caplog.records] == ["error: RuntimeError: boom",
                                                         "error: alpha must lie in [0, 1] (0 = original)"]
     assert caplog.records[0].exc_info is not None and caplog.records[1].exc_info is None  # a bug keeps its traceback
     with pytest.raises(SystemExit, match=r"^error: alpha must lie in \[0, 1\] \(0 = original\)$"):
-        sweep.end_failed(bad_input, sweeping=False)
+        end_failed(bad_input, sweeping=False)
     with pytest.raises(RuntimeError, match="boom"):
-        sweep.end_failed(bug, sweeping=False)
+        end_failed(bug, sweeping=False)
     with pytest.raises(KeyboardInterrupt):  # Ctrl-C stops a sweep
-        sweep.end_failed(KeyboardInterrupt(), sweeping=True)
+        end_failed(KeyboardInterrupt(), sweeping=True)
 
 
 def fake_job(sweep_dir: Path, num: int, overrides: list[str], record: dict | None) -> None:
@@ -162,12 +163,12 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], record: dict | Non
         write_record(record, sweep_dir / str(num) / "record.json")
 
 
-def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(sweep, "last_summary", {})
+def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_path, capsys):
     fake_job(tmp_path, 0, ["alpha=0", "logger=none"], {"status": "complete", "metrics": {}})
     fake_job(tmp_path, 1, ["alpha=2", "logger=none"], {"status": "failed", "error": "alpha must lie in [0, 1]"})
     fake_job(tmp_path, 10, ["alpha=1", "logger=none"], None)  # killed before its record
-    sweep.Sweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    with pytest.raises(SystemExit) as exit_:
+        sweep.Sweep(report=False).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["jobs"], summary["complete"]) == (3, 1)
     assert [(Path(j["job"]).name, j["overrides"], j["error"]) for j in summary["failed"]] == [
@@ -175,15 +176,15 @@ def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_p
     assert capsys.readouterr().out.splitlines()[:2] == [
         f"sweep: 1 of 3 jobs complete, 2 failed ({tmp_path / 'summary.json'})",
         f"failed: {tmp_path / '1'} (alpha=2): alpha must lie in [0, 1]"]
-    assert sweep.exit_status() == (f"error: 2 of 3 jobs failed ({tmp_path / '1'}, {tmp_path / '10'}): see "
-                                   f"{tmp_path / 'summary.json'}")
+    assert exit_.value.code == (f"error: 2 of 3 jobs failed ({tmp_path / '1'}, {tmp_path / '10'}): see "
+                                f"{tmp_path / 'summary.json'}")
 
 
-def test_a_sweep_without_failures_exits_zero(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "last_summary", {})
+def test_a_sweep_without_failures_exits_zero(tmp_path):
     fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
-    sweep.Sweep().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
-    assert sweep.exit_status() is None
+    assert sweep.Sweep(report=False).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))\
+        is None  # no SystemExit
+    assert json.loads((tmp_path / "summary.json").read_text())["complete"] == 1
 
 
 # --- Launchers and multi-GPU training: the configs compose into the libraries' own objects -------------------------
