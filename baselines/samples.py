@@ -1,8 +1,8 @@
 """The data regimes of the fine-tuning baselines: `samples(model, task, uses) -> ({"forget": Dataset, "retain": ...},
 stats)`, stats being what building them cost.
 
-`data=real` draws images of the dataset's train split; `data=synthetic` is data-free: images synthesised from noise
-by gradient ascent on each class's text embedding (PAPER.md §3, step 1), cached per (model, class, seed).
+`samples=real` draws images of the dataset's train split; `samples=synthetic` is data-free: images synthesised from
+noise by gradient ascent on each class's text embedding (PAPER.md §3, step 1), cached per (model, class, seed).
 """
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -36,7 +36,7 @@ class RealSamples:
 
     def __post_init__(self):
         if not self.per_class >= 1:
-            raise UserError(f"data.per_class must be at least 1, got {self.per_class}")
+            raise UserError(f"samples.per_class must be at least 1, got {self.per_class}")
 
     @property
     def key(self) -> dict:
@@ -45,7 +45,8 @@ class RealSamples:
 
     def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
         if task.train is None:
-            raise UserError("data=real needs the dataset's train split; use data=synthetic for data-free unlearning")
+            raise UserError("samples=real needs the dataset's train split; use samples=synthetic for data-free "
+                            "unlearning")
         train = task.train()
         generator = torch.Generator().manual_seed(self.seed)  # one stream over the sample sets, in `uses` order
         sets = {}
@@ -78,10 +79,10 @@ class SyntheticSamples:
 
     def __post_init__(self):
         if not self.per_class >= 1:
-            raise UserError(f"data.per_class must be at least 1, got {self.per_class}")
+            raise UserError(f"samples.per_class must be at least 1, got {self.per_class}")
         if not (self.steps >= 1 and self.blur_every >= 1 and self.threshold_step > 0):
-            raise UserError(f"data.steps and data.blur_every must be at least 1 and data.threshold_step positive, got "
-                            f"{self.steps}, {self.blur_every}, {self.threshold_step}")
+            raise UserError(f"samples.steps and samples.blur_every must be at least 1 and samples.threshold_step "
+                            f"positive, got {self.steps}, {self.blur_every}, {self.threshold_step}")
 
     @property
     def key(self) -> dict:
@@ -114,6 +115,6 @@ class SyntheticSamples:
             threshold=self.threshold, threshold_step=self.threshold_step, threshold_floor=self.threshold_floor)
         if images is None:
             raise UserError(f"synthesis of {task.classnames[target]!r} never reached its confidence threshold (floor "
-                            f"{self.threshold_floor}) in {self.steps} steps per attempt: raise data.steps or lower "
-                            "data.threshold_floor, or use data=real")
+                            f"{self.threshold_floor}) in {self.steps} steps per attempt: raise samples.steps or lower "
+                            "samples.threshold_floor, or use samples=real")
         return images

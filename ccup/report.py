@@ -98,7 +98,7 @@ def settings(method: dict) -> str:
     shared = ("alpha", "seed", "cache_dir", "trainer.", "_partial_", "module._target_", "loss._target_")
     words = [f"{key.removeprefix('module.')}={value}" for key, value in flat.items()
              if key != "_target_" and not any(part in key for part in shared)]
-    return " ".join(word.replace("samples._target_=baselines.samples.", "data=") for word in words)
+    return " ".join(word.replace("samples._target_=baselines.samples.", "samples=") for word in words)
 
 
 def metric_columns(records: pd.DataFrame) -> list[str]:

@@ -54,10 +54,10 @@ def test_the_weights_are_keyed_by_their_settings_not_by_where_they_are_kept(rand
     task = task_for(random_tiny)
 
     def key(cache_dir, *overrides):
-        return finetune(cache_dir, "data=synthetic", *overrides).key(random_tiny.model, task)
+        return finetune(cache_dir, "samples=synthetic", *overrides).key(random_tiny.model, task)
 
     assert key(tmp_path / "a") == key(tmp_path / "b")  # the synthetic samples' cache folder is no setting
-    assert key(tmp_path / "a") != key(tmp_path / "a", "data.steps=7") != key(tmp_path / "a", "method.lr=0.5")
+    assert key(tmp_path / "a") != key(tmp_path / "a", "samples.steps=7") != key(tmp_path / "a", "method.lr=0.5")
 
 
 @pytest.mark.parametrize("override, message", [
@@ -92,8 +92,8 @@ def test_a_method_needing_retain_data_refuses_a_split_without_retain_images(rand
 
 
 def synthetic(cache_dir, **settings) -> SyntheticSamples:
-    overrides = [f"data.{key}={value}" for key, value in settings.items()]
-    return instantiate(make_config("data=synthetic", f"cache_dir={cache_dir}", *overrides).data)
+    overrides = [f"samples.{key}={value}" for key, value in settings.items()]
+    return instantiate(make_config("samples=synthetic", f"cache_dir={cache_dir}", *overrides).samples)
 
 
 def test_synthesis_that_never_reaches_its_threshold_is_reported_not_looped(random_tiny, tmp_path):
