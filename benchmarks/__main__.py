@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cost, evaluator, overhead, solve, sweep
+from benchmarks import cost, feature_cache, overhead, solve, throughput
 from ccup.record import provenance
 
 BENCHMARKS = {
-    "Sweep: naive re-encoding against the feature cache": sweep,
-    "Evaluator efficiency: Lightning pass against a bare encode_image loop": evaluator,
+    "Sweep: naive re-encoding against the feature cache": feature_cache,
+    "Evaluator efficiency: Lightning pass against a bare encode_image loop": throughput,
     "Framework overhead per Hydra job": overhead,
     "Cost of unlearning": cost,
     "Scaling: CCUP solve time": solve,

@@ -1,7 +1,7 @@
 """The fine-tuning baselines beyond the contract: weights trained once per setting, the data regimes, synthesis."""
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 

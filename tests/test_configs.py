@@ -1,6 +1,6 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
 import pytest
-from conftest import CONF, config_names, make_config, sweep_jobs
+from helpers import CONF, config_names, make_config, sweep_jobs
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 

@@ -2,14 +2,11 @@
 whose labels index the config's class names; missing data and unknown splits are refused with one line."""
 import json
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
-from conftest import config_names, make_config
-from hydra.utils import instantiate
-from PIL import Image
+from helpers import SPLIT_LAYOUTS, SPLIT_SIZES, config_names, dataset, make_config, write_jpeg, write_split_dataset
 from sklearn.datasets import load_digits
 from torchvision.transforms import ToTensor
 
@@ -38,67 +35,14 @@ TORCHVISION_DOWNLOADS = {"cifar10", "cifar100", "oxford_pets"}
 CLASS_COUNTS = {"fashion_mnist": 10, "caltech101": 100, "oxford_flowers": 102, "stanford_cars": 196,
                 "stanford_dogs": 120, "cifar10": 10, "cifar100": 100, "oxford_pets": 37, "imagenet": 1000, "digits": 10}
 
-# The split-file datasets' real layouts (CoOp's DATASETS.md; the baseline's for Stanford Dogs): folder under the data
-# root, split file, image folder, and for three classes, as the split file names them, where their images lie under
-# the image folder ({} is an image number).
-SPLIT_LAYOUTS = {
-    "caltech101": ("caltech-101", "split_zhou_Caltech101.json", "101_ObjectCategories",
-                   {"face": "Faces/image_{:04d}.jpg", "euphonium": "euphonium/image_{:04d}.jpg",
-                    "water_lilly": "water_lilly/image_{:04d}.jpg"}),
-    "oxford_flowers": ("oxford_flowers", "split_zhou_OxfordFlowers.json", "jpg",
-                       {"pink primrose": "image_{:05d}.jpg", "gazania": "image_{:05d}.jpg",
-                        "trumpet creeper": "image_{:05d}.jpg"}),
-    "stanford_cars": ("stanford_cars", "split_zhou_StanfordCars.json", ".",
-                      {"2000 AM General Hummer SUV": "cars_train/{:05d}.jpg",
-                       "2009 Spyker C8 Coupe": "cars_test/{:05d}.jpg",
-                       "2012 smart fortwo Convertible": "cars_test/{:05d}.jpg"}),
-    "stanford_dogs": ("stanford_dogs", "split_alexey_stanford_dogs.json", "Images",
-                      {"Pekinese": "n02086079-Pekinese/n02086079_{}.jpg",
-                       "toy poodle": "n02113624-toy_poodle/n02113624_{}.jpg",
-                       "African hunting dog": "n02116738-African_hunting_dog/n02116738_{}.jpg"}),
-}
-SPLIT_SIZES = {"train": 3, "val": 2, "test": 4}
-
-
-def dataset(name: str, data_dir: Path):
-    """The dataset config `name` as a job instantiates it, with its data root at `data_dir`."""
-    return instantiate(make_config(f"dataset={name}", f"data_dir={data_dir}").dataset)
-
-
 def items(data) -> list:
     return [data[i] for i in range(len(data))]
-
-
-def write_jpeg(path: Path, grey: int) -> None:
-    """A 5x4 image of one grey level, so that a loaded image tells which file it came from."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (5, 4), (grey, grey, grey)).save(path, format="JPEG", quality=95)
 
 
 def grey_of(image) -> float:
     """The grey level, 0..255, of a (3, 4, 5) tensor from `write_jpeg` and ToTensor."""
     assert tuple(image.shape) == (3, 4, 5)
     return image.mean().item() * 255
-
-
-def write_split_dataset(data_dir: Path, name: str, labels=None) -> dict[str, list[tuple[str, int]]]:
-    """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split file numbers each
-    class as the config does unless `labels` says otherwise. Returns per split the (config class name, grey level) of
-    each image, in the split file's order."""
-    folder, split_file, image_dir, classes = SPLIT_LAYOUTS[name]
-    classnames = list(dataset(name, data_dir).classnames)
-    split, expected, number = {}, {}, 0
-    for part, size in SPLIT_SIZES.items():
-        for i in range(size):
-            written, pattern = list(classes.items())[i % len(classes)]
-            number += 1
-            path, grey, classname = pattern.format(number), 20 * number, written.replace("_", " ")
-            write_jpeg(data_dir / folder / image_dir / path, grey)
-            label = classnames.index(classname) if labels is None else labels
-            split.setdefault(part, []).append([path, label, written])
-            expected.setdefault(part, []).append((classname, grey))
-    (data_dir / folder / split_file).write_text(json.dumps(split))
-    return expected
 
 
 def test_every_dataset_but_the_embedded_ones_is_tested_here():

@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import config_names, make_config, sweep_jobs
+from helpers import config_names, make_config, sweep_jobs
 from hydra.utils import instantiate
 from torch.utils.data import Dataset, Subset, TensorDataset
 

@@ -4,7 +4,7 @@ import multiprocessing
 
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 

@@ -1,7 +1,7 @@
 """Contract tests, run over every method in conf/method/: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
-from conftest import config_names, make_config
+from helpers import config_names, make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 

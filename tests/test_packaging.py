@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGES = ["ccup", "baselines", "benchmarks"]
 

@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 import pytest
-from conftest import ROOT, make_config
+from helpers import ROOT, make_config
 from hydra.utils import instantiate
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 

@@ -1,7 +1,7 @@
 """The oracle, method=retrain: the embedded model's recipe trained again without the forget classes, once."""
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from hydra.utils import instantiate
 
 import ccup.tiny

@@ -1,7 +1,6 @@
 """End to end: `python run.py` on the embedded default, its records, its W&B runs, and its refusals."""
 import json
 import re
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -10,60 +9,23 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from conftest import ROOT, config_names, finish, make_config, run_suite, start_suite
-from wandb.proto import wandb_internal_pb2
+from helpers import (
+    ROOT,
+    SPLIT_LAYOUTS,
+    config_names,
+    finish,
+    make_config,
+    records,
+    run_suite,
+    start_suite,
+    wandb_run,
+    write_split_dataset,
+)
 
 from ccup.projection import ccup_map, with_strength
 from ccup.task import UnlearnTask
 
 pytestmark = pytest.mark.slow
-
-
-def wandb_records(path: Path) -> list:
-    """The records of an offline W&B run file: a 7-byte header, then LevelDB-style 32 KiB blocks of chunks,
-    each with a 7-byte header (crc32c, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
-    data, block, offset, records, pending = path.read_bytes(), 32768, 7, [], b""
-    while offset + 7 <= len(data):
-        if block - offset % block < 7:  # a block's tail too short for a chunk header is padding
-            offset += block - offset % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[offset:offset + 7])
-        pending += data[offset + 7:offset + 7 + length]
-        offset += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-        elif kind == 0:
-            break
-    return records
-
-
-def key(item) -> str:
-    """W&B stores a key with a slash as a one-element nested key."""
-    return item.key or "/".join(item.nested_key)
-
-
-def wandb_run(run_dir: Path) -> dict:
-    """What an offline run holds: its group, job type, config, summary and exit code."""
-    run = {"summary": {}, "config": {}}
-    for record in wandb_records(next(run_dir.glob("*.wandb"))):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run.update(group=record.run.run_group, job_type=record.run.job_type, name=record.run.display_name,
-                       tags=list(record.run.tags))
-        elif kind == "config":
-            run["config"].update({key(item): json.loads(item.value_json) for item in record.config.update})
-        elif kind == "summary":
-            run["summary"].update({key(item): json.loads(item.value_json) for item in record.summary.update})
-        elif kind == "exit":
-            run["exit_code"] = record.exit.exit_code
-    return run
-
-
-def records(tmp_path: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
 
 
 @pytest.fixture(scope="module")
@@ -301,8 +263,6 @@ def test_the_protocol_pipeline_runs_end_to_end_on_fixture_datasets_in_their_publ
     """`experiment=protocol_rn50` with RN50's random weights over the four protocol datasets in miniature (three
     classes each, in CoOp's layouts): Caltech101's first protocol forget class, scored on the other three. (One job:
     every job of both protocol sweeps is composed in test_configs.py.)"""
-    from test_datasets import SPLIT_LAYOUTS, write_split_dataset
-
     for name in SPLIT_LAYOUTS:
         write_split_dataset(tmp_path / "data", name)
     result = run_suite(tmp_path, "-m", "experiment=protocol_rn50", "model.pretrained=null", "dataset=caltech101",

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 import submitit
 import torch
-from conftest import CONF, ROOT, make_config, run_suite, start_suite, suite_command
+from helpers import CONF, ROOT, make_config, records, run_suite, start_suite, suite_command, wandb_run
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
-from test_run import wandb_run
 
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
@@ -252,8 +251,8 @@ def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny,
 SWEEP = ("-m", "alpha=2,0,0.5,1", "eval=[]")
 
 
-def records(tmp_path: Path) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "results" / "records").glob("*.json")}
+def by_id(tmp_path: Path) -> dict[str, dict]:
+    return {record["id"]: record for record in records(tmp_path)}
 
 
 def outcome(record: dict) -> dict:
@@ -274,7 +273,7 @@ def failing_sweep(tmp_path_factory, tiny):
 @pytest.mark.slow
 def test_a_failing_job_does_not_stop_the_sweep_and_is_named(failing_sweep):
     tmp_path, result = failing_sweep
-    by_alpha = {r["config"]["alpha"]: r for r in records(tmp_path).values()}
+    by_alpha = {r["config"]["alpha"]: r for r in by_id(tmp_path).values()}
     assert {alpha: r["status"] for alpha, r in by_alpha.items()} == {2: "failed", 0: "complete", 0.5: "complete",
                                                                      1: "complete"}
     assert by_alpha[2]["error"].startswith("alpha must lie in [0, 1]")
@@ -309,14 +308,14 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
     skipped = re.findall(r"skipped: the record (\S+) is complete", result.stdout)
     complete_before = [id for id, text in before.items() if json.loads(text)["status"] == "complete"]
     assert [Path(path).stem for path in skipped] == complete_before  # alpha=0 only; alpha=2 failed, so it runs again
-    after = records(tmp_path)
+    after = by_id(tmp_path)
     assert all((tmp_path / "results" / "records" / f"{id}.json").read_bytes() == before[id] for id in complete_before)
-    reference = records(failing_sweep[0])
+    reference = by_id(failing_sweep[0])
     assert {id: outcome(r) for id, r in after.items()} == {id: outcome(r) for id, r in reference.items()}
 
     forced = run_suite(tmp_path, "alpha=0", "eval=[]", "rerun=true", "logger=none")
     assert forced.returncode == 0 and "skipped" not in forced.stdout
-    assert records(tmp_path)[complete_before[0]]["metrics"]["time/job_s"] != after[complete_before[0]]["metrics"][
+    assert by_id(tmp_path)[complete_before[0]]["metrics"]["time/job_s"] != after[complete_before[0]]["metrics"][
         "time/job_s"]
 
 
@@ -324,7 +323,7 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
 def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny):
     """rtol is a number the projection multiplies by: a string makes the method itself raise (not a checked input)."""
     result = run_suite(tmp_path, "-m", "method=nullspace", "+method.rtol=abc,1e-6", "eval=[]", "logger=none")
-    by_rtol = {str(r["config"]["method"]["rtol"]): r for r in records(tmp_path).values()}
+    by_rtol = {str(r["config"]["method"]["rtol"]): r for r in by_id(tmp_path).values()}
     assert sorted(by_rtol) == ["1e-06", "abc"], result.stderr
     assert by_rtol["abc"]["status"] == "failed" and by_rtol["abc"]["error"].startswith("TypeError")
     assert by_rtol["1e-06"]["status"] == "complete"
@@ -335,9 +334,9 @@ def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny):
 @pytest.mark.slow
 def test_wandb_refusing_to_start_fails_its_jobs_not_the_sweep(tmp_path):
     result = run_suite(tmp_path, "-m", "alpha=0,1", "logger.wandb.mode=bogus")
-    assert [r["status"] for r in records(tmp_path).values()] == ["failed", "failed"]
+    assert [r["status"] for r in by_id(tmp_path).values()] == ["failed", "failed"]
     assert all(r["error"].startswith("WandbLogger could not start:") and r["error"].endswith(
-        "fix its settings (conf/logger/) or run with logger=none") for r in records(tmp_path).values())
+        "fix its settings (conf/logger/) or run with logger=none") for r in by_id(tmp_path).values())
     assert result.returncode != 0 and "sweep: 0 of 2 jobs complete, 2 failed" in result.stdout
 
 
@@ -348,7 +347,7 @@ def test_24_jobs_on_4_joblib_workers_write_24_complete_records(tmp_path, tiny):
                        "eval=[]", "logger=none", f"evaluator.cache.root={tmp_path}/features")
     print(f"24 jobs on 4 joblib workers: {time.perf_counter() - start:.1f} s")
     assert result.returncode == 0, result.stderr
-    found = records(tmp_path)
+    found = by_id(tmp_path)
     assert sorted(r["config"]["seed"] for r in found.values()) == list(range(24))
     assert all(r["status"] == "complete" for r in found.values())
     copies = [json.loads(p.read_text())["id"] for p in (tmp_path / "multirun").glob("*/record.json")]
@@ -369,7 +368,7 @@ def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, t
                if not arg.startswith("sweep=")]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    found = records(tmp_path).values()
+    found = by_id(tmp_path).values()
     assert {r["config"]["alpha"]: r["status"] for r in found} == {0: "complete", 2: "failed"}, result.stderr
     assert result.returncode != 0 and "sweep: 1 of 2 jobs complete, 1 failed" in result.stdout
     assert len({r["config"]["sweep"] for r in found}) == 1  # one W&B group

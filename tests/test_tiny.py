@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import make_config
+from helpers import make_config
 from hydra.utils import instantiate
 from torch.utils.data import Subset, TensorDataset
 from torchvision.transforms import ToTensor

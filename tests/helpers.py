@@ -1,0 +1,182 @@
+"""What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
+and offline W&B runs read back, and datasets written in their published layouts."""
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import create_config_search_path
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+from wandb.proto import wandb_internal_pb2
+
+ROOT = Path(__file__).parents[1]
+CONF = ROOT / "conf"
+
+
+def config_names(group: str) -> list[str]:
+    """The options of a config group: the folder is the registry."""
+    return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def make_config(*overrides: str):
+    """The composed job config, with Hydra's runtime set so `${hydra:...}` resolves as in a real job."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg.hydra  # as in a job: the job config without Hydra's own node
+    return cfg
+
+
+def sweep_jobs(experiment: str) -> list[dict[str, str]]:
+    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` included): one
+    {key: value} per job."""
+    params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    overrides = OverridesParser.create(config_loader=loader).parse_overrides([f"{k}={v}" for k, v in params.items()])
+    (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    return [dict(override.split("=", 1) for override in job) for job in jobs]
+
+
+def suite_command(tmp_path: Path, *args: str) -> list[str]:
+    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path."""
+    return [sys.executable, "run.py", *args, f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results",
+            f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
+
+
+def start_suite(tmp_path: Path, *args: str, **popen) -> subprocess.Popen:
+    """The suite command started offline, not waited for: runs that mostly import libraries overlap on the cores."""
+    return subprocess.Popen(suite_command(tmp_path, *args), cwd=ROOT, text=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **popen)
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    """A started suite command waited for, with its output (started with stdout and stderr piped); killed, as
+    subprocess.run would, if it outlives its time."""
+    try:
+        stdout, stderr = process.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The suite command run to its end, its output captured."""
+    return finish(start_suite(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+
+
+def records(tmp_path: Path) -> list[dict]:
+    """The records a suite command run with `suite_command(tmp_path, ...)` wrote, in file order."""
+    return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
+
+
+# --- offline W&B runs --------------------------------------------------------------------------------------------
+
+def wandb_records(path: Path) -> list:
+    """The records of an offline W&B run file: a 7-byte header, then LevelDB-style 32 KiB blocks of chunks,
+    each with a 7-byte header (crc32c, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
+    data, block, offset, records, pending = path.read_bytes(), 32768, 7, [], b""
+    while offset + 7 <= len(data):
+        if block - offset % block < 7:  # a block's tail too short for a chunk header is padding
+            offset += block - offset % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[offset:offset + 7])
+        pending += data[offset + 7:offset + 7 + length]
+        offset += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            records.append(record)
+            pending = b""
+        elif kind == 0:
+            break
+    return records
+
+
+def key(item) -> str:
+    """W&B stores a key with a slash as a one-element nested key."""
+    return item.key or "/".join(item.nested_key)
+
+
+def wandb_run(run_dir: Path) -> dict:
+    """What an offline run holds: its group, job type, config, summary and exit code."""
+    run = {"summary": {}, "config": {}}
+    for record in wandb_records(next(run_dir.glob("*.wandb"))):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.update(group=record.run.run_group, job_type=record.run.job_type, name=record.run.display_name,
+                       tags=list(record.run.tags))
+        elif kind == "config":
+            run["config"].update({key(item): json.loads(item.value_json) for item in record.config.update})
+        elif kind == "summary":
+            run["summary"].update({key(item): json.loads(item.value_json) for item in record.summary.update})
+        elif kind == "exit":
+            run["exit_code"] = record.exit.exit_code
+    return run
+
+
+
+# --- datasets in their published layouts, in miniature -----------------------------------------------------------
+
+# The split-file datasets' real layouts (CoOp's DATASETS.md; the baseline's for Stanford Dogs): folder under the data
+# root, split file, image folder, and for three classes, as the split file names them, where their images lie under
+# the image folder ({} is an image number).
+SPLIT_LAYOUTS = {
+    "caltech101": ("caltech-101", "split_zhou_Caltech101.json", "101_ObjectCategories",
+                   {"face": "Faces/image_{:04d}.jpg", "euphonium": "euphonium/image_{:04d}.jpg",
+                    "water_lilly": "water_lilly/image_{:04d}.jpg"}),
+    "oxford_flowers": ("oxford_flowers", "split_zhou_OxfordFlowers.json", "jpg",
+                       {"pink primrose": "image_{:05d}.jpg", "gazania": "image_{:05d}.jpg",
+                        "trumpet creeper": "image_{:05d}.jpg"}),
+    "stanford_cars": ("stanford_cars", "split_zhou_StanfordCars.json", ".",
+                      {"2000 AM General Hummer SUV": "cars_train/{:05d}.jpg",
+                       "2009 Spyker C8 Coupe": "cars_test/{:05d}.jpg",
+                       "2012 smart fortwo Convertible": "cars_test/{:05d}.jpg"}),
+    "stanford_dogs": ("stanford_dogs", "split_alexey_stanford_dogs.json", "Images",
+                      {"Pekinese": "n02086079-Pekinese/n02086079_{}.jpg",
+                       "toy poodle": "n02113624-toy_poodle/n02113624_{}.jpg",
+                       "African hunting dog": "n02116738-African_hunting_dog/n02116738_{}.jpg"}),
+}
+SPLIT_SIZES = {"train": 3, "val": 2, "test": 4}
+
+
+def dataset(name: str, data_dir: Path):
+    """The dataset config `name` as a job instantiates it, with its data root at `data_dir`."""
+    return instantiate(make_config(f"dataset={name}", f"data_dir={data_dir}").dataset)
+
+
+def write_jpeg(path: Path, grey: int) -> None:
+    """A 5x4 image of one grey level, so that a loaded image tells which file it came from."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (5, 4), (grey, grey, grey)).save(path, format="JPEG", quality=95)
+
+
+def write_split_dataset(data_dir: Path, name: str, labels=None) -> dict[str, list[tuple[str, int]]]:
+    """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split file numbers each
+    class as the config does unless `labels` says otherwise. Returns per split the (config class name, grey level) of
+    each image, in the split file's order."""
+    folder, split_file, image_dir, classes = SPLIT_LAYOUTS[name]
+    classnames = list(dataset(name, data_dir).classnames)
+    split, expected, number = {}, {}, 0
+    for part, size in SPLIT_SIZES.items():
+        for i in range(size):
+            written, pattern = list(classes.items())[i % len(classes)]
+            number += 1
+            path, grey, classname = pattern.format(number), 20 * number, written.replace("_", " ")
+            write_jpeg(data_dir / folder / image_dir / path, grey)
+            label = classnames.index(classname) if labels is None else labels
+            split.setdefault(part, []).append([path, label, written])
+            expected.setdefault(part, []).append((classname, grey))
+    (data_dir / folder / split_file).write_text(json.dumps(split))
+    return expected
