@@ -1,5 +1,8 @@
 """Writes a linear map of the image embedding space into the image tower's final projection layer, so the
-unlearned model is an ordinary open_clip model (same architecture, same state-dict keys)."""
+unlearned model is an ordinary open_clip model (same architecture, same state-dict keys).
+
+Where that layer is depends on the kind of image tower; `projection_head` chooses it once, and everything else asks
+the head: a new kind of tower is one more head."""
 import copy
 import json
 from contextlib import contextmanager
@@ -15,23 +18,83 @@ from ccup import storage
 from ccup.errors import UserError
 
 
+class MatrixHead:
+    """A ViT's `visual.proj`, a (D, d) matrix in the row-vector convention: z = h @ proj."""
+
+    def __init__(self, visual: VisionTransformer):
+        self.visual = visual
+
+    def names(self) -> list[str]:
+        return ["proj"]
+
+    def fold(self, W: torch.Tensor) -> None:
+        if self.visual.proj is None:
+            raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs one to edit")
+        self.visual.proj.copy_(self.visual.proj @ W.T.to(self.visual.proj))  # (W z)^T = h @ proj @ W^T
+
+    @contextmanager
+    def removed(self):
+        proj, self.visual.proj = self.visual.proj, None  # VisionTransformer skips a None projection
+        try:
+            yield
+        finally:
+            self.visual.proj = proj
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        return features @ self.visual.proj
+
+
+class LinearHead:
+    """The tower's last `nn.Linear`, named `name` within it: z = weight @ h + bias, weight (d, D)."""
+
+    def __init__(self, visual: torch.nn.Module, name: str):
+        self.name, self.linear = name, visual.get_submodule(name)
+
+    def names(self) -> list[str]:
+        return [f"{self.name}.{param}" for param, _ in self.linear.named_parameters()]
+
+    def fold(self, W: torch.Tensor) -> None:
+        self.linear.weight.copy_(W.to(self.linear.weight) @ self.linear.weight)
+        if self.linear.bias is not None:
+            self.linear.bias.copy_(W.to(self.linear.bias) @ self.linear.bias)
+
+    @contextmanager
+    def removed(self):
+        weight, bias = self.linear.weight, self.linear.bias
+        identity = torch.eye(self.linear.in_features, dtype=weight.dtype, device=weight.device)
+        # An identity of the input width in place of the weights: ModifiedResNet's attention pool reads c_proj's
+        # weight and bias directly, so the layer stays and only its parameters change.
+        self.linear.weight = torch.nn.Parameter(identity)
+        self.linear.bias = torch.nn.Parameter(torch.zeros_like(identity[0]))
+        try:
+            yield
+        finally:
+            self.linear.weight, self.linear.bias = weight, bias
+
+    def project(self, features: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.linear(features, self.linear.weight, self.linear.bias)
+
+
+def projection_head(model: torch.nn.Module) -> MatrixHead | LinearHead:
+    """The final projection of `model`'s image tower: what its embedding comes out of."""
+    visual = model.visual
+    if isinstance(visual, VisionTransformer):
+        return MatrixHead(visual)
+    if isinstance(visual, ModifiedResNet):
+        return LinearHead(visual, "attnpool.c_proj")
+    if isinstance(visual, TimmModel) and isinstance(getattr(visual.head, "proj", None), torch.nn.Linear):
+        return LinearHead(visual, "head.proj")
+    raise UserError(f"no final linear projection found in image tower {type(visual).__name__}; "
+                    "CCUP edits ViT (visual.proj), ModifiedResNet (attnpool.c_proj) and timm towers with head.proj")
+
+
 def fold_projection(model: torch.nn.Module, W: torch.Tensor) -> torch.nn.Module:
     """A copy of `model` whose image embeddings are W z for the original's z; W is (d, d). `model` is untouched; the
     copy shares every tensor but the final projection with it (no second copy of the weights), so treat both as
     read-only."""
     edited = copy.deepcopy(model, memo=shared_except(model, projection_names(model)))
-    visual = edited.visual
     with torch.no_grad():
-        if isinstance(visual, VisionTransformer):
-            if visual.proj is None:
-                raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs one to edit")
-            # Row-vector convention z = h @ proj, proj: (D, d), so (W z)^T = h @ proj @ W^T.
-            visual.proj.copy_(visual.proj @ W.T.to(visual.proj))
-        else:
-            linear = final_linear(visual)  # z = weight @ h + bias, weight: (d, D)
-            linear.weight.copy_(W.to(linear.weight) @ linear.weight)
-            if linear.bias is not None:
-                linear.bias.copy_(W.to(linear.bias) @ linear.bias)
+        projection_head(edited).fold(W)
     return edited
 
 
@@ -41,55 +104,19 @@ def shared_except(model: torch.nn.Module, names: list[str]) -> dict:
     return {id(tensor): tensor for name, tensor in tensors if name not in names}
 
 
-def final_linear(visual: torch.nn.Module) -> torch.nn.Linear:
-    """The last linear layer of a non-ViT image tower: what its embedding comes out of."""
-    if isinstance(visual, ModifiedResNet):
-        return visual.attnpool.c_proj
-    if isinstance(visual, TimmModel) and isinstance(getattr(visual.head, "proj", None), torch.nn.Linear):
-        return visual.head.proj
-    raise UserError(f"no final linear projection found in image tower {type(visual).__name__}; "
-                    "CCUP edits ViT (visual.proj), ModifiedResNet (attnpool.c_proj) and timm towers with head.proj")
-
-
 def projection_names(model: torch.nn.Module) -> list[str]:
     """Names of the parameters `fold_projection` rewrites: all that CCUP changes."""
-    if isinstance(model.visual, VisionTransformer):
-        return ["visual.proj"]
-    linear = final_linear(model.visual)
-    prefix = next(name for name, module in model.named_modules() if module is linear)
-    return [f"{prefix}.{name}" for name, _ in linear.named_parameters()]
+    return [f"visual.{name}" for name in projection_head(model).names()]
 
 
-@contextmanager
 def projection_removed(model: torch.nn.Module):
     """Within the block, `model.visual` returns its features before the final projection: (B, D) instead of (B, d)."""
-    visual = model.visual
-    if isinstance(visual, VisionTransformer):
-        proj, visual.proj = visual.proj, None  # VisionTransformer skips a None projection
-        try:
-            yield
-        finally:
-            visual.proj = proj
-        return
-    linear = final_linear(visual)
-    weight, bias = linear.weight, linear.bias
-    identity = torch.eye(linear.in_features, dtype=weight.dtype, device=weight.device)
-    # An identity of the input width in place of the weights: ModifiedResNet's attention pool reads c_proj's
-    # weight and bias directly, so the layer stays and only its parameters change.
-    linear.weight, linear.bias = torch.nn.Parameter(identity), torch.nn.Parameter(torch.zeros_like(identity[0]))
-    try:
-        yield
-    finally:
-        linear.weight, linear.bias = weight, bias
+    return projection_head(model).removed()
 
 
 def project(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
     """(N, d) image embeddings of `model` from its (N, D) features before the final projection."""
-    visual = model.visual
-    if isinstance(visual, VisionTransformer):
-        return features @ visual.proj
-    linear = final_linear(visual)
-    return torch.nn.functional.linear(features, linear.weight, linear.bias)
+    return projection_head(model).project(features)
 
 
 def export_checkpoint(model: torch.nn.Module, model_name: str, path: str | Path) -> Path:

@@ -73,3 +73,13 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(tmp_path, content):
         path.write_bytes(content)
     with pytest.raises(UserError, match=f"{path} is not a checkpoint of ccup-tiny-p7 .*: pass an open_clip checkpoint"):
         load_clip("ccup-tiny-p7", str(path))
+
+
+def test_a_tower_without_a_known_final_projection_is_refused_by_name():
+    class Tower(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.visual = torch.nn.Sequential(torch.nn.Linear(4, 4))
+
+    with pytest.raises(UserError, match="no final linear projection found in image tower Sequential; CCUP edits ViT"):
+        fold_projection(Tower(), torch.eye(4))
