@@ -9,10 +9,10 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test tiny paper bench report lint
+.PHONY: help install data run test tiny paper bench report lint slurm slurm-stop
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -34,7 +34,7 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 	$(PY) run.py $(ARGS)
 	$(PY) -m ccup.report
 
-test: data  ## the tests (the first run trains the embedded model, ~3.5 min)
+test: data  ## the tests
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
@@ -52,3 +52,9 @@ report: install  ## tables and plots from the records in results/ (RESULTS=resul
 
 lint: install  ## ruff
 	$(PY) -m ruff check .
+
+slurm:  ## start a single-node SLURM cluster on this machine (root), for hydra/launcher=slurm
+	.ci/slurm start
+
+slurm-stop:  ## stop it
+	.ci/slurm stop

@@ -23,7 +23,8 @@ def find_user_error(exc: BaseException | None) -> UserError | None:
 def one_line(exc: BaseException) -> str:
     """What went wrong, on one line: the UserError behind `exc` if there is one, else its type and message."""
     error = find_user_error(exc)
-    return " ".join((str(error) if error is not None else f"{type(exc).__name__}: {exc}").split())
+    text = str(error) if error is not None else f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())
 
 
 def check_values(config: dict, skip: Collection[str] = ()) -> None:

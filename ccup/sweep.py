@@ -27,11 +27,12 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 
 def job_outcome(job_dir: Path) -> dict:
-    """A job's overrides, status and error, from its folder; a job that left no record failed."""
-    overrides = job_dir / ".hydra" / "overrides.yaml"
+    """A job's overrides, status and error, from its folder; a job that left no record failed. A job that never
+    started has no .hydra/ folder, only the record its launcher wrote, with the overrides."""
+    hydra_overrides = job_dir / ".hydra" / "overrides.yaml"
     record = read_record(job_dir / "record.json") or {"status": "failed", "error": NO_RECORD}
-    return {"job": str(job_dir), "overrides": list(OmegaConf.load(overrides)) if overrides.exists() else [],
-            "status": record["status"], "error": record.get("error")}
+    overrides = OmegaConf.load(hydra_overrides) if hydra_overrides.exists() else record.get("overrides", [])
+    return {"job": str(job_dir), "overrides": list(overrides), "status": record["status"], "error": record.get("error")}
 
 
 def summarize(outcomes: list[dict]) -> dict:

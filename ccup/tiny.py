@@ -101,17 +101,16 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        weights, cache_hit = storage.cached(path, train, read=read_weights, write=write_weights)
-        clip = load_clip(ARCH)
-    clip.model.load_state_dict(weights["state_dict"])
+        weights, cache_hit = storage.cached(path, train, read=read_info, write=write_weights)
+        clip = load_clip(ARCH, pretrained=str(path))  # open_clip reads the state dict, cached or just trained
     clip.info = {**weights["info"], "cache_hit": int(cache_hit)}
     return clip
 
 
-def read_weights(path: Path) -> dict:
-    """A recipe's trained weights: the open_clip state dict at `path`, and beside it (`.json`) the recipe, the training
-    time and the commit of the code that trained them."""
-    return {"state_dict": storage.load(path), "info": json.loads(path.with_suffix(".json").read_text())}
+def read_info(path: Path) -> dict:
+    """What a cache entry of trained weights says beside them (`.json`): the recipe, the training time and the
+    commit of the code that trained them. The state dict at `path` is open_clip's to read."""
+    return {"info": json.loads(path.with_suffix(".json").read_text())}
 
 
 def write_weights(weights: dict, path: Path) -> None:

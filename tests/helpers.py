@@ -47,15 +47,17 @@ def sweep_jobs(experiment: str) -> list[dict[str, str]]:
     return [dict(override.split("=", 1) for override in job) for job in jobs]
 
 
-def suite_command(tmp_path: Path, *args: str) -> list[str]:
-    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path."""
-    return [sys.executable, "run.py", *args, f"sweep={tmp_path.name}", f"results_dir={tmp_path}/results",
+def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
+    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path; `named=False` leaves the
+    sweep its default name, the time it starts at."""
+    name = [f"sweep={tmp_path.name}"] if named else []
+    return [sys.executable, "run.py", *args, *name, f"results_dir={tmp_path}/results",
             f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
 
 
-def start_suite(tmp_path: Path, *args: str, **popen) -> subprocess.Popen:
+def start_suite(tmp_path: Path, *args: str, named: bool = True, **popen) -> subprocess.Popen:
     """The suite command started offline, not waited for: runs that mostly import libraries overlap on the cores."""
-    return subprocess.Popen(suite_command(tmp_path, *args), cwd=ROOT, text=True,
+    return subprocess.Popen(suite_command(tmp_path, *args, named=named), cwd=ROOT, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"}, **popen)
 
 
@@ -71,9 +73,9 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def run_suite(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def run_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.CompletedProcess:
     """The suite command run to its end, its output captured."""
-    return finish(start_suite(tmp_path, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return finish(start_suite(tmp_path, *args, named=named, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
 
 
 def records(tmp_path: Path) -> list[dict]:

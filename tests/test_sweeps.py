@@ -195,8 +195,9 @@ def hydra_config(*overrides: str):
 
 
 def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkeypatch):
-    """Hydra's submitit launcher, built from conf/hydra/launcher/slurm.yaml, hands submitit's SLURM executor our
-    settings; its sbatch script is rendered here instead of submitted (a fake `srun` passes submitit's check)."""
+    """The suite's SLURM launcher (Hydra's submitit launcher, waiting for every job), built from
+    conf/hydra/launcher/slurm.yaml, hands submitit's SLURM executor our settings; its sbatch script is rendered here
+    instead of submitted (a fake `srun` passes submitit's check). tests/test_slurm.py submits to a real cluster."""
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\n")
     (tmp_path / "bin" / "srun").chmod(0o755)
@@ -206,12 +207,17 @@ def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkey
                        f"hydra.sweep.dir={tmp_path / 'multirun'}")
     launcher = instantiate(cfg.hydra.launcher)
     # by name: Hydra's plugin discovery imports the plugin module a second time, so its classes are other objects
-    assert f"{type(launcher).__module__}.{type(launcher).__name__}" == (
-        "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher")
+    assert f"{type(launcher).__module__}.{type(launcher).__name__}" == "hydra_plugins.ccup_launcher.SlurmLauncher"
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     submitted = []
-    monkeypatch.setattr(submitit.AutoExecutor, "map_array", lambda executor, *args: submitted.append(executor) or [])
-    launcher.launch([[f"seed={seed}"] for seed in range(6)], initial_job_idx=0)
+
+    def submit(executor, *args):  # instead of sbatch: keep the executor, and stop before waiting for the jobs
+        submitted.append(executor)
+        raise InterruptedError
+
+    monkeypatch.setattr(submitit.AutoExecutor, "map_array", submit)
+    with pytest.raises(InterruptedError):
+        launcher.launch([[f"seed={seed}"] for seed in range(6)], initial_job_idx=0)
     (executor,) = submitted
     slurm = executor._executor
     slurm.parameters["map_count"] = 6  # what submitit sets when it submits the six jobs as one array
@@ -363,11 +369,8 @@ def test_24_jobs_on_4_joblib_workers_write_24_complete_records(tmp_path, tiny):
 def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, tiny):
     """submitit's local executor: every job a process of its own, started and collected by submitit, as on SLURM.
     The sweep is not named, so its jobs must share the timestamp the launching process resolved."""
-    command = [arg for arg in suite_command(tmp_path, "-m", "hydra/launcher=submitit_local", "alpha=0,2", "eval=[]",
-                                            "hydra.launcher.timeout_min=10", "logger=none")
-               if not arg.startswith("sweep=")]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    result = run_suite(tmp_path, "-m", "hydra/launcher=submitit_local", "alpha=0,2", "eval=[]",
+                       "hydra.launcher.timeout_min=10", "logger=none", named=False)
     found = by_id(tmp_path).values()
     assert {r["config"]["alpha"]: r["status"] for r in found} == {0: "complete", 2: "failed"}, result.stderr
     assert result.returncode != 0 and "sweep: 1 of 2 jobs complete, 1 failed" in result.stdout

@@ -1,0 +1,90 @@
+"""Hydra's submitit launcher for SLURM, waiting for every job of a sweep (`hydra/launcher=slurm`).
+
+A Hydra plugin: Hydra takes launchers only from the `hydra_plugins` namespace package, so this file is installed as
+`hydra_plugins.ccup_launcher` (pyproject.toml) and keeps its imports light, since Hydra imports every plugin at start.
+
+SLURM may end a job without a result: `scancel`, a failed node, the time limit. Hydra's launcher then raises at the
+first such job, leaves the others running unwatched and the sweep without its summary; and without SLURM's
+accounting (`sacct`) submitit never learns that such a job ended. This launcher asks the queue (`squeue`) instead,
+which every SLURM cluster answers, writes a failed record into the folder of each job that ended without one, and
+lets the sweep end with its summary, its report and a non-zero exit status.
+"""
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as HydraSlurmLauncher
+from omegaconf import OmegaConf, open_dict
+
+log = logging.getLogger(__name__)
+
+# What squeue calls a job that has not ended; any other state, or none (the queue forgot it), is an end.
+ACTIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING", "SIGNALING",
+          "STAGE_OUT", "STOPPED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD", "SPECIAL_EXIT"}
+
+
+class SlurmLauncher(HydraSlurmLauncher):
+    """Submits the sweep as one job array, as Hydra's launcher does, then waits for each job's result or its end."""
+
+    poll_s = 2.0  # how often the queue is asked about a job without a result
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        import submitit  # as Hydra's launcher: plugin discovery stays fast
+
+        params = dict(self.params)
+        executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                                         slurm_max_num_timeout=params.pop("max_num_timeout"))
+        shared = set(OmegaConf.structured(BaseQueueConf).keys())  # the rest are SLURM's own, prefixed
+        executor.update_parameters(**{key if key in shared else f"slurm_{key}": value for key, value in params.items()})
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        numbers = range(initial_job_idx, initial_job_idx + len(job_overrides))
+        for number, overrides in zip(numbers, job_overrides, strict=True):
+            log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
+        jobs = executor.map_array(self, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(job_overrides),
+                                  list(numbers), [f"job_id_for_{n}" for n in numbers],
+                                  [Singleton.get_state()] * len(job_overrides))
+        return [self.settle(job, list(overrides), number)
+                for job, overrides, number in zip(jobs, job_overrides, numbers, strict=True)]
+
+    def settle(self, job, overrides: list[str], number: int) -> JobReturn:
+        """The job's return once it has one. For a job SLURM ended without one, a failed record in its folder unless
+        the job wrote its own before it was stopped, and an empty return: Hydra's sweepers stop at a failed return,
+        and the record is what says the job failed."""
+        while not job.paths.result_pickle.exists() and (state := queue_state(job.job_id)) in ACTIVE:
+            time.sleep(self.poll_s)
+        if not job.paths.result_pickle.exists():
+            time.sleep(self.poll_s)  # written just before the job left the queue, maybe not yet seen here
+        if job.paths.result_pickle.exists():
+            return job.results()[0]
+        error = (f"SLURM ended job {job.job_id} without a result ({state or 'gone from the queue'}: scancel, a failed "
+                 f"node or the time limit); its log: {job.paths.stderr}")
+        log.error(f"error: {error}")
+        path = self.job_dir(overrides, number) / "record.json"
+        if not path.exists():
+            from ccup import storage  # here, not at the top: Hydra imports every plugin module at every start
+
+            storage.write_bytes(json.dumps({"status": "failed", "error": error, "overrides": overrides}).encode(), path)
+        return JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+
+    def job_dir(self, overrides: list[str], number: int) -> Path:
+        """The job's output folder, as the job itself would have resolved it."""
+        config = self.hydra_context.config_loader.load_sweep_config(self.config, overrides)
+        with open_dict(config.hydra.job):
+            config.hydra.job.num = number
+        return Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
+
+
+def queue_state(job_id: str) -> str | None:
+    """The job's state in SLURM's queue, None once the queue no longer knows it. A queue that cannot be asked counts
+    as the job still running: the launcher waits, as it would for a slow controller."""
+    result = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%T", f"--jobs={job_id}"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        return None if "Invalid job id" in result.stderr else "PENDING"
+    return result.stdout.split()[0] if result.stdout.split() else None

@@ -1,0 +1,66 @@
+"""Sweeps on a real SLURM scheduler: a single-node cluster on this machine (.ci/slurm), the suite's launcher
+(hydra/launcher=slurm), a job cancelled with scancel, and the rerun that completes only that job."""
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, finish, records, run_suite, start_suite
+
+pytestmark = pytest.mark.slow
+SLURM = ROOT / ".ci" / "slurm"
+MARK = "# written by ccup-bench .ci/slurm"  # the script's own configuration: the tests use no other cluster
+# Three jobs of one array, one CPU each, two at a time: the third waits in the queue until one of the others ends.
+SWEEP = ("-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
+         "hydra.launcher.mem_gb=1", "hydra.launcher.array_parallelism=2", "alpha=0,0.5,1", "eval=[]", "logger=none")
+
+
+def ours_is_up() -> bool:
+    conf = Path("/etc/slurm/slurm.conf")
+    if not conf.is_file() or MARK not in conf.read_text().splitlines():
+        return False
+    states = subprocess.run(["sinfo", "--noheader", "--format=%T"], capture_output=True, text=True)
+    return states.returncode == 0 and states.stdout.strip() in ("idle", "mixed", "allocated")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The cluster .ci/slurm runs, started here (and stopped afterwards) unless it is up; the tests skip, with the
+    script's reason, where it cannot run one (no root, no apt-get, a cluster's own configuration)."""
+    if ours_is_up():
+        yield
+        return
+    started = subprocess.run([str(SLURM), "start"], capture_output=True, text=True, timeout=600)
+    if started.returncode != 0:
+        pytest.skip(f"no SLURM cluster: {(started.stderr.strip().splitlines() or ['.ci/slurm start failed'])[-1]}")
+    yield
+    subprocess.run([str(SLURM), "stop"], capture_output=True, timeout=120)
+
+
+def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path):
+    """The third job is cancelled while it waits in the queue: it never starts, so only the launcher can say it
+    failed. The sweep is not named, so its jobs, each a cluster job of its own, must share the launching process's
+    timestamp."""
+    sweep = start_suite(tmp_path, *SWEEP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, named=False)
+    submitted = tmp_path / "multirun" / ".submitit"
+    while not (tasks := sorted(submitted.glob("*_2"))) and sweep.poll() is None:
+        time.sleep(0.1)
+    task = tasks[0].name
+    subprocess.run(["scancel", task], check=True)
+    result = finish(sweep)
+    assert result.returncode != 0
+    assert "sweep: 2 of 3 jobs complete, 1 failed" in result.stdout, result.stdout + result.stderr
+    assert (f"failed: {tmp_path / 'multirun' / '2'} (alpha=1): SLURM ended job {task} without a result ("
+            in result.stdout)
+    first = {r["config"]["alpha"]: r for r in records(tmp_path)}
+    assert sorted(first) == [0, 0.5] and all(r["status"] == "complete" for r in first.values())
+    assert len({r["config"]["sweep"] for r in first.values()}) == 1  # one timestamp, one W&B group
+    assert (tmp_path / "results" / "report.md").exists()
+
+    again = run_suite(tmp_path, *SWEEP, named=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "sweep: 3 of 3 jobs complete, 0 failed" in again.stdout
+    after = {r["config"]["alpha"]: r for r in records(tmp_path)}
+    assert after[1]["status"] == "complete" and all(after[a] == first[a] for a in first)  # the others not run again
+    for job in ("0", "1"):  # each job logs into its folder, on whichever node ran it
+        assert "skipped: the record" in (tmp_path / "multirun" / job / "run.log").read_text()
