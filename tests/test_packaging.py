@@ -18,7 +18,9 @@ def test_the_built_wheel_holds_every_module_and_data_file(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True, capture_output=True)
+    # ccup/hydra_plugins/ is installed as the `hydra_plugins` namespace package's portion, where Hydra finds launchers.
     modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     .replace("ccup.hydra_plugins.", "hydra_plugins.")
                      for package in PACKAGES for path in (ROOT / package).rglob("*.py"))
     script = ("import importlib, sys\n"
               f"for name in {modules!r}:\n"
@@ -30,4 +32,4 @@ def test_the_built_wheel_holds_every_module_and_data_file(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
                             env={"PYTHONPATH": str(tmp_path / "site"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
-    assert len(modules) > 30 and "ccup.evals.probe" in modules and "baselines.retrain" in modules
+    assert len(modules) > 30 and {"ccup.evals.probe", "baselines.retrain", "hydra_plugins.ccup_launcher"} <= set(modules)
