@@ -5,6 +5,8 @@ loggers.
     python run.py -m alpha=0,0.5,1             # a sweep: one job, one record, one W&B run per alpha
     python run.py -m alpha=0,0.5,1             # again: jobs whose record is complete are skipped (rerun=true runs them)
 """
+import os
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -12,10 +14,12 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ccup.adapter import export_checkpoint
+from ccup.errors import composition_error
 from ccup.job import recorded
 from ccup.task import UnlearnTask
 
@@ -23,7 +27,7 @@ from ccup.task import UnlearnTask
 @recorded
 def unlearn(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
-    method = instantiate(cfg.method)  # first: refuses bad settings before any model is loaded
+    method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     train = partial(data.load, split="train", transform=clip.preprocess)
     task = UnlearnTask.of(clip, data.classnames, data.templates, cfg.forget.classes, train)
@@ -31,7 +35,7 @@ def unlearn(cfg: DictConfig) -> dict:
     unlearned = method(clip.model, task)
     cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost
     test_set = data.load(split=data.split, transform=clip.preprocess)
-    metrics = instantiate(cfg.evaluator)(clip.model, unlearned, task, test_set)
+    metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
         export_checkpoint(unlearned, clip.name, folder / "unlearned.pt")
@@ -44,4 +48,8 @@ def main(cfg: DictConfig) -> dict | None:
 
 
 if __name__ == "__main__":
-    main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, for one error line instead of a dump
+    try:
+        main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
+    except CompactHydraException as exc:  # an unknown option or key, an override that does not parse
+        sys.exit(composition_error(exc))

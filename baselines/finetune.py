@@ -12,7 +12,7 @@ from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader
 
 from ccup import storage
-from ccup.errors import UserError
+from ccup.errors import UserError, check_trainer
 from ccup.features import dataset_key
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
@@ -32,6 +32,7 @@ class FineTune:
             raise UserError(f"steps must be at least 1, got {steps}")
         if not batch_size >= 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
+        check_trainer(trainer, "trainer")
         self.alpha, self.module, self.samples, self.params = alpha, module, samples, list(params)
         self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed
         self.trainer, self.cache_dir = trainer, Path(cache_dir)

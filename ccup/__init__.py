@@ -2,5 +2,11 @@ import warnings
 
 from ccup import resolvers  # noqa: F401  (registers the config resolvers before any config is resolved)
 
-# Lightning 2.6 checks a pytree spec with a form torch deprecated; harmless, and printed once per process.
+# Warnings of the libraries that say nothing about the suite's work, printed once per job or training otherwise:
+# Lightning 2.6 checks a pytree spec with a form torch deprecated;
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# Lightning sees `srun` on a machine with SLURM and suggests it, but each job of the suite is one process (inside a
+# SLURM job too, where the suite's launcher started it with srun);
+warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
+# the fine-tuning loop puts the model in eval mode on purpose: BatchNorm statistics frozen, no dropout (PAPER.md §3).
+warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")

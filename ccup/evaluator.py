@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
+from ccup.errors import UserError, check_trainer
 from ccup.features import FeatureCache, Features
 from ccup.metrics import unlearning_metrics
 from ccup.task import UnlearnTask
@@ -26,6 +27,10 @@ class Evaluator:
 
     def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int, cache: FeatureCache,
                  evals: Mapping[str, Callable[..., dict]] | None = None):
+        if not (batch_size >= 1 and num_workers >= 0):
+            raise UserError(f"evaluator.batch_size must be at least 1 and evaluator.num_workers at least 0, got "
+                            f"{batch_size} and {num_workers}")
+        check_trainer(trainer, "evaluator.trainer")
         self.trainer, self.batch_size, self.num_workers, self.cache = trainer, batch_size, num_workers, cache
         self.evals = dict(evals) if evals is not None else {}
 

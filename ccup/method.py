@@ -2,6 +2,7 @@
 import torch
 
 from ccup.adapter import fold_projection, projection_names
+from ccup.errors import UserError
 from ccup.projection import ccup_map, check_alpha, check_weights, with_strength
 from ccup.task import UnlearnTask
 
@@ -15,6 +16,8 @@ class CCUP:
     def __init__(self, alpha: float, lam: float, mu: float, rtol: float = 1e-6):
         check_alpha(alpha)
         check_weights(lam, mu)
+        if not (isinstance(rtol, int | float) and 0 < rtol < 1):
+            raise UserError(f"method.rtol (singular values kept, relative to the largest) lies in (0, 1), got {rtol!r}")
         self.alpha, self.lam, self.mu, self.rtol = alpha, lam, mu, rtol
         self.stats = {}  # what a method reports beside the evaluator's metrics; CCUP has nothing to add
 

@@ -1,8 +1,11 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
 import pytest
 from helpers import CONF, config_names, make_config, sweep_jobs
+from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
+
+from ccup.errors import composition_error
 
 DATASETS = {name: make_config(f"dataset={name}").dataset for name in config_names("dataset")}  # composed once
 GROUPS = ["model", "dataset", "prompts", "forget", "method", "logger", "eval"]
@@ -112,3 +115,19 @@ def test_protocol_experiments_compose_every_job_of_their_sweep(experiment, model
 def test_comparisons_sweep_every_method_of_the_registry_the_oracle_included(experiment):
     methods = sorted({job["method"] for job in sweep_jobs(experiment)})
     assert methods == config_names("method") and "retrain" in methods
+
+
+@pytest.mark.parametrize("overrides, line", [
+    (["method=ccupp"], "error: method=ccupp: no such option; did you mean 'ccup'? method has "
+                       + ", ".join(config_names("method"))),
+    (["hydra/launcher=nosuch"], "error: hydra/launcher=nosuch: no such option; hydra/launcher has basic, joblib, "
+                                "slurm, submitit_local, submitit_slurm"),
+    (["method.lamb=1"], "error: Could not override 'method.lamb'. To append to your config use +method.lamb=1: Key "
+                        "'lamb' is not in struct"),
+    (["alpha=["], "error: cannot read the override 'alpha=[': no viable alternative at input '[' See "
+                  "https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details"),
+])
+def test_a_command_line_hydra_cannot_compose_is_one_line(overrides, line):
+    with pytest.raises(CompactHydraException) as error:
+        make_config(*overrides)
+    assert composition_error(error.value) == line

@@ -1,7 +1,12 @@
 """The oracle, method=retrain: the embedded model's recipe trained again without the forget classes, once."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
-from helpers import make_config
+from helpers import finish, make_config, records, start_suite
 from hydra.utils import instantiate
 
 import ccup.tiny
@@ -49,3 +54,47 @@ def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
         instantiate(make_config("method=retrain", *overrides).method)
     assert message in str(find_user_error(error.value))
+
+
+# --- end to end: the oracle beside CCUP, and the report's gaps ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def oracle(tmp_path_factory, tiny):
+    """The oracle at alpha = 1 and 0.5 (one sweep: the second job reads the first one's training back) beside CCUP on
+    sandal, started together, and the report of the three. The oracle is trained for 50 steps here (the test's
+    reduced recipe; `make paper` trains it by the whole recipe)."""
+    tmp_path = tmp_path_factory.mktemp("oracle")
+    runs = [start_suite(tmp_path, *args, "eval=[cross,probe]", "logger=none", "hydra.callbacks.sweep.report=false",
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for args in (["-m", "method=retrain", "method.max_steps=50", "alpha=1,0.5"], ["method=ccup"])]
+    for result in map(finish, runs):
+        assert result.returncode == 0, result.stderr
+    subprocess.run([sys.executable, "-m", "ccup.report", str(tmp_path / "results")], check=True, capture_output=True)
+    return tmp_path
+
+
+def by_method_and_alpha(results: Path) -> dict:
+    return {(r["choices"]["method"], r["config"]["alpha"]): r["metrics"] for r in records(results)}
+
+
+@pytest.mark.slow
+def test_the_oracle_never_saw_the_class_and_a_second_run_reads_it_back(oracle):
+    runs = by_method_and_alpha(oracle)
+    full, half = runs["retrain", 1.0], runs["retrain", 0.5]
+    assert full["forget/acc_before"] > 80 and full["forget/acc"] < 20  # no sandal photo in its training
+    assert {"retain/acc", "all/acc", "cross/digits/acc", "leak/probe_auroc"} <= set(full)
+    assert full["unlearn/cache_hit"] == 0 and half["unlearn/cache_hit"] == 1
+    assert half["time/unlearn_s"] == full["time/unlearn_s"]  # the cost of the one training
+    assert full["forget/acc"] <= half["forget/acc"] < full["forget/acc_before"]
+    assert half["all/acc"] != full["all/acc"]  # halfway between the original weights and the oracle's
+
+
+@pytest.mark.slow
+def test_the_report_reads_ccup_as_its_gap_to_the_oracle(oracle):
+    runs, table = by_method_and_alpha(oracle), pd.read_csv(oracle / "results" / "report.csv")
+    assert table["method"].iloc[0] == "retrain"
+    ccup = table[table["method"] == "ccup"].iloc[0]
+    for metric in ("forget/acc", "retain/acc", "all/acc", "cross/digits/acc", "leak/probe_auroc"):
+        assert ccup[f"gap/{metric}"] == pytest.approx(abs(runs["ccup", 1.0][metric] - runs["retrain", 1.0][metric]))
+    accuracies = ("forget/acc", "retain/acc", "all/acc", "cross/digits/acc")
+    assert ccup["gap/avg"] == pytest.approx(sum(ccup[f"gap/{m}"] for m in accuracies) / 4)

@@ -327,12 +327,12 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
 
 @pytest.mark.slow
 def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny):
-    """rtol is a number the projection multiplies by: a string makes the method itself raise (not a checked input)."""
-    result = run_suite(tmp_path, "-m", "method=nullspace", "+method.rtol=abc,1e-6", "eval=[]", "logger=none")
-    by_rtol = {str(r["config"]["method"]["rtol"]): r for r in by_id(tmp_path).values()}
-    assert sorted(by_rtol) == ["1e-06", "abc"], result.stderr
-    assert by_rtol["abc"]["status"] == "failed" and by_rtol["abc"]["error"].startswith("TypeError")
-    assert by_rtol["1e-06"]["status"] == "complete"
+    """A bug, not a bad input: the method raises a RuntimeError at alpha = 0.5 (patched in before run.py runs)."""
+    result = run_with_fault(tmp_path, BUGGY_METHOD, "-m", "method=nullspace", "alpha=0.5,1", "eval=[]", "logger=none")
+    by_alpha = {r["config"]["alpha"]: r for r in by_id(tmp_path).values()}
+    assert sorted(by_alpha) == [0.5, 1], result.stderr
+    assert by_alpha[0.5]["status"] == "failed" and by_alpha[0.5]["error"] == "RuntimeError: a bug"
+    assert by_alpha[1]["status"] == "complete"
     assert result.returncode != 0 and "1 of 2 jobs failed" in result.stderr
     assert "Traceback" in (tmp_path / "multirun" / "0" / "run.log").read_text()  # a bug keeps its traceback
 
@@ -381,13 +381,24 @@ def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, t
 
 
 def run_with_fault(tmp_path: Path, fault: str, *args: str) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` (as run_suite) with `fault`, Python source that breaks the filesystem under
-    tmp_path/results, run first: faults that a test cannot ask of the OS (root ignores read-only permissions)."""
+    """`python run.py ARGS` (as run_suite) with `fault`, Python source run first: faults that a test cannot ask of
+    the OS or the command line (root ignores read-only permissions; a full disk; a bug), FAULTY naming the folder
+    whose writes a filesystem fault breaks."""
     code = f"import runpy, sys\n{fault}\nsys.argv[0] = 'run.py'\nrunpy.run_path('run.py', run_name='__main__')"
     return subprocess.run([sys.executable, "-c", code, *suite_command(tmp_path, *args)[2:]], cwd=ROOT,
                           capture_output=True, text=True, timeout=600,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "FAULTY": str(tmp_path / "results")})
 
+
+BUGGY_METHOD = """
+import ccup.method
+call = ccup.method.CCUP.__call__
+def buggy(self, model, task):
+    if self.alpha == 0.5:
+        raise RuntimeError("a bug")
+    return call(self, model, task)
+ccup.method.CCUP.__call__ = buggy
+"""
 
 READ_ONLY = """
 import errno, os

@@ -32,6 +32,8 @@ def test_task_indices_split_the_classes():
     ({"alpha": -0.5, "lam": 1.0, "mu": 1.0}, r"alpha must lie in \[0, 1\]"),
     ({"alpha": 1.0, "lam": -1.0, "mu": 1.0}, "lam >= 0"),
     ({"alpha": 1.0, "lam": 1.0, "mu": -1.0}, "finite mu >= 0"),
+    ({"alpha": 1.0, "lam": 1.0, "mu": 1.0, "rtol": "abc"}, r"method.rtol .* lies in \(0, 1\), got 'abc'"),
+    ({"alpha": 1.0, "lam": 1.0, "mu": 1.0, "rtol": 0.0}, r"lies in \(0, 1\), got 0.0"),
 ])
 def test_ccup_refuses_bad_settings_when_configured(settings, message):
     with pytest.raises(UserError, match=message):

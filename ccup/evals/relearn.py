@@ -11,7 +11,7 @@ from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, TensorDataset
 
 from ccup.data import materialize, per_class
-from ccup.errors import UserError
+from ccup.errors import UserError, check_trainer
 from ccup.features import Features
 from ccup.loop import Unlearning, classification_loss, uses
 from ccup.metrics import accuracy
@@ -32,6 +32,7 @@ class Relearning:
                  seed: int, trainer: Callable[..., pl.Trainer]):
         if not (shots >= 1 and max_steps >= 1 and lr > 0):
             raise UserError(f"eval.relearn needs shots >= 1, max_steps >= 1 and lr > 0, got {shots}, {max_steps}, {lr}")
+        check_trainer(trainer, "trainer")
         self.shots, self.max_steps, self.lr, self.params = shots, max_steps, lr, list(params)
         self.test_per_class, self.seed, self.trainer = test_per_class, seed, trainer
 

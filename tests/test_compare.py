@@ -1,0 +1,56 @@
+"""End to end: CCUP beside every fine-tuning baseline on the embedded model, one sweep, one evaluator, one report."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from helpers import config_names, records, run_suite
+
+pytestmark = pytest.mark.slow
+
+
+# Every method but the oracle, whose whole recipe takes minutes: test_retrain.py runs it on a reduced one.
+APPROXIMATE = [name for name in config_names("method") if name != "retrain"]
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, tiny):
+    """`python run.py -m experiment=compare alpha=1 eval=[]`: CCUP and every baseline on the default forget set."""
+    tmp_path = tmp_path_factory.mktemp("compare")
+    result = run_suite(tmp_path, "-m", "experiment=compare", f"method={','.join(APPROXIMATE)}", "alpha=1", "eval=[]",
+                       "logger=none")
+    assert result.returncode == 0, result.stderr
+    return tmp_path
+
+
+def test_every_method_forgets_the_class_at_full_strength_and_keeps_the_others(comparison):
+    by_method = {r["choices"]["method"]: r["metrics"] for r in records(comparison)}
+    assert sorted(by_method) == APPROXIMATE
+    for name, metrics in by_method.items():
+        assert metrics["forget/acc"] < 20, name
+        assert metrics["forget/acc_before"] > 80, name
+        assert metrics["retain/acc"] > metrics["retain/acc_before"] - 20, name  # a wrecked model fails here
+        assert metrics["time/unlearn_s"] > 0, name
+    for name in ("ccup", "nullspace"):  # the projections leave the other classes within a point
+        assert abs(by_method[name]["retain/acc"] - by_method[name]["retain/acc_before"]) < 1, name
+    # The closed form costs a fraction of any fine-tuning run.
+    assert by_method["ccup"]["time/unlearn_s"] < min(m["time/unlearn_s"] for n, m in by_method.items()
+                                                     if n not in ("ccup", "nullspace"))
+
+
+def test_the_report_shows_every_method_of_the_sweep(comparison):
+    subprocess.run([sys.executable, "-m", "ccup.report", str(comparison / "results")], check=True,
+                   capture_output=True)
+    table = pd.read_csv(comparison / "results" / "report.csv")
+    assert sorted(table["method"]) == APPROXIMATE
+    assert {"forget/acc", "retain/acc", "time/unlearn_s"} <= set(table.columns)
+
+
+def test_another_alpha_in_another_process_reuses_the_trained_weights(comparison):
+    result = run_suite(comparison, "method=grad_ascent", "alpha=0.5", "eval=[]", "logger=none")
+    assert result.returncode == 0, result.stderr
+    by_alpha = {r["config"]["alpha"]: r["metrics"] for r in records(comparison)
+                if r["choices"]["method"] == "grad_ascent"}
+    assert by_alpha[0.5]["unlearn/cache_hit"] == 1
+    assert by_alpha[0.5]["time/unlearn_s"] == by_alpha[1.0]["time/unlearn_s"]  # the cost of the one training
+    assert by_alpha[1.0]["forget/acc"] < by_alpha[0.5]["forget/acc"] < by_alpha[1.0]["forget/acc_before"]

@@ -1,0 +1,22 @@
+"""End to end: the protocol pipeline (PAPER.md §2) on random-weight RN50 over the four protocol datasets in miniature,
+written in their published layouts."""
+import pytest
+from helpers import SPLIT_LAYOUTS, records, run_suite, write_split_dataset
+
+
+@pytest.mark.slow
+def test_the_protocol_pipeline_runs_end_to_end_on_fixture_datasets_in_their_published_layouts(tmp_path):
+    """`experiment=protocol_rn50` with RN50's random weights over the four protocol datasets in miniature (three
+    classes each, in CoOp's layouts): Caltech101's first protocol forget class, scored on the other three. (One job:
+    every job of both protocol sweeps is composed in test_configs.py.)"""
+    for name in SPLIT_LAYOUTS:
+        write_split_dataset(tmp_path / "data", name)
+    result = run_suite(tmp_path, "-m", "experiment=protocol_rn50", "model.pretrained=null", "dataset=caltech101",
+                       "forget=protocol_1", f"data_dir={tmp_path / 'data'}", "logger=none")
+    assert result.returncode == 0, result.stderr
+    (record,) = records(tmp_path)
+    assert record["status"] == "complete" and record["config"]["model"]["name"] == "RN50"
+    assert record["config"]["forget"]["classes"] == ["euphonium"]
+    crosses = {key.split("/")[1] for key in record["metrics"] if key.startswith("cross/")}
+    assert crosses == {"oxford_flowers", "stanford_cars", "stanford_dogs"}  # the other three, never itself
+    assert record["metrics"]["forget/acc_before"] in (0.0, 100.0)  # the fixture's one euphonium test image

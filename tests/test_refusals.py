@@ -1,0 +1,109 @@
+"""Bad input, end to end: each place a job can refuse its input ends the command with one `error:` line and a failed
+record; a command line Hydra cannot compose ends with one `error:` line naming what exists."""
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import CONF, finish, records, start_suite
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+pytestmark = pytest.mark.slow
+
+
+# One case per place a job can refuse its input (config values, method settings, the forget set, the data, the
+# model); every message of each place is tested where it is raised, in process (test_sweeps.py: NaN, numbers in
+# quotes, seeds; test_task.py: forget sets; test_projection.py, test_baselines.py, test_adapter.py). A method's
+# range check (alpha=2) fails a job of test_sweeps.py's sweep, with its W&B run marked failed.
+BAD_INPUTS = {
+    "alpha=nan": "alpha=nan is not a number",
+    "forget.classes=[sandals]": "unknown forget class 'sandals': did you mean 'sandal'?",
+    "method=finetune;method.lr=0": "lr must be a positive finite number",
+    "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run `make data`",
+    "model=vit_b32_openai;model.name=ViT-B-99": "unknown open_clip model 'ViT-B-99'",
+    "model=vit_b32_openai": "could not download the 'openai' weights of ViT-B-32",
+    "model=vit_b32_openai;model.pretrained=README.md": "README.md is not a checkpoint of ViT-B-32",
+    "method=retrain;model=vit_b32_openai": "comes with pretrained weights whose training data and recipe the suite",
+    "method=retrain;forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]":
+        "cannot forget every class",
+    "method=grad_ascent;trainer.accelerator=nosuch":
+        "Lightning refuses the Trainer settings trainer.*: ValueError: You selected an invalid accelerator name",
+    "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
+}
+ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the command that ran the job alone
+# A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
+# ccup.errors.composition_error is tested in test_configs.py).
+UNCOMPOSED = {
+    "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",
+    "alpha=[": "error: cannot read the override 'alpha=[': no viable alternative at input '['",
+}
+
+
+def as_option(override: str) -> str:
+    """A bad input (overrides joined by ';') as an option of a config group of the tests' own, so that one sweep
+    runs them all: group choices become defaults overrides, values are typed as Hydra types them on a command line."""
+    config, defaults = OmegaConf.create(), []
+    for item in OverridesParser.create().parse_overrides(override.split(";")):
+        if (CONF / item.key_or_group).is_dir():
+            defaults.append({f"override /{item.key_or_group}": item.value()})
+        else:
+            OmegaConf.update(config, item.key_or_group, item.value(), force_add=True)
+    return "# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.merge({"defaults": defaults}, config))
+
+
+def option_name(override: str) -> str:
+    return re.sub(r"\W+", "_", override).strip("_")[:60]
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Every bad input as one job of one sweep (`+bad=...`, the group written here), and beside it, started together,
+    the command lines that do not compose and one bad input run alone. (`tiny`: the runs that load the embedded model
+    find it ready.)"""
+    tmp_path = tmp_path_factory.mktemp("refused")
+    (tmp_path / "conf" / "bad").mkdir(parents=True)
+    for override in BAD_INPUTS:
+        (tmp_path / "conf" / "bad" / f"{option_name(override)}.yaml").write_text(as_option(override))
+    options = ",".join(option_name(override) for override in BAD_INPUTS)
+    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    started = {"sweep": (tmp_path, start_suite(tmp_path, "-m", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
+                                                f"+bad={options}", "logger=none", **pipe))}
+    try:
+        for override in [ALONE, *UNCOMPOSED]:
+            folder = tmp_path_factory.mktemp("refused")
+            started[override] = folder, start_suite(folder, *override.split(";"), "logger=none", **pipe)
+        return {name: (folder, finish(process)) for name, (folder, process) in started.items()}
+    finally:
+        for _, process in started.values():
+            if process.poll() is None:  # only after a failure above: no run outlives the fixture
+                process.kill()
+                process.wait()
+
+
+@pytest.mark.parametrize("override", BAD_INPUTS)
+def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(refusals, override):
+    tmp_path, sweep = refusals["sweep"]
+    (job,) = [r for r in records(tmp_path) if r["choices"]["bad"] == option_name(override)]
+    assert job["status"] == "failed" and BAD_INPUTS[override] in job["error"]
+    log = (tmp_path / "multirun" / str(list(BAD_INPUTS).index(override)) / "run.log").read_text()  # jobs in order
+    assert [line.split(" - ", 1)[1] for line in log.splitlines() if " - error: " in line] == [f"error: {job['error']}"]
+    assert "Traceback" not in log
+    assert sweep.returncode != 0 and f"sweep: 0 of {len(BAD_INPUTS)} jobs complete" in sweep.stdout
+
+
+def test_a_bad_input_alone_ends_the_command_with_one_error_line(refusals):
+    tmp_path, result = refusals[ALONE]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (failed,) = records(tmp_path)
+    assert failed["status"] == "failed" and failed["error"].startswith(BAD_INPUTS[ALONE])
+    assert result.stderr.strip().splitlines()[-1] == f"error: {failed['error']}"
+
+
+@pytest.mark.parametrize("override", UNCOMPOSED)
+def test_a_command_line_that_does_not_compose_gets_one_error_line_naming_what_exists(refusals, override):
+    tmp_path, result = refusals[override]
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].startswith(UNCOMPOSED[override]), result.stderr
+    assert "Traceback" not in result.stderr and "Config search path" not in result.stderr
+    assert not (tmp_path / "results").exists()  # nothing ran
