@@ -16,6 +16,7 @@ from open_clip.transformer import VisionTransformer
 
 from ccup import storage
 from ccup.errors import UserError
+from ccup.projection import LowRank
 
 
 class MatrixHead:
@@ -27,10 +28,10 @@ class MatrixHead:
     def names(self) -> list[str]:
         return ["proj"]
 
-    def fold(self, W: torch.Tensor) -> None:
+    def fold(self, W: torch.Tensor | LowRank) -> None:
         if self.visual.proj is None:
             raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs one to edit")
-        self.visual.proj.copy_(self.visual.proj @ W.T.to(self.visual.proj))  # (W z)^T = h @ proj @ W^T
+        self.visual.proj.copy_(times(W, self.visual.proj.T).T)  # (W z)^T = h @ proj @ W^T
 
     @contextmanager
     def removed(self):
@@ -53,10 +54,10 @@ class LinearHead:
     def names(self) -> list[str]:
         return [f"{self.name}.{param}" for param, _ in self.linear.named_parameters()]
 
-    def fold(self, W: torch.Tensor) -> None:
-        self.linear.weight.copy_(W.to(self.linear.weight) @ self.linear.weight)
+    def fold(self, W: torch.Tensor | LowRank) -> None:
+        self.linear.weight.copy_(times(W, self.linear.weight))
         if self.linear.bias is not None:
-            self.linear.bias.copy_(W.to(self.linear.bias) @ self.linear.bias)
+            self.linear.bias.copy_(times(W, self.linear.bias[:, None])[:, 0])
 
     @contextmanager
     def removed(self):
@@ -88,10 +89,15 @@ def projection_head(model: torch.nn.Module) -> MatrixHead | LinearHead:
                     "CCUP edits ViT (visual.proj), ModifiedResNet (attnpool.c_proj) and timm towers with head.proj")
 
 
-def fold_projection(model: torch.nn.Module, W: torch.Tensor) -> torch.nn.Module:
-    """A copy of `model` whose image embeddings are W z for the original's z; W is (d, d). `model` is untouched; the
-    copy shares every tensor but the final projection with it (no second copy of the weights), so treat both as
-    read-only."""
+def times(W: torch.Tensor | LowRank, X: torch.Tensor) -> torch.Tensor:
+    """W X for a map of the embedding space, a (d, d) matrix or CCUP's low-rank I - U V^T, and (d, n) X."""
+    return W.times(X) if isinstance(W, LowRank) else W.to(X) @ X
+
+
+def fold_projection(model: torch.nn.Module, W: torch.Tensor | LowRank) -> torch.nn.Module:
+    """A copy of `model` whose image embeddings are W z for the original's z; W is a (d, d) matrix or a LowRank map.
+    `model` is untouched; the copy shares every tensor but the final projection with it (no second copy of the
+    weights), so treat both as read-only."""
     edited = copy.deepcopy(model, memo=shared_except(model, projection_names(model)))
     with torch.no_grad():
         projection_head(edited).fold(W)

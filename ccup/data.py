@@ -54,6 +54,17 @@ def _gunzip(src: Path, dst: Path) -> None:
     storage.cached(dst, lambda: gzip.decompress(src.read_bytes()), read=Path.stat, write=storage.write_bytes)
 
 
+def dataset_key(dataset: Dataset) -> str | None:
+    """What identifies a dataset split as the model sees it across runs (torchvision's repr names root, split and
+    transform), or None where nothing does: a default repr names a memory address, new in every process."""
+    if isinstance(dataset, Subset):
+        inner = dataset_key(dataset.dataset)
+        indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
+        return inner and f"Subset({inner}, indices {indices})"
+    text = f"{dataset!r}|{len(dataset)}"
+    return None if " at 0x" in text or "Lambda()" in text else text
+
+
 def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:
     """Apply the dataset's transform once and keep the result as tensors, for repeated passes."""
     images, labels = zip(*DataLoader(dataset, batch_size=batch_size), strict=True)

@@ -3,7 +3,6 @@
 CCUP, the nullspace projection and any method that edits only the final image projection (or the text tower) leave
 these features unchanged, so every such configuration of a sweep is scored from one encoding pass.
 """
-import hashlib
 import weakref
 from collections.abc import Callable
 from functools import partial
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from ccup import storage
 from ccup.adapter import projection_names, projection_removed
+from ccup.data import dataset_key
 from ccup.models import same_weights, weights_digest
 from ccup.record import versions
 
@@ -51,17 +51,6 @@ def same_tower(a: torch.nn.Module, b: torch.nn.Module) -> bool:
     tensors are shared (as after `fold_projection`) or equal."""
     skip = set(projection_names(a))
     return same_weights(a, b, [name for name in a.state_dict() if name.startswith("visual.") and name not in skip])
-
-
-def dataset_key(dataset: Dataset) -> str | None:
-    """What identifies a dataset split as the model sees it across runs (torchvision's repr names root, split and
-    transform), or None where nothing does: a default repr names a memory address, new in every process."""
-    if isinstance(dataset, Subset):
-        inner = dataset_key(dataset.dataset)
-        indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
-        return inner and f"Subset({inner}, indices {indices})"
-    text = f"{dataset!r}|{len(dataset)}"
-    return None if " at 0x" in text or "Lambda()" in text else text
 
 
 # What computes the features besides the tower and the images: another release may round differently.

@@ -3,7 +3,7 @@ import torch
 
 from ccup.adapter import fold_projection, projection_names
 from ccup.errors import UserError
-from ccup.projection import ccup_map, check_alpha, check_weights, with_strength
+from ccup.projection import ccup_factors, check_alpha, check_weights
 from ccup.task import UnlearnTask
 
 
@@ -23,8 +23,8 @@ class CCUP:
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
         T = task.classifier
-        W = ccup_map(T[:, task.forget_idx], T[:, task.retain_idx], self.lam, self.mu, self.rtol)
-        return fold_projection(model, with_strength(W, self.alpha))
+        W = ccup_factors(T[:, task.forget_idx], T[:, task.retain_idx], self.lam, self.mu, self.rtol)
+        return fold_projection(model, W.with_strength(self.alpha))
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters this method may change."""

@@ -4,6 +4,7 @@ Columns of `T_f` (d, m_f) and `T_r` (d, m_r) are L2-normalised class text embedd
 on image embeddings as column vectors, z' = W z; for mu > 0 it is not symmetric, so the convention matters.
 """
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -33,26 +34,54 @@ def nullspace_projector(T_f: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
 
 
 def ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> torch.Tensor:
-    """W* = argmin objective = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1, in float64.
+    """W* = argmin objective = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1, in float64, as a d x d matrix:
+    `ccup_factors` densified."""
+    return ccup_factors(T_f, T_r, lam, mu, rtol).dense()
 
-    W* differs from I only on the span of the C = m_f + m_r class embeddings, so it is computed in their coordinates:
-    with A = I + lam T_f T_f^T + mu T_r T_r^T, I - W* = lam T_f (A^-1 T_f)^T, and A^-1 T_f costs a C x C solve
-    (`woodbury_solve`): O(d C^2 + C^3) instead of a d x d solve.
+
+def ccup_factors(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> "LowRank":
+    """W* = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1 as I - U V^T, in float64, U and V (d, k).
+
+    W* differs from I only on the span of the C = m_f + m_r class embeddings, so it is computed in their coordinates
+    and kept there: with A = I + lam T_f T_f^T + mu T_r T_r^T, I - W* = lam T_f (A^-1 T_f)^T, and A^-1 T_f costs a
+    C x C solve (`woodbury_solve`): O(d C^2 + C^3) instead of a d x d solve, and no d x d matrix is formed.
 
     lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T with M = I + mu T_r T_r^T and Q a
     basis of span(T_f); with mu = 0 that is the nullspace projector I - Q Q^T.
     """
     check_weights(lam, mu)
     T_f, T_r = T_f.double(), T_r.double()
-    identity = torch.eye(T_f.shape[0], dtype=torch.float64, device=T_f.device)
     retain = [(T_r, mu)] if mu >= TINY else []  # below the smallest normal double, a weight adds nothing to I
     if math.isinf(lam):
         Q = orthonormal_basis(T_f, rtol)  # (d, k)
         MinvQ = woodbury_solve(retain, Q)  # (d, k)
-        return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
+        return LowRank(Q, torch.linalg.solve(Q.T @ MinvQ, MinvQ.T).T)
     if lam < TINY:
-        return identity
-    return identity - lam * T_f @ woodbury_solve([(T_f, lam), *retain], T_f).T
+        return LowRank(T_f[:, :0], T_f[:, :0])  # k = 0: the identity
+    return LowRank(lam * T_f, woodbury_solve([(T_f, lam), *retain], T_f))
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """The map I - U V^T of the d-dimensional embedding space, U and V (d, k): how CCUP's W* and every W_alpha are
+    kept, in the k <= C directions where they differ from I."""
+
+    U: torch.Tensor
+    V: torch.Tensor
+
+    def dense(self) -> torch.Tensor:
+        """(d, d) I - U V^T."""
+        return torch.eye(self.U.shape[0], dtype=self.U.dtype, device=self.U.device) - self.U @ self.V.T
+
+    def with_strength(self, alpha: float) -> "LowRank":
+        """W_alpha = I - alpha (I - W): alpha = 0 is I exactly (alpha U = 0), alpha = 1 this map bit for bit."""
+        check_alpha(alpha)
+        return LowRank(alpha * self.U, self.V)
+
+    def times(self, X: torch.Tensor) -> torch.Tensor:
+        """W X for (d, n) X, as X - U (V^T X) in float64, returned in X's dtype: O(d n k), not O(d^2 n)."""
+        X64 = X.double()
+        return (X64 - self.U.to(X64.device) @ (self.V.to(X64.device).T @ X64)).to(X.dtype)
 
 
 TINY = torch.finfo(torch.float64).tiny

@@ -14,8 +14,14 @@ from ccup.models import load_clip
 
 def pytest_configure(config):
     """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
-    whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository."""
+    whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
+
+    One thread per process, for this one and every job it starts (OMP_NUM_THREADS): test modules run side by side
+    on every core (pytest-xdist), and threads of several processes spinning on the same cores cost more than they
+    give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
     os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 def pytest_unconfigure(config):

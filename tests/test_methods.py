@@ -9,7 +9,7 @@ from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
 from ccup.method import CCUP
 from ccup.models import load_clip
-from ccup.projection import ccup_map, with_strength
+from ccup.projection import ccup_factors, ccup_map, with_strength
 from ccup.task import UnlearnTask
 
 METHODS = config_names("method")
@@ -82,7 +82,9 @@ def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
     forget, retain = T[:, [task.classnames.index("sandal")]], T[:, [c != "sandal" for c in task.classnames]]
     folded = {}
     for lam, mu, alpha in [(10.0, 0.0, 1.0), (1000.0, 5.0, 0.5)]:
-        expected = fold_projection(clip.model, with_strength(ccup_map(forget, retain, lam, mu), alpha))
+        expected = fold_projection(clip.model, ccup_factors(forget, retain, lam, mu).with_strength(alpha))
         folded[lam] = CCUP(alpha=alpha, lam=lam, mu=mu)(clip.model, task).visual.proj
         torch.testing.assert_close(folded[lam], expected.visual.proj, rtol=0, atol=0)
+        dense = fold_projection(clip.model, with_strength(ccup_map(forget, retain, lam, mu), alpha))  # (d, d) W
+        torch.testing.assert_close(folded[lam], dense.visual.proj, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(folded[10.0], folded[1000.0], atol=1e-4)  # the two settings are told apart

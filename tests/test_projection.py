@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccup.errors import UserError
-from ccup.projection import ccup_map, nullspace_projector, objective, orthonormal_basis, with_strength
+from ccup.projection import ccup_factors, ccup_map, nullspace_projector, objective, orthonormal_basis, with_strength
 
 settings.register_profile("ccup", deadline=None, max_examples=40)
 settings.load_profile("ccup")
@@ -158,3 +158,16 @@ def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem,
     low, high = sorted([a, b])
     score = {alpha: (t.T @ with_strength(W, alpha) @ t).item() for alpha in (low, high)}
     assert score[high] <= score[low] + 1e-12
+
+
+@given(problems(), st.booleans(), st.floats(0, 1), st.integers(0, 2**31))
+def test_the_low_rank_map_acts_as_its_dense_matrix(problem, hard, alpha, seed):
+    """CCUP's map is kept as I - U V^T, k <= C columns, and applied as X - U (V^T X): the same as the d x d matrix."""
+    T_f, T_r, lam, mu = problem
+    W = ccup_factors(T_f, T_r, math.inf if hard else lam, mu)
+    assert W.U.shape == W.V.shape and W.U.shape[1] <= T_f.shape[1] + T_r.shape[1]
+    X = torch.randn(T_f.shape[0], 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    dense = with_strength(W.dense(), alpha)
+    torch.testing.assert_close(W.with_strength(alpha).times(X), dense @ X, atol=1e-10, rtol=0)
+    X32 = X.float()  # a model's weights: alpha = 0 leaves them bit for bit, whatever their dtype
+    assert torch.equal(W.with_strength(0.0).times(X32), X32) and W.with_strength(0.0).times(X32).dtype == X32.dtype

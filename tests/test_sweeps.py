@@ -347,34 +347,20 @@ def test_wandb_refusing_to_start_fails_its_jobs_not_the_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_24_jobs_on_4_joblib_workers_write_24_complete_records(tmp_path, tiny):
-    start = time.perf_counter()
-    result = run_suite(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "seed=range(24)",
+def test_6_jobs_on_3_joblib_workers_write_6_complete_records(tmp_path, tiny):
+    result = run_suite(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", "seed=range(6)",
                        "eval=[]", "logger=none", f"evaluator.cache.root={tmp_path}/features")
-    print(f"24 jobs on 4 joblib workers: {time.perf_counter() - start:.1f} s")
     assert result.returncode == 0, result.stderr
     found = by_id(tmp_path)
-    assert sorted(r["config"]["seed"] for r in found.values()) == list(range(24))
+    assert sorted(r["config"]["seed"] for r in found.values()) == list(range(6))
     assert all(r["status"] == "complete" for r in found.values())
     copies = [json.loads(p.read_text())["id"] for p in (tmp_path / "multirun").glob("*/record.json")]
     assert sorted(copies) == sorted(found)  # one job folder per job, none shared
-    assert "sweep: 24 of 24 jobs complete, 0 failed" in result.stdout
+    assert "sweep: 6 of 6 jobs complete, 0 failed" in result.stdout
     # The first jobs, in parallel, all encode the test set: each cache entry is whole, and no temporary file is left.
     entries = list((tmp_path / "features").iterdir())
     assert entries and all(torch.load(entry, weights_only=True)["features"].ndim == 2 for entry in entries)
     assert not list(tmp_path.rglob("*.tmp"))
-
-
-@pytest.mark.slow
-def test_submitit_runs_a_sweep_to_completion_and_reports_its_failure(tmp_path, tiny):
-    """submitit's local executor: every job a process of its own, started and collected by submitit, as on SLURM.
-    The sweep is not named, so its jobs must share the timestamp the launching process resolved."""
-    result = run_suite(tmp_path, "-m", "hydra/launcher=submitit_local", "alpha=0,2", "eval=[]",
-                       "hydra.launcher.timeout_min=10", "logger=none", named=False)
-    found = by_id(tmp_path).values()
-    assert {r["config"]["alpha"]: r["status"] for r in found} == {0: "complete", 2: "failed"}, result.stderr
-    assert result.returncode != 0 and "sweep: 1 of 2 jobs complete, 1 failed" in result.stdout
-    assert len({r["config"]["sweep"] for r in found}) == 1  # one W&B group
 
 
 # --- Bad input at the edges of the filesystem: one clear error, no partial record ----------------------------------
