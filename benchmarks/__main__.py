@@ -1,5 +1,7 @@
-"""`python -m benchmarks` (make bench): each benchmark prints ratios measured side by side in one run; all of them
-go to results/benchmarks.md and results/benchmarks.csv with the machine and library versions."""
+"""`python -m benchmarks` (make bench): each benchmark measures its comparisons side by side, in interleaved rounds
+(benchmarks/common.py); all of them go to results/benchmarks.md and results/benchmarks.csv with the machine and
+library versions."""
+import logging
 import os
 import platform
 from pathlib import Path
@@ -7,33 +9,54 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks import cost, feature_cache, overhead, solve, throughput
+from benchmarks.common import ROUNDS
+from benchmarks.summary import render, summary
 from ccup.record import provenance
 
 BENCHMARKS = {
-    "Sweep: naive re-encoding against the feature cache": feature_cache,
+    "Feature cache: naive re-encoding against the cached sweep": feature_cache,
     "Evaluator efficiency: Lightning pass against a bare encode_image loop": throughput,
     "Framework overhead per Hydra job": overhead,
     "Cost of unlearning": cost,
-    "Scaling: CCUP solve time": solve,
+    "Scaling: the CCUP solve": solve,
 }
 
 
 def main(results: Path = Path("results")) -> None:
+    logging.basicConfig(level=logging.WARNING)  # Lightning's banners for every Trainer say nothing here
+    previous = pd.read_csv(results / "benchmarks.csv") if (results / "benchmarks.csv").exists() else None
     facts = provenance()
-    lines = [f"# Benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; "
-             f"Python {facts['python']}; " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
-             + f"; commit {facts['git_sha']}.\n\nReproduce with `make bench`. Times are of this machine and run; "
-             "compare the ratios, which are measured side by side.\n"]
-    tables = []
+    heading = (f"# Benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; "
+               f"Python {facts['python']}; " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
+               + f"; commit {facts['git_sha']}{' (uncommitted changes)' if facts['git_dirty'] else ''}.\n\n"
+               f"Reproduce with `make bench`. Every comparison is measured in {ROUNDS} rounds, its sides taking turns "
+               "within a round; `ratio` is the median over the rounds of the ratio within each, `spread` is (max - "
+               "min) / median of those ratios: how far one measurement on this machine may stray; `change` is this "
+               "ratio against the one the run before wrote (results/benchmarks.csv as it was): how far two runs "
+               "agree. Times are of this machine and run; compare the ratios.\n")
+    sections, tables = [], []
     for title, module in BENCHMARKS.items():
-        table = module.main()
-        print(f"\n## {title}\n\n{table.to_markdown(index=False)}", flush=True)
-        lines.append(f"## {title}\n\n{(module.__doc__ or '').strip()}\n\n{table.to_markdown(index=False)}\n")
-        tables.append(table.assign(benchmark=title))
+        table = with_change(module.main().assign(benchmark=title), previous)
+        print(f"\n## {title}\n\n{table.drop(columns='benchmark').to_markdown(index=False)}", flush=True)
+        sections.append(f"## {title}\n\n{(module.__doc__ or '').strip()}\n\n"
+                        f"{table.drop(columns='benchmark').to_markdown(index=False)}\n")
+        tables.append(table)
         # Written after each benchmark: what finished is kept if a later one fails.
+        everything = pd.concat(tables, ignore_index=True)
         results.mkdir(exist_ok=True)
-        (results / "benchmarks.md").write_text("\n".join(lines))
-        pd.concat(tables).to_csv(results / "benchmarks.csv", index=False)
+        (results / "benchmarks.md").write_text("\n".join([heading, "## Every ratio\n\n" + render(summary(everything))
+                                                         + "\n", *sections]))
+        everything.to_csv(results / "benchmarks.csv", index=False)
+
+
+def with_change(table: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The table with `change`, each ratio against the same comparison's in `previous` (NaN where it has none)."""
+    key = ["benchmark", "case", "compared"]
+    if previous is None or not set(key) <= set(previous):
+        return table.assign(change=float("nan"))
+    before = previous[[*key, "ratio"]].rename(columns={"ratio": "previous"})
+    merged = table.merge(before, on=key, how="left")
+    return merged.assign(change=merged["ratio"] / merged["previous"] - 1).drop(columns="previous")
 
 
 if __name__ == "__main__":

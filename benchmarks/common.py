@@ -1,5 +1,14 @@
-"""What the benchmarks share: timing, the composed suite config, and the tasks they run on."""
+"""What the benchmarks share: interleaved, repeated timing and the ratio it gives, the composed suite config, the
+tasks and the evaluator they run on.
+
+A ratio from one measurement on shared cores moves by tens of percent from one run to the next. Every comparison is
+therefore measured in rounds: within a round each side runs once, in turn, so that a slow stretch of the machine falls
+on all sides alike; the ratio is computed within each round, and reported as the median over the rounds, with its
+spread, (max - min) / median of the per-round ratios.
+"""
+import statistics
 import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -13,16 +22,40 @@ from ccup.features import FeatureCache
 from ccup.task import UnlearnTask
 
 CONF = Path(__file__).parents[1] / "conf"
+ROUNDS = 5
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    """Fastest of a few runs, in seconds: the least disturbed by the rest of the machine."""
-    times = []
-    for _ in range(repeats):
+def seconds(fn: Callable[[], object], repeat: int = 1) -> float:
+    """The fastest of `repeat` calls of `fn`, in seconds: within a round, the call least disturbed by the machine."""
+    best = float("inf")
+    for _ in range(repeat):
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def rounds(sides: Mapping[str, Callable[[], object]], n: int = ROUNDS, repeat: Mapping[str, int] | int = 1,
+           warm_up: bool = True) -> dict[str, list[float]]:
+    """Seconds of each side in each of `n` rounds, the sides taking turns within a round, each side the best of its
+    `repeat` calls (one number for all, or per side); first one call of each side to warm up (lazy imports, caches,
+    the allocator), unless `warm_up` is False (sides that cost the same every time, and cost minutes)."""
+    repeats = {name: repeat if isinstance(repeat, int) else repeat.get(name, 1) for name in sides}
+    if warm_up:
+        for fn in sides.values():
+            fn()
+    times = {name: [] for name in sides}
+    for _ in range(n):
+        for name, fn in sides.items():
+            times[name].append(seconds(fn, repeats[name]))
+    return times
+
+
+def ratio(numerator: list[float], denominator: list[float]) -> dict:
+    """The median over rounds of numerator / denominator, each round's own, and the spread of those ratios."""
+    per_round = [a / b for a, b in zip(numerator, denominator, strict=True)]
+    middle = statistics.median(per_round)
+    return {"ratio": middle, "spread": (max(per_round) - min(per_round)) / middle, "rounds": len(per_round)}
 
 
 def config(*overrides: str):

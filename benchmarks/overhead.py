@@ -1,35 +1,47 @@
-"""Framework overhead: what a Hydra multirun job costs beyond unlearning and evaluating, with W&B offline and
-without a logger. The marginal wall time of a job is measured from sweeps of 1 and 6 jobs run side by side."""
+"""Framework overhead: what a Hydra multirun job costs beyond unlearning and evaluating (config composition, logging,
+the record, the W&B offline run), with W&B offline and without a logger. Each round is a sweep of 6 jobs for each
+logger in turn; a job's wall time is the time from its start to the next job's (Hydra writes each job's .hydra folder
+as it starts), its compute is its record's `time/unlearn_s + time/eval_s`."""
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+
+from benchmarks.common import ROUNDS
+from ccup.sweep import job_dirs
 
 ROOT = Path(__file__).parents[1]
 ALPHAS = "0,0.2,0.4,0.6,0.8,1"
 
 
-def sweep(logger: str, alphas: str, folder: Path) -> tuple[float, list[dict]]:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "run.py", "-m", f"alpha={alphas}", f"logger={logger}", f"results_dir={folder}",
-                    f"hydra.sweep.dir={folder}/multirun", f"sweep={folder.name}"], cwd=ROOT, check=True,
-                   capture_output=True)
-    wall = time.perf_counter() - start
-    return wall, [json.loads(p.read_text())["metrics"] for p in (folder / "records").glob("*.json")]
+def sweep(logger: str, folder: Path) -> tuple[float, float]:
+    """(median wall seconds of a job, median compute seconds) of one sweep of 6 CCUP jobs."""
+    subprocess.run([sys.executable, "run.py", "-m", f"alpha={ALPHAS}", f"logger={logger}", f"results_dir={folder}",
+                    f"hydra.sweep.dir={folder}/multirun", f"sweep={folder.name}", "hydra.callbacks.sweep.report=false"],
+                   cwd=ROOT, check=True, capture_output=True)
+    jobs = job_dirs(folder / "multirun")
+    starts = [(job / ".hydra").stat().st_mtime for job in jobs]
+    walls = [b - a for a, b in zip(starts, starts[1:], strict=False)]  # the last job has no next start
+    metrics = [json.loads((job / "record.json").read_text())["metrics"] for job in jobs[:-1]]
+    return statistics.median(walls), statistics.median(m["time/unlearn_s"] + m["time/eval_s"] for m in metrics)
 
 
 def main() -> pd.DataFrame:
-    rows = []
+    samples = {"wandb": [], "none": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for logger in ("wandb", "none"):
-            one, _ = sweep(logger, "1", Path(tmp) / f"{logger}-one")
-            six, records = sweep(logger, ALPHAS, Path(tmp) / f"{logger}-six")
-            per_job = (six - one) / 5
-            compute = sum(r["time/unlearn_s"] + r["time/eval_s"] for r in records) / len(records)
-            rows.append({"logger": logger, "job s": per_job, "compute s": compute, "overhead s": per_job - compute,
-                         "overhead fraction": (per_job - compute) / per_job})
-    return pd.DataFrame(rows).round(3)
+        for round_ in range(ROUNDS):
+            for logger in samples:
+                samples[logger].append(sweep(logger, Path(tmp) / f"{logger}-{round_}"))
+    rows = []
+    for logger, runs in samples.items():
+        fractions = [(wall - compute) / wall for wall, compute in runs]
+        middle = statistics.median(fractions)
+        rows.append({"case": f"logger={logger}", "job s": statistics.median(w for w, _ in runs),
+                     "compute s": statistics.median(c for _, c in runs),
+                     "overhead s": statistics.median(w - c for w, c in runs), "compared": "overhead / job",
+                     "ratio": middle, "spread": (max(fractions) - min(fractions)) / middle, "rounds": len(runs)})
+    return pd.DataFrame(rows)

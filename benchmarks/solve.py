@@ -1,24 +1,40 @@
-"""Scaling: CCUP's solve time against embedding width and the number of forget classes."""
+"""Scaling: CCUP's closed form in the span of the C = 100 class embeddings (`ccup_factors`, what CCUP runs) against
+the dense d x d solve of PAPER.md's formula, and the nullspace projection's, against the embedding width d and the
+number of forget classes among the 100."""
+import statistics
+from functools import partial
+
 import pandas as pd
 import torch
 
-from benchmarks.common import best_of
-from ccup.projection import ccup_map
+from benchmarks.common import ratio, rounds
+from ccup.projection import ccup_factors
+
+CLASSES = 100
 
 
 def unit_columns(d: int, m: int) -> torch.Tensor:
-    T = torch.randn(d, m)
+    T = torch.randn(d, m, dtype=torch.float64)
     return T / T.norm(dim=0)
 
 
+def dense(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
+    """W* = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1 as written, one d x d solve."""
+    M = torch.eye(T_f.shape[0], dtype=torch.float64) + mu * T_r @ T_r.T
+    return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
+
+
 def main() -> pd.DataFrame:
+    torch.manual_seed(0)
     rows = []
     for d in (512, 768, 1024):
-        for m_f in (1, 10, 100):
-            T_f, T_r = unit_columns(d, m_f), unit_columns(d, 100)
-            rows.append({"d": d, "forget classes": m_f,
-                         "ccup ms": 1e3 * best_of(lambda T_f=T_f, T_r=T_r: ccup_map(T_f, T_r, 1000.0, 1.0)),
-                         "nullspace ms": 1e3 * best_of(lambda T_f=T_f, T_r=T_r: ccup_map(T_f, T_r, float("inf"), 0.0))})
-    table = pd.DataFrame(rows)
-    table["ccup vs d=512, 1 class"] = table["ccup ms"] / table["ccup ms"].iloc[0]
-    return table.round(3)
+        for forget in (1, 10, 50):
+            T_f, T_r = unit_columns(d, forget), unit_columns(d, CLASSES - forget)
+            times = rounds({"ccup": partial(ccup_factors, T_f, T_r, 1000.0, 1.0),
+                            "dense": partial(dense, T_f, T_r, 1000.0, 1.0),
+                            "nullspace": partial(ccup_factors, T_f, T_r, float("inf"), 0.0)},
+                           repeat={"ccup": 30, "dense": 5, "nullspace": 30})
+            rows.append({"case": f"d = {d}, {forget} of {CLASSES} classes forgotten",
+                         **{f"{side} ms": 1e3 * statistics.median(t) for side, t in times.items()},
+                         "compared": "dense solve / ccup", **ratio(times["dense"], times["ccup"])})
+    return pd.DataFrame(rows)

@@ -1,11 +1,13 @@
-"""Evaluator efficiency: images per second of the evaluator's Lightning pass against a bare `encode_image` loop over
-the same preloaded tensors."""
+"""Evaluator efficiency: images per second of the evaluator's Lightning pass (`Trainer.predict`) against a bare
+`encode_image` loop over the same preloaded tensors."""
+import statistics
+
 import pandas as pd
 import torch
 from hydra.utils import instantiate
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import best_of, config, evaluator
+from benchmarks.common import config, evaluator, ratio, rounds
 from ccup.data import materialize
 from ccup.features import encode
 from ccup.models import load_clip
@@ -18,13 +20,12 @@ def bare_loop(model, loader):
 
 
 def run(name: str, model, images: torch.Tensor) -> dict:
-    loader = DataLoader(torch.utils.data.TensorDataset(images, torch.zeros(len(images), dtype=torch.long)),
-                        batch_size=256)
+    loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=256)
     trainer = evaluator("unused").trainer
-    bare = best_of(lambda: bare_loop(model, loader))
-    lightning = best_of(lambda: encode(trainer(), model, loader))
-    return {"model": name, "images": len(images), "bare images/s": len(images) / bare,
-            "evaluator images/s": len(images) / lightning, "evaluator / bare": bare / lightning}
+    times = rounds({"bare": lambda: bare_loop(model, loader), "evaluator": lambda: encode(trainer(), model, loader)})
+    return {"case": name, "images": len(images), "bare images/s": len(images) / statistics.median(times["bare"]),
+            "evaluator images/s": len(images) / statistics.median(times["evaluator"]),
+            "compared": "evaluator / bare throughput", **ratio(times["bare"], times["evaluator"])}
 
 
 def main() -> pd.DataFrame:
@@ -33,5 +34,5 @@ def main() -> pd.DataFrame:
     test = materialize(instantiate(cfg.dataset).load(split="test", transform=tiny.preprocess))
     torch.manual_seed(0)
     vit = load_clip("ViT-B-32")
-    rows = [run("tiny", tiny.model, test.tensors[0]), run("ViT-B-32", vit.model, torch.randn(256, 3, 224, 224))]
-    return pd.DataFrame(rows).round(3)
+    return pd.DataFrame([run("tiny", tiny.model, test.tensors[0]),
+                         run("ViT-B-32", vit.model, torch.randn(64, 3, 224, 224))])

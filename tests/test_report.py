@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from benchmarks import summary as benchmarks
 from ccup import plots, report
 from ccup.errors import UserError
 from ccup.sweep import Sweep
@@ -399,3 +400,9 @@ def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, ta
     regenerated = (report.headline(pd.read_csv(results / "report.csv")) if table == "headline"
                    else report.leakage_table(pd.read_csv(results / "leakage.csv")))
     assert report.render(regenerated) in (ROOT / "README.md").read_text(), f"README's {folder} table is stale"
+
+
+def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():
+    table = benchmarks.summary(pd.read_csv(ROOT / "results" / "benchmarks.csv"))
+    assert len(table) >= 10 and set(table["rounds"]) == {"5"}
+    assert benchmarks.render(table) in (ROOT / "README.md").read_text(), "README's performance table is stale"
