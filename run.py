@@ -14,13 +14,12 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
+from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ccup.adapter import export_checkpoint
-from ccup.errors import composition_error
-from ccup.job import recorded
+from ccup.job import composition_error, recorded
 from ccup.task import UnlearnTask
 
 
@@ -51,5 +50,5 @@ if __name__ == "__main__":
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, for one error line instead of a dump
     try:
         main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
-    except CompactHydraException as exc:  # an unknown option or key, an override that does not parse
+    except (ConfigCompositionException, OverrideParseException) as exc:  # an unknown option or key, a bad override
         sys.exit(composition_error(exc))

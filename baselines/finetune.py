@@ -12,8 +12,9 @@ from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader
 
 from ccup import storage
-from ccup.data import dataset_key, materialize
-from ccup.errors import UserError, check_trainer
+from ccup.data import dataset_key
+from ccup.errors import UserError
+from ccup.loop import check_trainer
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
@@ -59,11 +60,7 @@ class FineTune:
             torch.manual_seed(self.seed)
             module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
             data, sample_stats = self.samples(model, task, module.uses)
-            # Transformed once, not at every step: the same images in the same order, at a fraction of the cost; in
-            # a stream of its own, since a DataLoader draws a seed, so that training draws what it drew before.
-            with torch.random.fork_rng(devices=[]):
-                samples = {name: materialize(data[name]) for name in module.uses}
-            loaders = {name: DataLoader(samples[name], batch_size=self.batch_size, shuffle=True) for name in samples}
+            loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
             trainer = self.trainer(max_steps=self.steps)
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
         weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}

@@ -3,6 +3,7 @@ the forget samples insensitive to input noise, updating only the top-k parameter
 import pytorch_lightning as pl
 import torch
 
+from ccup.errors import UserError
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.zeroshot import classify
@@ -35,6 +36,8 @@ class LipschitzUnlearning(pl.LightningModule):
                  noise_samples: int, k_image: int, k_text: int, k_growth: int, stop_accuracy: float, epochs: int,
                  betas: tuple[float, float], eps: float, weight_decay: float):
         super().__init__()
+        if not 0 <= stop_accuracy <= 100:
+            raise UserError(f"method.module.stop_accuracy is a percentage, from 0 to 100, got {stop_accuracy}")
         self.automatic_optimization = False
         self.model, self.task, self.trainable, self.lr = model, task, trainable, lr
         self.sigmas, self.noise_samples = list(sigmas), noise_samples

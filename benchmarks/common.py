@@ -2,26 +2,21 @@
 tasks and the evaluator they run on.
 
 A ratio from one measurement on shared cores moves by tens of percent from one run to the next. Every comparison is
-therefore measured in rounds: within a round each side runs once, in turn, so that a slow stretch of the machine falls
-on all sides alike; the ratio is computed within each round, and reported as the median over the rounds, with its
-spread, (max - min) / median of the per-round ratios.
+therefore measured in rounds: within a round each side runs once, in turn (each round starting one side later), so
+that a slow stretch of the machine falls on all sides alike; the ratio is computed within each round, and reported as
+the median over the rounds, with its spread, (max - min) / median of the per-round ratios.
 """
 import statistics
 import time
 from collections.abc import Callable, Mapping
 from functools import partial
-from pathlib import Path
 
 import pytorch_lightning as pl
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
 from ccup.evaluator import Evaluator
 from ccup.features import FeatureCache
 from ccup.task import UnlearnTask
 
-CONF = Path(__file__).parents[1] / "conf"
 ROUNDS = 5
 
 
@@ -37,17 +32,18 @@ def seconds(fn: Callable[[], object], repeat: int = 1) -> float:
 
 def rounds(sides: Mapping[str, Callable[[], object]], n: int = ROUNDS, repeat: Mapping[str, int] | int = 1,
            warm_up: bool = True) -> dict[str, list[float]]:
-    """Seconds of each side in each of `n` rounds, the sides taking turns within a round, each side the best of its
-    `repeat` calls (one number for all, or per side); first one call of each side to warm up (lazy imports, caches,
-    the allocator), unless `warm_up` is False (sides that cost the same every time, and cost minutes)."""
+    """Seconds of each side in each of `n` rounds, the sides taking turns within a round and each round starting one
+    side later, each side the best of its `repeat` calls (one number for all, or per side); first one call of each
+    side to warm up (lazy imports, caches, the allocator), unless `warm_up` is False (sides that cost the same every
+    time, and cost minutes)."""
     repeats = {name: repeat if isinstance(repeat, int) else repeat.get(name, 1) for name in sides}
     if warm_up:
         for fn in sides.values():
             fn()
-    times = {name: [] for name in sides}
-    for _ in range(n):
-        for name, fn in sides.items():
-            times[name].append(seconds(fn, repeats[name]))
+    names, times = list(sides), {name: [] for name in sides}
+    for turn in range(n):
+        for name in names[turn % len(names):] + names[:turn % len(names)]:
+            times[name].append(seconds(sides[name], repeats[name]))
     return times
 
 
@@ -56,16 +52,6 @@ def ratio(numerator: list[float], denominator: list[float]) -> dict:
     per_round = [a / b for a, b in zip(numerator, denominator, strict=True)]
     middle = statistics.median(per_round)
     return {"ratio": middle, "spread": (max(per_round) - min(per_round)) / middle, "rounds": len(per_round)}
-
-
-def config(*overrides: str):
-    """The suite's composed job config, as `run.py` sees it."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra
-    return cfg
 
 
 def task(clip, data, forget, train=None) -> UnlearnTask:

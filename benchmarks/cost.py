@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 from hydra.utils import instantiate
 
-from benchmarks.common import CONF, config, ratio, rounds, task
+from benchmarks.common import ratio, rounds, task
+from ccup.configs import CONF, compose
 
 
 def unlearn(method, clip, job, cache_root: Path) -> None:
@@ -21,12 +22,12 @@ def unlearn(method, clip, job, cache_root: Path) -> None:
 
 
 def main() -> pd.DataFrame:
-    cfg = config()
+    cfg = compose()
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     job = task(clip, data, list(cfg.forget.classes), partial(data.load, split="train", transform=clip.preprocess))
     names = sorted(path.stem for path in (CONF / "method").glob("*.yaml") if path.stem != "retrain")
     with tempfile.TemporaryDirectory() as cache_root:
-        methods = {name: instantiate(config(f"method={name}", "+trainer.enable_progress_bar=false").method)
+        methods = {name: instantiate(compose(f"method={name}", "+trainer.enable_progress_bar=false").method)
                    for name in names}
         sides = {name: partial(unlearn, method, clip, job, Path(cache_root)) for name, method in methods.items()}
         sides["ccup"]()  # warm-up; the fine-tuning methods cost the same from the first call

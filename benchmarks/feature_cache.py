@@ -11,7 +11,8 @@ from hydra.utils import instantiate
 from torch.utils.data import DataLoader
 from torchvision.datasets import FakeData
 
-from benchmarks.common import config, evaluator, ratio, rounds, task
+from benchmarks.common import evaluator, ratio, rounds, task
+from ccup.configs import compose
 from ccup.evaluator import scores
 from ccup.features import encode
 from ccup.method import CCUP
@@ -43,7 +44,7 @@ def run(name: str, clip, dataset, data) -> list[dict]:
             features, labels = encode(trainer(), unlearned, DataLoader(dataset, batch_size=256))
             scores(unlearned, features, labels, tasks[tuple(forget)])
 
-    times = rounds({"one pass": one_pass, "cached sweep": cached_sweep, "naive": naive}, warm_up=False)
+    times = rounds({"one pass": one_pass, "cached sweep": cached_sweep, "naive": naive})
     times["naive"] = [t * len(configs) / NAIVE_MEASURED for t in times["naive"]]
     case = {"case": name, "images": len(dataset), "configs": len(configs),
             **{f"{side} s": statistics.median(t) for side, t in times.items()}}
@@ -52,7 +53,7 @@ def run(name: str, clip, dataset, data) -> list[dict]:
 
 
 def main() -> pd.DataFrame:
-    cfg = config()
+    cfg = compose()
     data, tiny = instantiate(cfg.dataset), instantiate(cfg.model)
     rows = run("tiny (Fashion-MNIST test)", tiny, data.load(split="test", transform=tiny.preprocess), data)
     torch.manual_seed(0)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import ROUNDS
+from benchmarks.common import ROUNDS, ratio
 from ccup.sweep import job_dirs
 
 ROOT = Path(__file__).parents[1]
@@ -38,10 +38,8 @@ def main() -> pd.DataFrame:
                 samples[logger].append(sweep(logger, Path(tmp) / f"{logger}-{round_}"))
     rows = []
     for logger, runs in samples.items():
-        fractions = [(wall - compute) / wall for wall, compute in runs]
-        middle = statistics.median(fractions)
-        rows.append({"case": f"logger={logger}", "job s": statistics.median(w for w, _ in runs),
-                     "compute s": statistics.median(c for _, c in runs),
-                     "overhead s": statistics.median(w - c for w, c in runs), "compared": "overhead / job",
-                     "ratio": middle, "spread": (max(fractions) - min(fractions)) / middle, "rounds": len(runs)})
+        walls, overheads = [wall for wall, _ in runs], [wall - compute for wall, compute in runs]
+        rows.append({"case": f"logger={logger}", "job s": statistics.median(walls),
+                     "compute s": statistics.median(c for _, c in runs), "overhead s": statistics.median(overheads),
+                     "compared": "overhead / job", **ratio(overheads, walls)})
     return pd.DataFrame(rows)

@@ -1,6 +1,7 @@
 """Scaling: CCUP's closed form in the span of the C = 100 class embeddings (`ccup_factors`, what CCUP runs) against
 the dense d x d solve of PAPER.md's formula, and the nullspace projection's, against the embedding width d and the
 number of forget classes among the 100."""
+import math
 import statistics
 from functools import partial
 
@@ -8,7 +9,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import ratio, rounds
-from ccup.projection import ccup_factors
+from ccup.projection import ccup_factors, orthonormal_basis
 
 CLASSES = 100
 
@@ -19,8 +20,15 @@ def unit_columns(d: int, m: int) -> torch.Tensor:
 
 
 def dense(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
-    """W* = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1 as written, one d x d solve."""
-    M = torch.eye(T_f.shape[0], dtype=torch.float64) + mu * T_r @ T_r.T
+    """PAPER.md's closed form as written, d x d solves: W* = M (M + lam T_f T_f^T)^-1 with M = I + mu T_r T_r^T; for
+    lam = inf the hard constraint W T_f = 0, W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T. What the suite's low-rank
+    computation is measured against here, and tested against (tests/test_projection.py)."""
+    identity = torch.eye(T_f.shape[0], dtype=torch.float64)
+    M = identity + mu * T_r @ T_r.T
+    if math.isinf(lam):
+        Q = orthonormal_basis(T_f)
+        MinvQ = torch.linalg.solve(M, Q)
+        return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
     return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
 
 

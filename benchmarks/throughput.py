@@ -7,7 +7,8 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
-from benchmarks.common import config, evaluator, ratio, rounds
+from benchmarks.common import evaluator, ratio, rounds
+from ccup.configs import compose
 from ccup.data import materialize
 from ccup.features import encode
 from ccup.models import load_clip
@@ -29,7 +30,7 @@ def run(name: str, model, images: torch.Tensor) -> dict:
 
 
 def main() -> pd.DataFrame:
-    cfg = config()
+    cfg = compose()
     tiny = instantiate(cfg.model)
     test = materialize(instantiate(cfg.dataset).load(split="test", transform=tiny.preprocess))
     torch.manual_seed(0)

@@ -72,7 +72,11 @@ def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:
 
 
 def labels_of(dataset: Dataset) -> list[int]:
-    """Labels without decoding images where the dataset keeps them (torchvision's `targets`), else by iterating."""
+    """Labels without decoding images where the dataset keeps them (torchvision's `targets`, also under a Subset),
+    else by iterating."""
+    if isinstance(dataset, Subset):
+        labels = labels_of(dataset.dataset)
+        return [labels[i] for i in dataset.indices]
     targets = getattr(dataset, "targets", None)
     if targets is not None:
         return list(map(int, targets))

@@ -1,11 +1,6 @@
-"""The one exception type for bad user input, the checks every job runs on its config before anything else, and the
-one `error:` line of a command line Hydra cannot compose."""
-import difflib
+"""The one exception type for bad user input, and the checks every job runs on its config before anything else."""
 import math
-from collections.abc import Callable, Collection, Iterator
-
-import torch
-from hydra.errors import MissingConfigException, OverrideParseException
+from collections.abc import Collection, Iterator
 
 
 class UserError(ValueError):
@@ -66,33 +61,3 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def check_trainer(trainer: Callable[[], object], key: str) -> None:
-    """Refuse Trainer settings that Lightning refuses (an accelerator this machine lacks, devices=0, an unknown
-    precision) as the job starts, in one line naming the keys, not halfway through it: build one Trainer now. The
-    global flags a Trainer sets (deterministic algorithms, cuDNN benchmark) are put back: they belong to the training
-    that builds its own."""
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark)
-    try:
-        trainer()
-    except Exception as exc:
-        raise UserError(f"Lightning refuses the Trainer settings {key}.*: {one_line(exc)}") from exc
-    finally:
-        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
-        torch.backends.cudnn.benchmark = flags[2]
-
-
-def composition_error(exc: Exception) -> str:
-    """The `error:` line for a command line that Hydra cannot compose into a config: an option a config group does not
-    have, with the options it has; a key no config has; an override Hydra cannot parse."""
-    if isinstance(exc, MissingConfigException) and exc.options and exc.missing_cfg_file:
-        group, _, option = exc.missing_cfg_file.rpartition("/")
-        close = difflib.get_close_matches(option, exc.options, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"error: {group}={option}: no such option; {hint}{group} has {', '.join(exc.options)}"
-    if isinstance(exc, OverrideParseException):
-        return f"error: cannot read the override {exc.override!r}: " + " ".join(str(exc).split())
-    cause = f": {str(exc.__cause__).splitlines()[0]}" if exc.__cause__ is not None and str(exc.__cause__) else ""
-    return "error: " + " ".join(f"{exc}{cause}".split())

@@ -15,8 +15,9 @@ import torch
 from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from ccup.errors import UserError, check_trainer
+from ccup.errors import UserError
 from ccup.features import FeatureCache, Features
+from ccup.loop import check_trainer
 from ccup.metrics import unlearning_metrics
 from ccup.task import UnlearnTask
 from ccup.zeroshot import predict

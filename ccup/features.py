@@ -96,6 +96,11 @@ def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> t
     return torch.cat(features).float().cpu(), torch.cat(labels).cpu()
 
 
+# What an evaluation is given to see images with: `features(model, dataset)` -> ((N, D) features before the final
+# projection, (N,) labels). Features below is the evaluator's; a test may pass any function of that shape.
+FeaturesOf = Callable[[torch.nn.Module, Dataset], tuple[torch.Tensor, torch.Tensor]]
+
+
 class Features:
     """What the evaluator and every evaluation see of a job's image towers: `features(model, dataset)` gives (N, D)
     features before the final projection and (N,) labels.

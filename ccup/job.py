@@ -1,16 +1,19 @@
 """A job's lifecycle around its pipeline (run.py's `unlearn`): skipped when its record is complete; bad values and an
 unwritable record refused before any work; the record mirrored to the loggers and written whatever happens, complete
-with its metrics or failed with its error on one line."""
+with its metrics or failed with its error on one line. And the one line of a command line that never became a job."""
+import difflib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from ccup.errors import UserError, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
@@ -27,7 +30,13 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
     @functools.wraps(pipeline)
     def job(cfg: DictConfig) -> dict | None:
         start = time.perf_counter()
-        record = new_record(cfg)
+        try:
+            record = new_record(cfg)
+        except UserError as exc:  # no identity without a resolved config: the failure is recorded in the job's folder
+            unresolved = {"status": "failed", "error": one_line(exc), "overrides": task_overrides()}
+            write_record(unresolved, Path(HydraConfig.get().runtime.output_dir) / "record.json")
+            end_failed(exc, sweeping=HydraConfig.get().mode == RunMode.MULTIRUN)
+            return None
         paths = record_paths(cfg, record["id"])
         if not cfg.rerun and (done := read_record(paths[0])) and done.get("status") == "complete":
             write_record(done, paths[1])
@@ -61,11 +70,24 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
 
 
 def new_record(cfg: DictConfig) -> dict:
-    """A running job's record: its identity, resolved config, choices and overrides, and where its code came from."""
+    """A running job's record: its identity, resolved config, choices and overrides, and where its code came from.
+    A config that does not resolve (an interpolation to nothing, a mandatory value left unset) is refused by name."""
     hydra = HydraConfig.get()
     choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
-    return {"id": config_id(cfg), "status": "running", "config": OmegaConf.to_container(cfg, resolve=True),
-            "choices": choices, "overrides": list(hydra.overrides.task), **provenance()}
+    try:
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        identity, config = config_id(cfg), OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
+    if missing:
+        raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
+    return {"id": identity, "status": "running", "config": config, "choices": choices, "overrides": task_overrides(),
+            **provenance()}
+
+
+def task_overrides() -> list[str]:
+    """The job's overrides as written: an override may hold `${...}`, which is not to be resolved here."""
+    return OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
 
 
 def record_paths(cfg: DictConfig, record_id: str) -> list[Path]:
@@ -92,3 +114,28 @@ def done_line(metrics: dict) -> str:
     return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
             f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
             f"(before {metrics['retain/acc_before']:.2f})")
+
+
+def composition_error(exc: Exception) -> str:
+    """The `error:` line for a command line that Hydra cannot compose into a config: an option a config group does not
+    have, with the options it has; a key a config does not have, with the keys it has; an override Hydra cannot
+    parse."""
+    if isinstance(exc, MissingConfigException) and exc.options and exc.missing_cfg_file:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        options = ", ".join(exc.options)
+        return f"error: {group}={option}: no such option; {closest(option, exc.options)}{group} has {options}"
+    if isinstance(exc, OverrideParseException):
+        return f"error: cannot read the override {exc.override!r}: " + " ".join(str(exc).split())
+    cause = exc.__cause__
+    parent = getattr(cause, "parent_node", None)
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and parent is not None and cause.full_key:
+        keys = [str(key) for key in parent.keys() if key != "hydra"]
+        where = cause.full_key.rpartition(".")[0] or "the config"
+        return (f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)} "
+                f"(+{cause.full_key}=... adds a key)")
+    return "error: " + " ".join(str(exc).split())
+
+
+def closest(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""

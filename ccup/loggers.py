@@ -7,8 +7,9 @@ from ccup.errors import UserError
 def start_logger(logger: Logger, config: dict) -> Logger:
     """Open the logger's run with the resolved config; alpha also as a string, since W&B groups 0.0 as 0. A logger
     that refuses to start (a bad setting, W&B online without a login) fails the job with one clear error."""
-    if isinstance(logger, WandbLogger):  # Lightning passes anonymous=None, for which W&B prints a deprecation per run
-        logger._wandb_init.pop("anonymous", None)
+    init = getattr(logger, "_wandb_init", None)  # Lightning's W&B arguments (private: looked up, never required)
+    if isinstance(logger, WandbLogger) and isinstance(init, dict):
+        init.pop("anonymous", None)  # Lightning passes anonymous=None, for which W&B prints a deprecation per run
     try:
         logger.log_hyperparams({**config, "alpha_str": str(config["alpha"])})
     except Exception as exc:

@@ -27,15 +27,9 @@ def orthonormal_basis(T: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
     return U[:, S > rtol * S.max()]
 
 
-def nullspace_projector(T_f: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
-    """I - Q Q^T: the exact projection onto the orthogonal complement of span(T_f)."""
-    Q = orthonormal_basis(T_f, rtol)
-    return torch.eye(T_f.shape[0], dtype=T_f.dtype, device=T_f.device) - Q @ Q.T
-
-
 def ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> torch.Tensor:
     """W* = argmin objective = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1, in float64, as a d x d matrix:
-    `ccup_factors` densified."""
+    `ccup_factors` densified, to look at; CCUP itself never forms it."""
     return ccup_factors(T_f, T_r, lam, mu, rtol).dense()
 
 
@@ -97,13 +91,6 @@ def woodbury_solve(terms: list[tuple[torch.Tensor, float]], X: torch.Tensor) -> 
     D_inv = torch.cat([torch.full((block.shape[1],), 1 / weight, dtype=B.dtype, device=B.device)
                        for block, weight in terms])
     return X - B @ torch.linalg.solve(torch.diag(D_inv) + B.T @ B, B.T @ X)
-
-
-def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:
-    """W_alpha = I - alpha (I - W), computed as (1 - alpha) I + alpha W so that alpha = 0 gives the identity and
-    alpha = 1 gives W bit for bit."""
-    check_alpha(alpha)
-    return (1 - alpha) * torch.eye(W.shape[0], dtype=W.dtype, device=W.device) + alpha * W
 
 
 def check_alpha(alpha: float) -> None:

@@ -109,9 +109,10 @@ def digest(key: object, length: int = 16) -> str:
 
 def key_of(obj: object) -> object:
     """The JSON-able identity of a non-JSON value in a cache key: a path's text; a config node's values; a partial's
-    function and arguments (Hydra's `_partial_` targets); a function's or class's import path; an object's explicit
-    `key` (the settings it declares its results depend on), else its class alone: a key never depends on what an
-    object happens to hold (a cache folder, a counter)."""
+    function and arguments (Hydra's `_partial_` targets); a function's or class's import path; an object's class with
+    its explicit `key` (the settings it declares its results depend on: the suite's own configured objects), or else
+    with its plain attributes (a library's object built from settings, as a Trainer plugin): a key never depends on
+    what such an object holds besides its settings (a cache folder, tensors, modules)."""
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, DictConfig | ListConfig):  # what Hydra passes for nested settings
@@ -120,4 +121,7 @@ def key_of(obj: object) -> object:
         return {"func": obj.func, "args": list(obj.args), "keywords": obj.keywords}
     if callable(obj) and hasattr(obj, "__qualname__"):
         return f"{obj.__module__}.{obj.__qualname__}"
-    return getattr(obj, "key", f"{type(obj).__module__}.{type(obj).__qualname__}")
+    declared = getattr(obj, "key", None)
+    settings = declared if declared is not None and not callable(declared) else {
+        name: value for name, value in vars(obj).items() if isinstance(value, str | int | float | bool | type(None))}
+    return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "key": settings}

@@ -68,7 +68,8 @@ class Sweep(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Raises SystemExit with one `error:` line when a job or the report failed: Hydra turns any other exception
-        raised in a callback into a warning. (Hydra ends callbacks in reverse order: list this one first.)"""
+        raised in a callback into a warning. (A callback listed before this one would not end: Hydra ends callbacks
+        in reverse order, and this one exits.)"""
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir)])
         path = storage.write_bytes(json.dumps(summary, indent=2).encode(), sweep_dir / "summary.json")

@@ -81,9 +81,11 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     check_excluded(exclude, datasets)
     recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps)
     name = weights_name(recipe)
-    path = SHIPPED / name if shipped and (SHIPPED / name).exists() else Path(cache_dir) / "models" / name
+    ship, cache = SHIPPED / name, Path(cache_dir) / "models" / name
+    path = ship if shipped and ship.exists() and ship.with_suffix(".json").exists() else cache
 
     def train() -> dict:
+        torch.manual_seed(seed)  # from weight init to the last batch, whatever ran before (a read that failed)
         clip = load_clip(ARCH)
         log.info("training the tiny CLIP once (cached at %s)", path)
         start = time.perf_counter()
@@ -95,28 +97,27 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
                              enable_checkpointing=False, enable_model_summary=False)
         trainer.fit(module, loader)
-        info = {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}
-        return {"state_dict": clip.model.state_dict(), "info": info}
+        clip.model.eval()
+        return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}
 
-    # Its own random stream, from weight init to the last batch: the job's seeded stream is left untouched.
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        weights, cache_hit = storage.cached(path, train, read=read_info, write=write_weights)
-        clip = load_clip(ARCH, pretrained=str(path))  # open_clip reads the state dict, cached or just trained
+    with torch.random.fork_rng():  # reading or training, the job's own seeded stream is left untouched
+        weights, cache_hit = storage.cached(path, train, read=read_weights, write=write_weights)
+    clip = weights["clip"]
     clip.info = {**weights["info"], "cache_hit": int(cache_hit)}
     return clip
 
 
-def read_info(path: Path) -> dict:
-    """What a cache entry of trained weights says beside them (`.json`): the recipe, the training time and the
-    commit of the code that trained them. The state dict at `path` is open_clip's to read."""
-    return {"info": json.loads(path.with_suffix(".json").read_text())}
+def read_weights(path: Path) -> dict:
+    """A cache entry of trained weights: the model open_clip loads from the state dict at `path`, and beside it
+    (`.json`) the recipe, the training time and the commit of the code that trained them. Raises where either does not
+    load: the entry is trained again."""
+    return {"clip": load_clip(ARCH, pretrained=str(path)), "info": json.loads(path.with_suffix(".json").read_text())}
 
 
 def write_weights(weights: dict, path: Path) -> None:
     """The `.json` first: a reader that finds the `.pt` finds its `.json` too."""
     storage.write_bytes(json.dumps(weights["info"], indent=1).encode(), path.with_suffix(".json"))
-    storage.save(weights["state_dict"], path)
+    storage.save(weights["clip"].model.state_dict(), path)
 
 
 def recipe_of(datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
@@ -180,15 +181,15 @@ def zero_shot_accuracy(clip: Clip, data) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
+
+    from ccup.configs import compose
 
     parser = argparse.ArgumentParser(prog="python -m ccup.tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ship", action="store_true", help="write the retrained weights into ccup/weights")
     args = parser.parse_args(argv)
-    with initialize_config_dir(str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
-        cfg = compose("config")
+    cfg = compose()
     with tempfile.TemporaryDirectory() as tmp:
         retrained = instantiate(cfg.model, cache_dir=tmp, shipped=False)
         (trained,) = (Path(tmp) / "models").glob("*.pt")

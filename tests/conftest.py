@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import compose
 from hydra.utils import instantiate
 
 from ccup.models import load_clip
@@ -16,12 +16,13 @@ def pytest_configure(config):
     """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
     whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
 
-    One thread per process, for this one and every job it starts (OMP_NUM_THREADS): test modules run side by side
-    on every core (pytest-xdist), and threads of several processes spinning on the same cores cost more than they
-    give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
+    Under pytest-xdist (`make test` runs test modules side by side on every core), one thread per process, for this
+    one and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost more
+    than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
     os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
 
 
 def pytest_unconfigure(config):
@@ -31,7 +32,7 @@ def pytest_unconfigure(config):
 @pytest.fixture(scope="session")
 def tiny():
     """The embedded default model, trained once per cache directory (~3.5 min on 2 cores), shared by all tests."""
-    return instantiate(make_config().model)
+    return instantiate(compose().model)
 
 
 @pytest.fixture(scope="session")

@@ -7,34 +7,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import create_config_search_path
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
+from ccup.configs import CONF, compose
+
 ROOT = Path(__file__).parents[1]
-CONF = ROOT / "conf"
 
 
 def config_names(group: str) -> list[str]:
     """The options of a config group: the folder is the registry."""
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
-
-
-def make_config(*overrides: str):
-    """The composed job config, with Hydra's runtime set so `${hydra:...}` resolves as in a real job."""
-    with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg.hydra  # as in a job: the job config without Hydra's own node
-    return cfg
 
 
 def sweep_jobs(experiment: str) -> list[dict[str, str]]:
@@ -155,7 +144,7 @@ SPLIT_SIZES = {"train": 3, "val": 2, "test": 4}
 
 def dataset(name: str, data_dir: Path):
     """The dataset config `name` as a job instantiates it, with its data root at `data_dir`."""
-    return instantiate(make_config(f"dataset={name}", f"data_dir={data_dir}").dataset)
+    return instantiate(compose(f"dataset={name}", f"data_dir={data_dir}").dataset)
 
 
 def write_jpeg(path: Path, grey: int) -> None:

@@ -1,7 +1,7 @@
 """The fine-tuning baselines beyond the contract: weights trained once per setting, the data regimes, synthesis."""
 import pytest
 import torch
-from helpers import make_config
+from helpers import compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
@@ -14,7 +14,7 @@ from ccup.task import UnlearnTask
 
 
 def task_for(clip, forget=("sandal",), train_range=range(512)):
-    data = make_config().dataset
+    data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), train_range)
     return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), train=lambda: train)
 
@@ -26,7 +26,7 @@ def random_tiny():
 
 
 def finetune(cache_dir, *overrides) -> FineTune:
-    return instantiate(make_config("method=finetune", "method.steps=3", f"cache_dir={cache_dir}", *overrides).method)
+    return instantiate(compose("method=finetune", "method.steps=3", f"cache_dir={cache_dir}", *overrides).method)
 
 
 def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tmp_path, monkeypatch):
@@ -83,7 +83,7 @@ def test_real_samples_draw_per_class_images_of_the_right_classes(random_tiny):
 
 
 def test_a_method_needing_retain_data_refuses_a_split_without_retain_images(random_tiny):
-    data = make_config().dataset
+    data = compose().dataset
     train = fashion_mnist("train", data.load.roots, data.load.cache_dir, random_tiny.preprocess)
     sandals_only = Subset(train, (train.targets == 5).nonzero().flatten()[:50].tolist())
     task = UnlearnTask.of(random_tiny, data.classnames, data.templates, ["sandal"], train=lambda: sandals_only)
@@ -93,7 +93,7 @@ def test_a_method_needing_retain_data_refuses_a_split_without_retain_images(rand
 
 def synthetic(cache_dir, **settings) -> SyntheticSamples:
     overrides = [f"samples.{key}={value}" for key, value in settings.items()]
-    return instantiate(make_config("samples=synthetic", f"cache_dir={cache_dir}", *overrides).samples)
+    return instantiate(compose("samples=synthetic", f"cache_dir={cache_dir}", *overrides).samples)
 
 
 def test_synthesis_that_never_reaches_its_threshold_is_reported_not_looped(random_tiny, tmp_path):

@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
-from helpers import SPLIT_LAYOUTS, SPLIT_SIZES, config_names, dataset, make_config, write_jpeg, write_split_dataset
+from helpers import SPLIT_LAYOUTS, SPLIT_SIZES, compose, config_names, dataset, write_jpeg, write_split_dataset
 from sklearn.datasets import load_digits
 from torchvision.transforms import ToTensor
 
@@ -51,13 +51,13 @@ def test_every_dataset_but_the_embedded_ones_is_tested_here():
 
 @pytest.mark.parametrize("name", sorted(PROTOCOL_FORGET))
 def test_protocol_forget_classes_are_class_names_of_their_dataset(name):
-    classnames = make_config(f"dataset={name}").dataset.classnames
+    classnames = compose(f"dataset={name}").dataset.classnames
     assert set(PROTOCOL_FORGET[name]) <= set(classnames)
 
 
 @pytest.mark.parametrize("name", config_names("dataset"))
 def test_class_names_are_counted_unique_and_fit_every_template(name):
-    data = make_config(f"dataset={name}").dataset
+    data = compose(f"dataset={name}").dataset
     assert len(data.classnames) == CLASS_COUNTS[name]
     assert len(set(data.classnames)) == len(data.classnames), "forget sets name classes: names must be unique"
     assert all(isinstance(c, str) for c in data.classnames)

@@ -9,7 +9,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from helpers import config_names, make_config, sweep_jobs
+from helpers import compose, config_names, sweep_jobs
 from hydra.utils import instantiate
 from torch.utils.data import Dataset, Subset, TensorDataset
 
@@ -162,7 +162,7 @@ def test_held_out_prompts_must_be_held_out(synonyms, templates, match):
 
 @pytest.mark.parametrize("dataset", ["fashion_mnist", "digits"])
 def test_the_data_files_hold_held_out_prompts_for_every_class(dataset):
-    data = make_config(f"dataset={dataset}").dataset
+    data = compose(f"dataset={dataset}").dataset
     check_held_out(data.synonyms, data.heldout_templates, data.classnames, data.templates)
 
 
@@ -278,20 +278,20 @@ def test_the_attack_refuses_a_model_whose_members_are_unknown(train_data):
 # --- configs ------------------------------------------------------------------------------------------------------
 
 def test_cheap_evaluations_are_on_by_default_and_the_others_opt_in():
-    assert list(make_config().eval) == ["cross", "probe", "prompts"]
-    evals = instantiate(make_config("eval=[relearn,mia]").evaluator).evals
+    assert list(compose().eval) == ["cross", "probe", "prompts"]
+    evals = instantiate(compose("eval=[relearn,mia]").evaluator).evals
     assert isinstance(evals["relearn"], Relearning) and isinstance(evals["mia"], LossThreshold)
     with pytest.raises(Exception, match="eval=mia needs a model trained"):
-        instantiate(make_config("eval=[mia]", "model=vit_b32_openai").evaluator)
+        instantiate(compose("eval=[mia]", "model=vit_b32_openai").evaluator)
 
 
 def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_with_every_evaluation():
-    cfg = make_config("experiment=leakage")
+    cfg = compose("experiment=leakage")
     assert list(cfg.eval) == ["cross", "probe", "prompts", "relearn", "mia"] and cfg.alpha == 1.0
     jobs = sweep_jobs("leakage")
     assert sorted({job["method"] for job in jobs}) == config_names("method")
-    forgotten = [list(make_config(f"forget={name}").forget.classes) for name in {job["forget"] for job in jobs}]
-    assert sorted(forgotten) == sorted([name] for name in make_config().dataset.classnames)
+    forgotten = [list(compose(f"forget={name}").forget.classes) for name in {job["forget"] for job in jobs}]
+    assert sorted(forgotten) == sorted([name] for name in compose().dataset.classnames)
     assert len(jobs) == len(config_names("method")) * len(forgotten)
 
 
@@ -299,7 +299,7 @@ def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_wit
 
 @pytest.mark.slow
 def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_forgets_under_new_templates(tiny):
-    cfg = make_config("eval=[probe,prompts,relearn,mia]")
+    cfg = compose("eval=[probe,prompts,relearn,mia]")
     data = instantiate(cfg.dataset)
     train = functools.partial(data.load, split="train", transform=tiny.preprocess)
     task = UnlearnTask.of(tiny, data.classnames, data.templates, ["sandal"], train)

@@ -4,7 +4,7 @@ import multiprocessing
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
@@ -21,7 +21,7 @@ def setup():
     """A random-weight tiny model, a CCUP-like edit of its projection, and 600 test images."""
     torch.manual_seed(0)
     clip = load_clip("ccup-tiny-p7")
-    data = make_config().dataset
+    data = compose().dataset
     test = Subset(fashion_mnist("test", data.load.roots, data.load.cache_dir, clip.preprocess), range(600))
     task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"])
     W = torch.eye(128) + 0.3 * torch.randn(128, 128, generator=torch.Generator().manual_seed(1))
@@ -29,7 +29,7 @@ def setup():
 
 
 def evaluator(cache_dir, *overrides, enabled=True) -> Evaluator:
-    return instantiate(make_config(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}", "eval=[]",
+    return instantiate(compose(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}", "eval=[]",
                                    *overrides).evaluator)
 
 

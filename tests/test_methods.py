@@ -1,7 +1,7 @@
 """Contract tests, run over every method in conf/method/: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
-from helpers import config_names, make_config
+from helpers import compose, config_names
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
@@ -9,7 +9,7 @@ from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
 from ccup.method import CCUP
 from ccup.models import load_clip
-from ccup.projection import ccup_factors, ccup_map, with_strength
+from ccup.projection import ccup_factors, ccup_map
 from ccup.task import UnlearnTask
 
 METHODS = config_names("method")
@@ -21,7 +21,7 @@ def setup():
     training images for the methods that fine-tune."""
     torch.manual_seed(0)
     clip = load_clip("ccup-tiny-p7")
-    data = make_config().dataset
+    data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
     return clip, UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], train=lambda: train)
 
@@ -30,9 +30,9 @@ def method(name: str, alpha: float, cache_dir):
     """The method as configured, with fine-tuning and retraining cut to a few steps (the contract holds for any
     length)."""
     overrides = [f"method={name}", f"alpha={alpha}", f"cache_dir={cache_dir}"]
-    configured = make_config(*overrides).method
+    configured = compose(*overrides).method
     overrides += [f"method.{key}=3" for key in ("steps", "max_steps") if key in configured]
-    return instantiate(make_config(*overrides).method)
+    return instantiate(compose(*overrides).method)
 
 
 def unlearn(name: str, alpha: float, setup, cache_dir) -> torch.nn.Module:
@@ -85,6 +85,8 @@ def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
         expected = fold_projection(clip.model, ccup_factors(forget, retain, lam, mu).with_strength(alpha))
         folded[lam] = CCUP(alpha=alpha, lam=lam, mu=mu)(clip.model, task).visual.proj
         torch.testing.assert_close(folded[lam], expected.visual.proj, rtol=0, atol=0)
-        dense = fold_projection(clip.model, with_strength(ccup_map(forget, retain, lam, mu), alpha))  # (d, d) W
+        W_alpha = torch.eye(128, dtype=torch.float64) - alpha * (torch.eye(128, dtype=torch.float64) - ccup_map(
+            forget, retain, lam, mu))  # PAPER.md's W_alpha = I - alpha (I - W*), a (d, d) matrix
+        dense = fold_projection(clip.model, W_alpha)
         torch.testing.assert_close(folded[lam], dense.visual.proj, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(folded[10.0], folded[1000.0], atol=1e-4)  # the two settings are told apart

@@ -6,11 +6,23 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.solve import dense as dense_closed_form
 from ccup.errors import UserError
-from ccup.projection import ccup_factors, ccup_map, nullspace_projector, objective, orthonormal_basis, with_strength
+from ccup.projection import LowRank, ccup_factors, ccup_map, objective, orthonormal_basis
 
 settings.register_profile("ccup", deadline=None, max_examples=40)
 settings.load_profile("ccup")
+
+
+def nullspace_projector(T_f: torch.Tensor) -> torch.Tensor:
+    """I - Q Q^T, the exact projection onto the orthogonal complement of span(T_f): PAPER.md's plain form."""
+    Q = orthonormal_basis(T_f)
+    return torch.eye(T_f.shape[0], dtype=T_f.dtype) - Q @ Q.T
+
+
+def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:
+    """PAPER.md's W_alpha = I - alpha (I - W) of a (d, d) matrix: the reference for LowRank.with_strength."""
+    return torch.eye(W.shape[0], dtype=W.dtype) - alpha * (torch.eye(W.shape[0], dtype=W.dtype) - W)
 
 
 def unit_columns(seed: int, d: int, m: int) -> torch.Tensor:
@@ -43,9 +55,9 @@ def test_closed_form_minimises_the_objective(problem):
 
 @given(problems())
 def test_alpha_zero_is_the_identity_bit_for_bit(problem):
-    W = ccup_map(*problem)
-    assert torch.equal(with_strength(W, 0.0), torch.eye(W.shape[0], dtype=W.dtype))
-    assert torch.equal(with_strength(W, 1.0), W)
+    W = ccup_factors(*problem)
+    assert torch.equal(W.with_strength(0.0).dense(), torch.eye(W.U.shape[0], dtype=W.U.dtype))
+    assert torch.equal(W.with_strength(1.0).dense(), W.dense())
 
 
 @given(problems())
@@ -101,10 +113,10 @@ def test_directions_orthogonal_to_the_forget_span_are_unchanged_without_mu(probl
 
 @given(problems(), st.floats(0, 1))
 def test_partial_projection_scales_forget_scores_by_one_minus_alpha(problem, alpha):
-    T_f, _, _, _ = problem
+    T_f, T_r, _, _ = problem
     z = torch.randn(T_f.shape[0], 5, dtype=torch.float64)  # image embeddings as columns
-    W = with_strength(nullspace_projector(T_f), alpha)
-    torch.testing.assert_close(T_f.T @ W @ z, (1 - alpha) * T_f.T @ z)
+    W = ccup_factors(T_f, T_r, math.inf, 0.0).with_strength(alpha)  # the nullspace projection at strength alpha
+    torch.testing.assert_close(T_f.T @ W.times(z), (1 - alpha) * T_f.T @ z)
 
 
 @pytest.mark.parametrize("lam, mu", [(-1.0, 0.0), (1.0, -0.5), (math.nan, 0.0), (1.0, math.inf), (1.0, math.nan)])
@@ -117,18 +129,7 @@ def test_bad_weights_are_refused(lam, mu):
 @pytest.mark.parametrize("alpha", [-0.1, 1.5, math.nan])
 def test_alpha_outside_unit_interval_is_refused(alpha):
     with pytest.raises(UserError, match=r"alpha must lie in \[0, 1\]"):
-        with_strength(torch.eye(3), alpha)
-
-
-def dense_ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
-    """The closed form as PAPER.md writes it, a d x d solve: the reference for ccup_map's low-rank computation."""
-    identity = torch.eye(T_f.shape[0], dtype=torch.float64)
-    M = identity + mu * T_r @ T_r.T
-    if math.isinf(lam):
-        Q = orthonormal_basis(T_f)
-        MinvQ = torch.linalg.solve(M, Q)
-        return identity - Q @ torch.linalg.solve(Q.T @ MinvQ, MinvQ.T)
-    return torch.linalg.solve(M + lam * T_f @ T_f.T, M).T
+        LowRank(torch.zeros(3, 1), torch.zeros(3, 1)).with_strength(alpha)
 
 
 @given(problems(), st.booleans(), st.sampled_from(["distinct", "duplicated", "collinear"]))
@@ -139,7 +140,7 @@ def test_the_low_rank_computation_is_the_dense_solve(problem, hard, layout):
     if layout == "collinear":  # opposite embeddings span one direction
         T_f, T_r = torch.cat([T_f, -T_f[:, :1]], dim=1), torch.cat([T_r, -T_r[:, :1]], dim=1)
     lam = math.inf if hard else lam
-    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_ccup_map(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
+    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("lam, mu", [(1e-320, 1.0), (1000.0, 1e-320), (0.0, 5.0)])
@@ -147,16 +148,16 @@ def test_weights_below_double_precision_add_nothing(lam, mu):
     T_f, T_r = unit_columns(0, 8, 2), unit_columns(1, 8, 3)
     W = ccup_map(T_f, T_r, lam, mu)
     assert torch.isfinite(W).all()
-    torch.testing.assert_close(W, dense_ccup_map(T_f, T_r, lam, mu), atol=1e-12, rtol=0)
+    torch.testing.assert_close(W, dense_closed_form(T_f, T_r, lam, mu), atol=1e-12, rtol=0)
 
 
 @given(problems(), st.floats(0, 1), st.floats(0, 1))
 def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem, a, b):
     T_f, T_r, lam, mu = problem
     t = T_f[:, :1]  # one forget class: its score <W_alpha t, t> = 1 - alpha lam t^T A^-1 t, A positive definite
-    W = ccup_map(t, T_r, lam, mu)
+    W = ccup_factors(t, T_r, lam, mu)
     low, high = sorted([a, b])
-    score = {alpha: (t.T @ with_strength(W, alpha) @ t).item() for alpha in (low, high)}
+    score = {alpha: (t.T @ W.with_strength(alpha).times(t)).item() for alpha in (low, high)}
     assert score[high] <= score[low] + 1e-12
 
 

@@ -25,4 +25,5 @@ def test_the_protocol_pipeline_runs_end_to_end_on_fixture_datasets_in_their_publ
     assert record["config"]["forget"]["classes"] == ["euphonium"]
     crosses = {key.split("/")[1] for key in record["metrics"] if key.startswith("cross/")}
     assert crosses == {"oxford_flowers", "stanford_cars", "stanford_dogs"}  # the other three, never itself
-    assert record["metrics"]["forget/acc_before"] in (0.0, 100.0)  # the fixture's one euphonium test image
+    scored = {key.split("/")[1] for key in record["metrics"] if key.startswith("class/")}
+    assert scored == {"face", "euphonium", "water lilly"}  # Caltech101's fixture classes, read by name

@@ -4,7 +4,7 @@ import os
 
 import pandas as pd
 import pytest
-from helpers import ROOT, make_config
+from helpers import ROOT, compose
 from hydra.utils import instantiate
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
@@ -30,7 +30,7 @@ def available(build, what: str):
 @pytest.mark.slow
 @pytest.mark.parametrize("model, dataset", sorted(set(zip(REFERENCE.model, REFERENCE.dataset, strict=True))))
 def test_before_forgetting_numbers_match_the_published_ones(model, dataset):
-    cfg = make_config(f"model={model}", f"dataset={dataset}", "eval=[]")
+    cfg = compose(f"model={model}", f"dataset={dataset}", "eval=[]")
     data = instantiate(cfg.dataset)
     available(lambda: data.load(split=data.split), f"the {dataset} test split")  # data first: it fails fast
     clip = available(lambda: instantiate(cfg.model), f"the {model} weights")
@@ -50,7 +50,7 @@ def test_before_forgetting_numbers_match_the_published_ones(model, dataset):
 def test_the_reference_covers_the_protocol():
     """Every protocol preset has its published numbers, class names as our dataset configs spell them."""
     for (model, dataset), rows in REFERENCE.groupby(["model", "dataset"]):
-        cfg = make_config(f"model={model}", f"dataset={dataset}")
+        cfg = compose(f"model={model}", f"dataset={dataset}")
         assert list(rows.forget_class) == list(cfg.dataset.protocol_forget)
         assert rows.all_acc.nunique() == rows.retain_acc.nunique() == 1
     assert len(REFERENCE) == 2 * 4 * 3

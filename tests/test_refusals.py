@@ -1,5 +1,6 @@
 """Bad input, end to end: each place a job can refuse its input ends the command with one `error:` line and a failed
 record; a command line Hydra cannot compose ends with one `error:` line naming what exists."""
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -34,6 +35,11 @@ BAD_INPUTS = {
 ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the command that ran the job alone
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
 # ccup.errors.composition_error is tested in test_configs.py).
+# A config that composes but does not resolve: no identity, so the failed record lies in the job's folder alone.
+UNRESOLVED = {
+    "alpha=${nope}": "error: the config does not resolve: Interpolation key 'nope' not found",
+    "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. method.lr=...",
+}
 UNCOMPOSED = {
     "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",
     "alpha=[": "error: cannot read the override 'alpha=[': no viable alternative at input '['",
@@ -70,7 +76,7 @@ def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.Complet
     started = {"sweep": (tmp_path, start_suite(tmp_path, "-m", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
                                                 f"+bad={options}", "logger=none", **pipe))}
     try:
-        for override in [ALONE, *UNCOMPOSED]:
+        for override in [ALONE, *UNRESOLVED, *UNCOMPOSED]:
             folder = tmp_path_factory.mktemp("refused")
             started[override] = folder, start_suite(folder, *override.split(";"), "logger=none", **pipe)
         return {name: (folder, finish(process)) for name, (folder, process) in started.items()}
@@ -107,3 +113,13 @@ def test_a_command_line_that_does_not_compose_gets_one_error_line_naming_what_ex
     assert result.stderr.strip().splitlines()[-1].startswith(UNCOMPOSED[override]), result.stderr
     assert "Traceback" not in result.stderr and "Config search path" not in result.stderr
     assert not (tmp_path / "results").exists()  # nothing ran
+
+
+@pytest.mark.parametrize("override", UNRESOLVED)
+def test_a_config_that_does_not_resolve_fails_its_job_with_one_error_line(refusals, override):
+    tmp_path, result = refusals[override]
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(UNRESOLVED[override]), result.stderr
+    record = json.loads((tmp_path / "outputs" / "record.json").read_text())
+    assert record["status"] == "failed" and f"error: {record['error']}" == result.stderr.strip().splitlines()[-1]
+    assert record["overrides"][0] == override and not (tmp_path / "results").exists()

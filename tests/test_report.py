@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from helpers import CONF, ROOT
-from hydra import compose, initialize_config_dir
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -228,7 +229,7 @@ def test_the_sweep_ends_with_the_report_of_its_results_dir(tmp_path):
 
 def test_the_config_registers_the_callback_with_its_report():
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = compose("config", return_hydra_config=True)
+        cfg = hydra_compose("config", return_hydra_config=True)
     callback = instantiate(cfg.hydra.callbacks.sweep)
     assert isinstance(callback, Sweep) and callback.report
 

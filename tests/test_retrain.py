@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import finish, make_config, records, start_suite
+from helpers import compose, finish, records, start_suite
 from hydra.utils import instantiate
 
 import ccup.tiny
@@ -17,14 +17,14 @@ from ccup.task import UnlearnTask
 
 def retrain(cache_dir, *overrides):
     """The oracle on a few steps of the recipe (the full recipe takes minutes; what is tested holds for any length)."""
-    return instantiate(make_config("method=retrain", "method.max_steps=3", f"cache_dir={cache_dir}", *overrides).method)
+    return instantiate(compose("method=retrain", "method.max_steps=3", f"cache_dir={cache_dir}", *overrides).method)
 
 
 @pytest.fixture(scope="module")
 def setup():
     torch.manual_seed(0)
     clip = load_clip("ccup-tiny-p7")
-    data = make_config().dataset
+    data = compose().dataset
     return clip, UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"])
 
 
@@ -52,7 +52,7 @@ def test_the_oracle_is_trained_once_per_forget_set_and_then_read_back(setup, tmp
 ])
 def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
-        instantiate(make_config("method=retrain", *overrides).method)
+        instantiate(compose("method=retrain", *overrides).method)
     assert message in str(find_user_error(error.value))
 
 

@@ -9,9 +9,9 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, make_config, records, run_suite, wandb_run
+from helpers import ROOT, compose, records, run_suite, wandb_run
 
-from ccup.projection import ccup_map, with_strength
+from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
 
 pytestmark = pytest.mark.slow
@@ -60,16 +60,16 @@ def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
 def test_exported_checkpoints_load_in_open_clip_with_the_projection_folded_in(alpha_sweep, tiny):
     jobs = sorted((alpha_sweep / "multirun").glob("[0-9]"))
     assert len(jobs) == 3
-    data = make_config().dataset
+    data = compose().dataset
     T = UnlearnTask.of(tiny, data.classnames, data.templates, ["sandal"]).classifier  # (d, C)
     forget = data.classnames.index("sandal")
-    W = ccup_map(T[:, [forget]], T[:, [c for c in range(len(data.classnames)) if c != forget]], lam=1000.0, mu=1.0)
+    W = ccup_factors(T[:, [forget]], T[:, [c for c in range(len(data.classnames)) if c != forget]], lam=1000.0, mu=1.0)
     for job in jobs:
         folder = job / "checkpoint"
         open_clip.add_model_config(folder / "ccup-tiny-p7.json")
         model = open_clip.create_model("ccup-tiny-p7", pretrained=str(folder / "unlearned.pt"))
         alpha = json.loads((job / "record.json").read_text())["config"]["alpha"]
-        expected = (tiny.model.visual.proj.double() @ with_strength(W, alpha).T).float()  # (D, d): z' = W_alpha z
+        expected = (tiny.model.visual.proj.double() @ W.with_strength(alpha).dense().T).float()  # (D, d): z' = W_a z
         torch.testing.assert_close(model.visual.proj, expected, rtol=1e-5, atol=1e-6)
         assert torch.equal(model.visual.proj, tiny.model.visual.proj) == (alpha == 0)
 
@@ -101,7 +101,7 @@ def multi_class(tmp_path_factory, tiny):
 
 def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(multi_class):
     by_forget = {tuple(r["config"]["forget"]["classes"]): r["metrics"] for r in records(multi_class)}
-    data = make_config().dataset
+    data = compose().dataset
     assert set(by_forget) >= {("sandal", "sneaker", "ankle boot"), tuple(data.protocol_forget)}
     for classes, metrics in by_forget.items():
         assert len(classes) == 3 and set(classes) <= set(data.classnames)
@@ -113,3 +113,22 @@ def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(m
     assert table["forget sets"].tolist() == [len(by_forget)]  # one CCUP setting, averaged over the forget sets
     markdown = (multi_class / "results" / "report.md").read_text()
     assert re.search(r"\| sandal\+sneaker\+ankle boot +\|", markdown)  # its own row in the per-forget-set table
+
+
+def test_the_committed_benchmark_is_what_this_code_computes(tmp_path):
+    """Two jobs of the committed embedded benchmark (results/benchmark/, made at an earlier commit whose configs
+    differ in names only) run again by today's code: CCUP and a fine-tuning baseline give the committed numbers."""
+    result = run_suite(tmp_path, "-m", "experiment=benchmark", "method=ccup,grad_ascent", "alpha=1", "seed=0",
+                       "forget=sandal", "hydra.callbacks.sweep.report=false")
+    assert result.returncode == 0, result.stderr
+    committed = {}
+    for path in (ROOT / "results" / "benchmark" / "records").glob("*.json"):
+        record = json.loads(path.read_text())
+        config = record["config"]
+        if (config["forget"]["classes"], config["seed"], config["alpha"]) == (["sandal"], 0, 1.0):
+            committed[record["choices"]["method"]] = record["metrics"]
+    for record in records(tmp_path):
+        ours, theirs = record["metrics"], committed[record["choices"]["method"]]
+        shared = [key for key in theirs if "acc" in key]
+        assert len(shared) > 20 and all(ours[key] == pytest.approx(theirs[key], abs=0.2) for key in shared), \
+            record["choices"]["method"]

@@ -9,16 +9,21 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import submitit
 import torch
-from helpers import CONF, ROOT, make_config, records, run_suite, start_suite, suite_command, wandb_run
-from hydra import compose, initialize_config_dir
+from helpers import CONF, ROOT, compose, records, run_suite, start_suite, suite_command, wandb_run
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from hydra.core.utils import JobStatus
 from hydra.utils import instantiate
+from hydra_plugins.ccup_launcher import queue_state
 from omegaconf import OmegaConf
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
@@ -60,13 +65,13 @@ def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
 @pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
                                       "sweep=another", "logger=none", "rerun=true"])
 def test_where_and_how_a_job_reports_is_not_its_identity(override):
-    assert config_id(make_config(override)) == config_id(make_config())
+    assert config_id(compose(override)) == config_id(compose())
 
 
 @pytest.mark.parametrize("override", ["alpha=0", "alpha=0.5", "seed=1", "method=nullspace", "forget=bag",
                                       "method.lam=100"])
 def test_what_a_job_computes_is_its_identity(override):
-    assert config_id(make_config(override)) != config_id(make_config())
+    assert config_id(compose(override)) != config_id(compose())
 
 
 # --- Values no setting takes ---------------------------------------------------------------------------------------
@@ -83,7 +88,7 @@ def test_what_a_job_computes_is_its_identity(override):
     ("seed=4294967296", "got 4294967296"),
 ])
 def test_values_no_setting_takes_are_refused_by_name(override, message):
-    config = OmegaConf.to_container(make_config(override), resolve=True)
+    config = OmegaConf.to_container(compose(override), resolve=True)
     with pytest.raises(UserError, match=re.escape(message)):
         check_values(config, skip=NOT_IDENTITY)
 
@@ -91,7 +96,7 @@ def test_values_no_setting_takes_are_refused_by_name(override, message):
 @pytest.mark.parametrize("overrides", [["alpha=0", "seed=0"], ["seed=4294967295"], ["method.lam=inf"], ["sweep='2024'"],
                                        ["dataset=digits", "forget.classes=['5']"]])
 def test_zero_infinity_names_and_digit_classes_are_values(overrides):
-    check_values(OmegaConf.to_container(make_config(*overrides), resolve=True), skip=NOT_IDENTITY)
+    check_values(OmegaConf.to_container(compose(*overrides), resolve=True), skip=NOT_IDENTITY)
 
 
 # --- Records and caches: whole or absent, also with concurrent writers ---------------------------------------------
@@ -191,7 +196,7 @@ def test_a_sweep_without_failures_exits_zero(tmp_path):
 
 def hydra_config(*overrides: str):
     with initialize_config_dir(str(CONF), version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=True)
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
 
 
 def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkeypatch):
@@ -228,8 +233,73 @@ def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkey
         assert line in script.splitlines(), line
 
 
+def fake_squeue(tmp_path: Path, monkeypatch, script: str) -> None:
+    """`squeue` on PATH as a shell script: the queue as the launcher sees it, without SLURM."""
+    (tmp_path / "bin").mkdir(exist_ok=True)
+    (tmp_path / "bin" / "squeue").write_text(f"#!/bin/sh\n{script}\n")
+    (tmp_path / "bin" / "squeue").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("script, state", [
+    ("echo RUNNING", "RUNNING"), ("echo CANCELLED", "CANCELLED"), ("true", None),  # ended, and forgotten by the queue
+    ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", None),  # purged from the controller
+])
+def test_the_launcher_reads_a_jobs_state_from_the_queue(tmp_path, monkeypatch, script, state):
+    fake_squeue(tmp_path, monkeypatch, script)
+    assert queue_state("7_1") == state
+
+
+def lost_job(tmp_path: Path, monkeypatch, squeue: str, result: Callable | None = None, own_record: dict | None = None):
+    """The suite's SLURM launcher settling job 7_1 (job number 1) of a sweep, the queue answering `squeue`; the job
+    has a result pickle only with `result`, what submitit's results() makes of it, and `own_record` in its folder."""
+    fake_squeue(tmp_path, monkeypatch, squeue)
+    launcher = instantiate(hydra_config("hydra/launcher=slurm").hydra.launcher)
+    launcher.poll_s, launcher.patience_s = 0.01, 0.05
+    monkeypatch.setattr(launcher, "job_dir", lambda overrides, number: tmp_path / str(number))
+    (tmp_path / "1").mkdir()
+    if own_record is not None:
+        write_record(own_record, tmp_path / "1" / "record.json")
+    pickle = tmp_path / "7_1_result.pkl"
+    if result is not None:
+        pickle.write_bytes(b"")
+    job = SimpleNamespace(job_id="7_1", results=result, paths=SimpleNamespace(result_pickle=pickle,
+                                                                               stderr=tmp_path / "7_1_log.err"))
+    return launcher.settle(job, ["alpha=1"], 1), tmp_path / "1" / "record.json"
+
+
+@pytest.mark.parametrize("squeue, error", [
+    ("echo CANCELLED", "SLURM ended job 7_1 without a result (CANCELLED: scancel, a failed node or the time limit)"),
+    ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1",
+     "SLURM ended job 7_1 without a result (the queue did not answer for 0 s: slurm_load_jobs error: Unable to "
+     "contact slurm controller"),
+])
+def test_a_job_slurm_ended_without_a_result_gets_a_failed_record_and_the_sweep_goes_on(tmp_path, monkeypatch, squeue,
+                                                                                        error):
+    returned, record = lost_job(tmp_path, monkeypatch, squeue)
+    assert returned.status == JobStatus.COMPLETED and returned.return_value is None  # the sweeper goes on
+    written = json.loads(record.read_text())
+    assert written["status"] == "failed" and written["error"].startswith(error)
+    assert written["overrides"] == ["alpha=1"]  # for the summary, whether or not the job started
+
+
+def test_a_job_whose_process_failed_gets_a_failed_record(tmp_path, monkeypatch):
+    def failed():
+        raise RuntimeError("Job (task=0) failed during processing with trace:\nTraceback ...")
+
+    _, record = lost_job(tmp_path, monkeypatch, "echo COMPLETED", failed)
+    assert json.loads(record.read_text())["error"].startswith(
+        "SLURM job 7_1 failed: Job (task=0) failed during processing with trace:; its log:")
+
+
+def test_a_record_the_job_wrote_before_slurm_stopped_it_is_kept(tmp_path, monkeypatch):
+    own = {"status": "complete", "metrics": {}}
+    _, record = lost_job(tmp_path, monkeypatch, "echo CANCELLED", own_record=own)
+    assert json.loads(record.read_text()) == own
+
+
 def test_trainer_ddp_trains_on_spawned_processes_of_the_job():
-    method = instantiate(make_config("method=finetune", "trainer=ddp").method)
+    method = instantiate(compose("method=finetune", "trainer=ddp").method)
     trainer = method.trainer(max_steps=1, accelerator="cpu", devices=2)
     assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy._start_method == "spawn"
     assert isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
@@ -239,7 +309,7 @@ def test_trainer_ddp_trains_on_spawned_processes_of_the_job():
 @pytest.mark.slow
 def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny, tmp_path):
     """trainer=ddp on two CPU processes (gloo): the spawned ranks train, the job gets rank 0's weights."""
-    cfg = make_config("method=finetune", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+    cfg = compose("method=finetune", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
                       "method.steps=2", f"method.cache_dir={tmp_path}")
     data = instantiate(cfg.dataset)
     train = partial(data.load, split="train", transform=tiny.preprocess)
@@ -250,7 +320,7 @@ def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny,
     assert changed and all(name.startswith("visual.") for name in changed)  # trained, and only what it declares
 
 
-# --- End to end: sweeps that fail, are killed, run again, in parallel, on submitit ---------------------------------
+# --- End to end: sweeps that fail, are killed, run again, in parallel ------------------------------------------------
 
 # The first job fails (alpha outside [0, 1]), the three others complete; evaluations beyond accuracy are left out
 # (eval=[]): what is tested here is how jobs start and end.

@@ -1,9 +1,10 @@
 """The embedded default model: accurate enough to unlearn from, deterministic for a seed, trained once."""
+import logging
 from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import make_config
+from helpers import compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset, TensorDataset
 from torchvision.transforms import ToTensor
@@ -18,7 +19,7 @@ from ccup.zeroshot import class_embeddings
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset, every, target", [("fashion_mnist", 5, 0.83), ("digits", 1, 0.9)])
 def test_tiny_model_reaches_the_zero_shot_accuracy_target(tiny, dataset, every, target):
-    data = instantiate(make_config(f"dataset={dataset}").dataset)
+    data = instantiate(compose(f"dataset={dataset}").dataset)
     test = data.load(split="test", transform=tiny.preprocess)
     images, labels = zip(*[test[i] for i in range(0, len(test), every)], strict=True)  # 2,000 garments, 599 digits
     images, labels = torch.stack(images), torch.tensor(labels)
@@ -60,7 +61,7 @@ def test_each_step_captions_every_class_with_one_of_its_own_names_drawn_evenly()
 
 
 def test_the_oracle_is_trained_without_exactly_the_forget_classes_images():
-    cfg = make_config()
+    cfg = compose()
     datasets = [instantiate(node) for node in cfg.model.train_data.values()]
     repeats = {data.name: cfg.model.repeats.get(data.name, 1) for data in datasets}
     full, oracle = (training_set(datasets, repeats, ToTensor(), exclude) for exclude in ([], ["sandal", "3"]))
@@ -81,7 +82,7 @@ def test_the_oracle_refuses_classes_the_training_data_never_had(tmp_path):
 
 def small_recipe(tmp_path):
     """The tiny model's recipe on 512 training images: enough to test determinism and the cache quickly."""
-    data = make_config().dataset
+    data = compose().dataset
     train_data = SimpleNamespace(
         name="fashion_mnist_512", classnames=data.classnames, templates=data.templates,
         load=lambda split, transform: Subset(fashion_mnist(split, data.load.roots, str(tmp_path), transform),
@@ -98,6 +99,16 @@ def test_training_is_deterministic_for_a_seed_and_cached(tmp_path, monkeypatch):
     assert all(torch.equal(first[key], cached[key]) for key in first)
 
 
+def test_weights_that_do_not_load_are_trained_again_with_a_warning(tmp_path, caplog):
+    first = load_tiny(**small_recipe(tmp_path), cache_dir=str(tmp_path)).model.state_dict()
+    (weights,) = (tmp_path / "models").glob("*.pt")
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated, as by a killed writer on a shared filesystem
+    with caplog.at_level(logging.WARNING):
+        again = load_tiny(**small_recipe(tmp_path), cache_dir=str(tmp_path))
+    assert f"rebuilding cache entry {weights}" in caplog.text and again.info["cache_hit"] == 0
+    assert all(torch.equal(value, again.model.state_dict()[key]) for key, value in first.items())
+
+
 def test_another_seed_trains_another_model(tmp_path):
     first = load_tiny(**small_recipe(tmp_path), cache_dir=str(tmp_path)).model.state_dict()
     other = load_tiny(**{**small_recipe(tmp_path), "seed": 1}, cache_dir=str(tmp_path)).model.state_dict()
@@ -106,7 +117,7 @@ def test_another_seed_trains_another_model(tmp_path):
 
 
 def test_the_shipped_weights_are_those_of_the_current_recipe(tiny):
-    model = make_config().model
+    model = compose().model
     datasets = [instantiate(node) for node in model.train_data.values()]
     recipe = recipe_of(datasets, model.repeats, model.epochs, model.batch_size, model.lr, model.seed)
     # A change of the recipe changes the name: stale weights are never read for it (`make tiny SHIP=1` ships anew).

@@ -5,7 +5,7 @@ from functools import partial
 
 import torch
 
-from ccup.features import Features
+from ccup.features import FeaturesOf
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.zeroshot import class_embeddings, classifier_of, predict
@@ -18,7 +18,7 @@ class CrossDataset:
     def __init__(self, datasets: Mapping, exclude: str):
         self.datasets = {name: data for name, data in datasets.items() if data.name != exclude}
 
-    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         metrics = {}
         for name, data in self.datasets.items():

@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.features import Features
+from ccup.features import FeaturesOf
 from ccup.task import UnlearnTask
 from ccup.zeroshot import embeddings
 
@@ -38,7 +38,7 @@ class LossThreshold:
                             "(the embedded model=tiny is trained on fashion_mnist and digits)")
         self.per_class, self.retain_per_class, self.seed = per_class, retain_per_class, seed
 
-    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=mia needs the dataset's train split: its members")

@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 
 from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.features import Features
+from ccup.features import FeaturesOf
+from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.zeroshot import embeddings
 
@@ -35,7 +36,7 @@ class LinearProbe:
             raise UserError(f"eval.probe.C must be positive, got {C}")
         self.per_class, self.test_per_class, self.seed, self.C = per_class, test_per_class, seed, C
 
-    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=probe fits its probes on the dataset's train split, which this job has none of")
@@ -47,10 +48,10 @@ class LinearProbe:
         for suffix, model in [("", unlearned), ("_before", original)]:
             (x_train, train_labels), (x_test, test_labels) = features(model, train), features(model, test)
             x_train, x_test = embeddings(model, x_train).cpu(), embeddings(model, x_test).cpu()
-            auroc, accuracy = forget_probe(x_train, torch.isin(train_labels, forget), x_test,
+            auroc, balanced = forget_probe(x_train, torch.isin(train_labels, forget), x_test,
                                            torch.isin(test_labels, forget), self.C)
             retain_train, retain_test = ~torch.isin(train_labels, forget), ~torch.isin(test_labels, forget)
-            metrics |= {f"leak/probe_auroc{suffix}": auroc, f"leak/probe_acc{suffix}": accuracy,
+            metrics |= {f"leak/probe_auroc{suffix}": auroc, f"leak/probe_acc{suffix}": balanced,
                         f"retain/probe_acc{suffix}": class_probe(x_train[retain_train], train_labels[retain_train],
                                                                  x_test[retain_test], test_labels[retain_test], self.C)}
         return metrics
@@ -79,7 +80,7 @@ def class_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     if len(y_train.unique()) < 2:
         return float("nan")
     fitted = fit(probe(C), x_train, y_train)
-    return 100 * float((fitted.predict(numpy(x_test)) == numpy(y_test)).mean())
+    return accuracy(torch.from_numpy(fitted.predict(numpy(x_test))), y_test)
 
 
 def fit(model, x: torch.Tensor, y: torch.Tensor):

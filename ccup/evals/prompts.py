@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ccup.data import per_class
 from ccup.errors import UserError
-from ccup.features import Features
+from ccup.features import FeaturesOf
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.zeroshot import class_embeddings, classifier_of, predict
@@ -33,7 +33,7 @@ class HeldOutPrompts:
         self.synonyms = None if synonyms is None else {name: list(words) for name, words in synonyms.items()}
         self.templates = None if templates is None else list(templates)
 
-    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if self.synonyms is None or self.templates is None:
             log.warning("eval=prompts skipped: the dataset config has no `synonyms` and `heldout_templates`")

@@ -11,9 +11,9 @@ from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, TensorDataset
 
 from ccup.data import materialize, per_class
-from ccup.errors import UserError, check_trainer
-from ccup.features import Features
-from ccup.loop import Unlearning, classification_loss, uses
+from ccup.errors import UserError
+from ccup.features import FeaturesOf
+from ccup.loop import Unlearning, check_trainer, classification_loss, uses
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.zeroshot import classify, predict
@@ -36,7 +36,7 @@ class Relearning:
         self.shots, self.max_steps, self.lr, self.params = shots, max_steps, lr, list(params)
         self.test_per_class, self.seed, self.trainer = test_per_class, seed, trainer
 
-    def __call__(self, features: Features, original: torch.nn.Module, unlearned: torch.nn.Module,
+    def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
         if task.train is None:
             raise UserError("eval=relearn fine-tunes on forget images of the dataset's train split, which this job has "

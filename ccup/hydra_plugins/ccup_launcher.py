@@ -33,6 +33,7 @@ class SlurmLauncher(HydraSlurmLauncher):
     """Submits the sweep as one job array, as Hydra's launcher does, then waits for each job's result or its end."""
 
     poll_s = 2.0  # how often the queue is asked about a job without a result
+    patience_s = 600.0  # how long a queue that does not answer is asked again before the job counts as lost
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
         import submitit  # as Hydra's launcher: plugin discovery stays fast
@@ -53,17 +54,18 @@ class SlurmLauncher(HydraSlurmLauncher):
                 for job, overrides, number in zip(jobs, job_overrides, numbers, strict=True)]
 
     def settle(self, job, overrides: list[str], number: int) -> JobReturn:
-        """The job's return once it has one. For a job SLURM ended without one, a failed record in its folder unless
-        the job wrote its own before it was stopped, and an empty return: Hydra's sweepers stop at a failed return,
-        and the record is what says the job failed."""
-        while not job.paths.result_pickle.exists() and (state := queue_state(job.job_id)) in ACTIVE:
-            time.sleep(self.poll_s)
-        if not job.paths.result_pickle.exists():
-            time.sleep(self.poll_s)  # written just before the job left the queue, maybe not yet seen here
+        """The job's return once it has one. For a job that ended without one (SLURM stopped it, or its process died
+        outside the suite's own handling), a failed record in its folder unless the job wrote its own, and an empty
+        return: Hydra's sweepers stop at a failed return, and the record is what says the job failed."""
+        state = self.wait(job)
+        error = (f"SLURM ended job {job.job_id} without a result ({state}: scancel, a failed node or the time limit); "
+                 f"its log: {job.paths.stderr}")
         if job.paths.result_pickle.exists():
-            return job.results()[0]
-        error = (f"SLURM ended job {job.job_id} without a result ({state or 'gone from the queue'}: scancel, a failed "
-                 f"node or the time limit); its log: {job.paths.stderr}")
+            try:
+                return job.results()[0]
+            except Exception as exc:  # submitit's FailedJobError: the job's process raised past the suite's handling
+                first_line = str(exc).strip().splitlines()[0]
+                error = f"SLURM job {job.job_id} failed: {first_line}; its log: {job.paths.stderr}"
         log.error(f"error: {error}")
         path = self.job_dir(overrides, number) / "record.json"
         if not path.exists():
@@ -71,6 +73,22 @@ class SlurmLauncher(HydraSlurmLauncher):
 
             storage.write_bytes(json.dumps({"status": "failed", "error": error, "overrides": overrides}).encode(), path)
         return JobReturn(overrides=overrides, status=JobStatus.COMPLETED)
+
+    def wait(self, job) -> str:
+        """Until the job has a result or has left the queue; what the queue last said of it. A queue that cannot be
+        asked (a busy or restarting controller) is asked again, for up to `patience_s` seconds in a row."""
+        state, unanswered = "RUNNING", 0.0
+        while not job.paths.result_pickle.exists() and state in ACTIVE:
+            time.sleep(self.poll_s)
+            try:
+                state, unanswered = queue_state(job.job_id), 0.0
+            except QueueUnanswered as exc:
+                unanswered += self.poll_s
+                if unanswered > self.patience_s:
+                    return f"the queue did not answer for {self.patience_s:.0f} s: {exc}"
+        if not job.paths.result_pickle.exists():
+            time.sleep(self.poll_s)  # written just before the job left the queue, maybe not yet seen here
+        return state or "gone from the queue"
 
     def job_dir(self, overrides: list[str], number: int) -> Path:
         """The job's output folder, as the job itself would have resolved it."""
@@ -80,11 +98,17 @@ class SlurmLauncher(HydraSlurmLauncher):
         return Path(config.hydra.sweep.dir) / str(config.hydra.sweep.subdir)
 
 
+class QueueUnanswered(RuntimeError):
+    """squeue failed for another reason than a job it no longer knows."""
+
+
 def queue_state(job_id: str) -> str | None:
-    """The job's state in SLURM's queue, None once the queue no longer knows it. A queue that cannot be asked counts
-    as the job still running: the launcher waits, as it would for a slow controller."""
+    """The job's state in SLURM's queue (`squeue`, which every SLURM cluster answers, with or without accounting),
+    None once the queue no longer knows it."""
     result = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%T", f"--jobs={job_id}"],
                             capture_output=True, text=True)
     if result.returncode != 0:
-        return None if "Invalid job id" in result.stderr else "PENDING"
+        if "Invalid job id" in result.stderr:
+            return None
+        raise QueueUnanswered(" ".join(result.stderr.split()) or f"squeue exited with {result.returncode}")
     return result.stdout.split()[0] if result.stdout.split() else None
