@@ -25,7 +25,8 @@ install: $(VENV)/.installed  ## create .venv and install the suite with its test
 data: install  ## make Fashion-MNIST available: Debian's package where apt works, else torchvision's download
 	@if [ -d $(FASHION_MNIST) ] || [ -d data/FashionMNIST/raw ]; then echo "Fashion-MNIST: present"; \
 	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null \
+			&& echo "Fashion-MNIST: installed Debian's dataset-fashion-mnist"; \
 	else \
 		$(PY) -c "from torchvision.datasets import FashionMNIST as F; [F('data', train=t, download=True) for t in (True, False)]"; \
 	fi

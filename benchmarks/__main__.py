@@ -14,11 +14,11 @@ from benchmarks.summary import render, summary
 from ccup.record import provenance
 
 BENCHMARKS = {
-    "Feature cache: naive re-encoding against the cached sweep": feature_cache,
-    "Evaluator efficiency: Lightning pass against a bare encode_image loop": throughput,
-    "Framework overhead per Hydra job": overhead,
-    "Cost of unlearning": cost,
-    "Scaling: the CCUP solve": solve,
+    "feature cache": feature_cache,  # naive re-encoding against the cached sweep
+    "evaluator throughput": throughput,  # the Lightning pass against a bare encode_image loop
+    "job overhead": overhead,  # what a Hydra multirun job costs beyond unlearning and evaluating
+    "unlearning cost": cost,  # each method's unlearning step against CCUP's
+    "CCUP solve": solve,  # the low-rank closed form against the dense d x d solve
 }
 
 
@@ -51,7 +51,7 @@ def main(results: Path = Path("results")) -> None:
 
 def with_change(table: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     """The table with `change`, each ratio against the same comparison's in `previous` (NaN where it has none)."""
-    key = ["benchmark", "case", "compared"]
+    key = ["case", "compared"]  # one comparison of one case: unique across the benchmarks
     if previous is None or not set(key) <= set(previous):
         return table.assign(change=float("nan"))
     before = previous[[*key, "ratio"]].rename(columns={"ratio": "previous"})
