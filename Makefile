@@ -35,8 +35,9 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 	$(PY) run.py $(ARGS)
 	$(PY) -m ccup.report
 
-test: data  ## the tests, test modules side by side on every core (each on one worker: its fixtures computed once)
-	$(PY) -m pytest -n auto --dist loadfile $(PYTEST_ARGS)
+# One worker more than cores: many tests wait on the jobs they start (a sweep, a SLURM queue), leaving a core free.
+test: data  ## the tests, test modules side by side (each on one worker: its fixtures computed once)
+	$(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist loadfile $(PYTEST_ARGS)
 
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
 	$(PY) -m ccup.tiny $(if $(SHIP),--ship)

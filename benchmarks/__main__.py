@@ -23,17 +23,20 @@ BENCHMARKS = {
 
 
 def main(results: Path = Path("results")) -> None:
-    logging.basicConfig(level=logging.WARNING)  # Lightning's banners for every Trainer say nothing here
+    # Lightning's banners for every Trainer (GPU available, an advertisement) say nothing here; as conf/config.yaml
+    # sets for jobs.
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     previous = pd.read_csv(results / "benchmarks.csv") if (results / "benchmarks.csv").exists() else None
     facts = provenance()
     heading = (f"# Benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; "
                f"Python {facts['python']}; " + ", ".join(f"{k} {v}" for k, v in facts["versions"].items())
                + f"; commit {facts['git_sha']}{' (uncommitted changes)' if facts['git_dirty'] else ''}.\n\n"
-               f"Reproduce with `make bench`. Every comparison is measured in {ROUNDS} rounds, its sides taking turns "
-               "within a round; `ratio` is the median over the rounds of the ratio within each, `spread` is (max - "
-               "min) / median of those ratios: how far one measurement on this machine may stray; `change` is this "
-               "ratio against the one the run before wrote (results/benchmarks.csv as it was): how far two runs "
-               "agree. Times are of this machine and run; compare the ratios.\n")
+               f"Reproduce with `make bench`. Every comparison is measured in at least {ROUNDS} rounds (`rounds`), "
+               "its sides taking turns within a round; `ratio` is the median over the rounds of the ratio within each, "
+               "`spread` is (max - min) / median of those ratios: how far one measurement on this machine may stray; "
+               "`change` is this ratio against the one the run before wrote (results/benchmarks.csv as it was): how "
+               "far two runs agree. Times are of this machine and run; compare the ratios.\n")
     sections, tables = [], []
     for title, module in BENCHMARKS.items():
         table = with_change(module.main().assign(benchmark=title), previous)

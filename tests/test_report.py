@@ -405,5 +405,5 @@ def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, ta
 
 def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():
     table = benchmarks.summary(pd.read_csv(ROOT / "results" / "benchmarks.csv"))
-    assert len(table) >= 10 and set(table["rounds"]) == {"5"}
+    assert len(table) >= 10 and all(int(n) >= 5 for n in table["rounds"])
     assert benchmarks.render(table) in (ROOT / "README.md").read_text(), "README's performance table is stale"
