@@ -1,7 +1,8 @@
 """Scaling: CCUP's closed form in the span of the C = 100 class embeddings (`ccup_factors`, what CCUP runs) against
 the dense d x d solve of PAPER.md's formula, and the nullspace projection's, against the embedding width d and the
-number of forget classes among the 100. A solve takes milliseconds: 15 rounds, each side the best of many calls, cost
-seconds and hold the median still where 5 rounds let it move by tens of percent from one run to the next."""
+number of forget classes among the 100. A solve takes milliseconds: 15 rounds, each side the best of many calls, on
+one thread (two threads of a shared machine time their own wake-ups at this size, and moved the ratio by a third from
+one run to the next)."""
 import math
 import statistics
 from functools import partial
@@ -35,15 +36,22 @@ def dense(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.
 
 def main() -> pd.DataFrame:
     torch.manual_seed(0)
-    rows = []
-    for d in (512, 768, 1024):
-        for forget in (1, 10, 50):
-            T_f, T_r = unit_columns(d, forget), unit_columns(d, CLASSES - forget)
-            times = rounds({"ccup": partial(ccup_factors, T_f, T_r, 1000.0, 1.0),
-                            "dense": partial(dense, T_f, T_r, 1000.0, 1.0),
-                            "nullspace": partial(ccup_factors, T_f, T_r, float("inf"), 0.0)},
-                           n=15, repeat={"ccup": 30, "dense": 5, "nullspace": 30})
-            rows.append({"case": f"d = {d}, {forget} of {CLASSES} classes forgotten",
-                         **{f"{side} ms": 1e3 * statistics.median(t) for side, t in times.items()},
-                         "compared": "dense solve / ccup", **ratio(times["dense"], times["ccup"])})
-    return pd.DataFrame(rows)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return pd.DataFrame([solve_times(d, forget) for d in (512, 768, 1024) for forget in (1, 10, 50)])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def solve_times(d: int, forget: int) -> dict:
+    """The three solves for C = 100 unit class embeddings of width d, `forget` of them forgotten."""
+    T_f, T_r = unit_columns(d, forget), unit_columns(d, CLASSES - forget)
+    times = rounds({"ccup": partial(ccup_factors, T_f, T_r, 1000.0, 1.0),
+                    "dense": partial(dense, T_f, T_r, 1000.0, 1.0),
+                    "nullspace": partial(ccup_factors, T_f, T_r, float("inf"), 0.0)},
+                   n=15, repeat={"ccup": 30, "dense": 5, "nullspace": 30})
+    return {"case": f"d = {d}, {forget} of {CLASSES} classes forgotten",
+            **{f"{side} ms": 1e3 * statistics.median(t) for side, t in times.items()},
+            "compared": "dense solve / ccup", **ratio(times["dense"], times["ccup"])}
+
