@@ -1,7 +1,6 @@
 """`python -m benchmarks` (make bench): each benchmark measures its comparisons side by side, in interleaved rounds
 (benchmarks/common.py); all of them go to results/benchmarks.md and results/benchmarks.csv with the machine and
 library versions."""
-import logging
 import os
 import platform
 from pathlib import Path
@@ -11,6 +10,7 @@ import pandas as pd
 from benchmarks import cost, feature_cache, overhead, solve, throughput
 from benchmarks.common import ROUNDS
 from benchmarks.summary import render, summary
+from ccup import quiet_lightning
 from ccup.record import provenance
 
 BENCHMARKS = {
@@ -23,10 +23,7 @@ BENCHMARKS = {
 
 
 def main(results: Path = Path("results")) -> None:
-    # Lightning's banners for every Trainer (GPU available, an advertisement) say nothing here; as conf/config.yaml
-    # sets for jobs.
-    for name in ("pytorch_lightning", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    quiet_lightning()
     previous = pd.read_csv(results / "benchmarks.csv") if (results / "benchmarks.csv").exists() else None
     facts = provenance()
     heading = (f"# Benchmarks\n\nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, {platform.system()}; "

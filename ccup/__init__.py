@@ -1,3 +1,4 @@
+import logging
 import warnings
 
 from ccup import resolvers  # noqa: F401  (registers the config resolvers before any config is resolved)
@@ -10,3 +11,10 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 # the fine-tuning loop puts the model in eval mode on purpose: BatchNorm statistics frozen, no dropout (PAPER.md §3).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners for every Trainer (GPU/TPU available, an advertisement) at WARNING, for commands run outside
+    Hydra (make tiny, make bench); conf/config.yaml sets the same for jobs."""
+    for name in ("pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)

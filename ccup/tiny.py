@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
 
-from ccup import storage
+from ccup import quiet_lightning, storage
 from ccup.data import materialize
 from ccup.errors import UserError
 from ccup.metrics import accuracy
@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ship", action="store_true", help="write the retrained weights into ccup/weights")
     args = parser.parse_args(argv)
+    quiet_lightning()
     cfg = compose()
     with tempfile.TemporaryDirectory() as tmp:
         retrained = instantiate(cfg.model, cache_dir=tmp, shipped=False)
