@@ -16,9 +16,9 @@ def pytest_configure(config):
     """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
     whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
 
-    Under pytest-xdist (`make test` runs test modules side by side, a worker more than cores), one thread per process, for this
-    one and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost more
-    than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
+    Under pytest-xdist (`make test` runs test modules side by side, a worker more than cores), one thread per process,
+    for this one and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
+    more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
     os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
     if "PYTEST_XDIST_WORKER" in os.environ:
         os.environ["OMP_NUM_THREADS"] = "1"
