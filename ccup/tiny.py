@@ -17,10 +17,10 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import ConcatDataset, DataLoader, TensorDataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ccup import quiet_lightning, storage
-from ccup.data import materialize
+from ccup.data import labels_of, materialize
 from ccup.errors import UserError
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
@@ -147,15 +147,34 @@ def class_names(data) -> list[list[str]]:
     return [[name, *synonyms.get(name, ())] for name in data.classnames]
 
 
+class Kept(Dataset):
+    """A train split as training reads it: labels shifted by `offset` (`targets`, known without transforming an image),
+    each image transformed when first read and then kept, so that every epoch after the first reads it from memory and
+    a training cut to a few steps transforms only the images it reads."""
+
+    def __init__(self, dataset: Dataset, offset: int):
+        self.dataset, self.items = dataset, {}
+        self.targets = [label + offset for label in labels_of(dataset)]
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int):
+        if index not in self.items:
+            self.items[index] = self.dataset[index][0], self.targets[index]
+        return self.items[index]
+
+
 def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Callable,
                  exclude: Sequence[str] = ()) -> ConcatDataset:
     """The train splits side by side, without the images of `exclude`d classes: labels of each dataset shifted past
     the classes of the ones before it."""
     parts, offset = [], 0
     for data in datasets:
-        images, labels = materialize(data.load(split="train", transform=transform)).tensors
-        keep = ~torch.isin(labels, torch.tensor([c for c, name in enumerate(data.classnames) if name in exclude]))
-        parts += [TensorDataset(images[keep], labels[keep] + offset)] * repeats[data.name]
+        split = Kept(data.load(split="train", transform=transform), offset)
+        left_out = {offset + c for c, name in enumerate(data.classnames) if name in exclude}
+        parts += [Subset(split, [i for i, label in enumerate(split.targets) if label not in left_out])] * repeats[
+            data.name]
         offset += len(data.classnames)
     return ConcatDataset(parts)
 

@@ -16,17 +16,31 @@ def pytest_configure(config):
     """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
     whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
 
-    Under pytest-xdist (`make test` runs test modules side by side, a worker more than cores), one thread per process,
-    for this one and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
+    Under pytest-xdist (`make test` runs test modules side by side, a worker more than cores), the workers share the
+    cache the controller made, so that what one encodes or trains the others read; and one thread per process, for
+    each worker and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
     more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
-    os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # no internet: fail at once; set before the hub is imported (helpers.SERVER)
     if "PYTEST_XDIST_WORKER" in os.environ:
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
+    else:
+        os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
+
+
+# The modules whose end-to-end runs take longest (every method's recipe, the oracle, the sweeps, the SLURM queue) start
+# first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
+FIRST = ["test_compare.py", "test_retrain.py", "test_sweeps.py", "test_slurm.py", "test_run.py"]
+
+
+def pytest_collection_modifyitems(items):
+    """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep this order)."""
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
 
 
 def pytest_unconfigure(config):
-    shutil.rmtree(os.environ["CCUP_CACHE"], ignore_errors=True)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        shutil.rmtree(os.environ["CCUP_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

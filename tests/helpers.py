@@ -1,10 +1,18 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
 and offline W&B runs read back, and datasets written in their published layouts."""
+import atexit
 import json
+import multiprocessing
 import os
+import runpy
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl
@@ -44,27 +52,93 @@ def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
             f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
 
 
-def start_suite(tmp_path: Path, *args: str, named: bool = True, **popen) -> subprocess.Popen:
-    """The suite command started offline, not waited for: runs that mostly import libraries overlap on the cores."""
-    return subprocess.Popen(suite_command(tmp_path, *args, named=named), cwd=ROOT, text=True,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"}, **popen)
+# A command of the suite spends some 6 s of CPU importing torch, Lightning and open_clip before it does anything, and
+# the tests run about forty. They run instead as children of a fork server that imported those once per test worker:
+# the same interpreter and command line, each in a process of its own, with its own working folder, environment and
+# output. `make run`'s sweep (test_run.py) runs as a plain `python run.py`, so that one command is also checked cold.
+SERVER = multiprocessing.get_context("forkserver")
+SERVER.set_forkserver_preload(["run", "ccup.report", "ccup.evaluator", "baselines.finetune", "wandb",
+                               "sklearn.datasets", "sklearn.model_selection"])
 
 
-def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
-    """A started suite command waited for, with its output (started with stdout and stderr piped); killed, as
-    subprocess.run would, if it outlives its time."""
+@dataclass
+class Command:
+    """A started `python ARGS`: its process (exitcode None while it runs, kill()) and the folder of its output."""
+
+    args: list[str]
+    process: multiprocessing.Process
+    output: Path
+
+
+def python(*args: str, cwd: Path = ROOT, env: dict | None = None, prelude: str = "") -> Command:
+    """`python ARGS` (a script, or -m and a module) started in a child of the fork server; `prelude`, Python
+    source, runs first (faults a test cannot ask of the OS or the command line)."""
+    output = Path(tempfile.mkdtemp(prefix="ccup-command-"))
+    process = SERVER.Process(target=interpreter, args=(list(args), str(cwd), {**os.environ, **(env or {})}, output,
+                                                      prelude))
+    process.start()
+    return Command([sys.executable, *args], process, output)
+
+
+def interpreter(args: list[str], cwd: str, env: dict, output: Path, prelude: str) -> None:
+    """What `python ARGS` does, run in the fork server's child: standard output and error into files, the exit status
+    and the last words (sys.exit's message or a traceback, then the threads' and atexit's) as the interpreter has
+    them."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        with open(output / name, "wb") as file:
+            os.dup2(file.fileno(), fd)
     try:
-        stdout, stderr = process.communicate(timeout=600)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+        exec(prelude, {"__name__": "__prelude__"})
+        if args[0] == "-m":
+            sys.argv = args[1:]
+            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        else:
+            sys.argv = args
+            runpy.run_path(args[0], run_name="__main__")
+        status = 0
+    except SystemExit as exit:
+        status = exit.code
+    except BaseException:
+        traceback.print_exc()
+        status = 1
+    if status is not None and not isinstance(status, int):
+        print(status, file=sys.stderr)
+        status = 1
+    threading._shutdown()  # as the interpreter ends: its threads joined (loky stops its workers here), then atexit
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status or 0)
 
 
-def run_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.CompletedProcess:
+def finish(command: Command, timeout: float = 600) -> subprocess.CompletedProcess:
+    """A started command waited for, with its output; killed, as subprocess.run would, if it outlives `timeout`."""
+    command.process.join(timeout)
+    if command.process.exitcode is None:
+        command.process.kill()
+        command.process.join()
+        raise subprocess.TimeoutExpired(command.args, timeout)
+    stdout, stderr = ((command.output / name).read_text() for name in ("stdout", "stderr"))
+    shutil.rmtree(command.output)
+    return subprocess.CompletedProcess(command.args, command.process.exitcode, stdout, stderr)
+
+
+def run_python(*args: str, **options) -> subprocess.CompletedProcess:
+    """`python ARGS` (as `python` starts it) run to its end."""
+    return finish(python(*args, **options))
+
+
+def start_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> Command:
+    """The suite command started, not waited for: runs that mostly wait on their jobs overlap on the cores."""
+    return python(*suite_command(tmp_path, *args, named=named)[1:], **options)
+
+
+def run_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> subprocess.CompletedProcess:
     """The suite command run to its end, its output captured."""
-    return finish(start_suite(tmp_path, *args, named=named, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return finish(start_suite(tmp_path, *args, named=named, **options))
 
 
 def records(tmp_path: Path) -> list[dict]:

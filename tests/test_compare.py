@@ -1,10 +1,7 @@
 """End to end: CCUP beside every fine-tuning baseline on the embedded model, one sweep, one evaluator, one report."""
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
-from helpers import config_names, records, run_suite
+from helpers import config_names, records, run_python, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +36,7 @@ def test_every_method_forgets_the_class_at_full_strength_and_keeps_the_others(co
 
 
 def test_the_report_shows_every_method_of_the_sweep(comparison):
-    subprocess.run([sys.executable, "-m", "ccup.report", str(comparison / "results")], check=True,
-                   capture_output=True)
+    assert run_python("-m", "ccup.report", str(comparison / "results")).returncode == 0
     table = pd.read_csv(comparison / "results" / "report.csv")
     assert sorted(table["method"]) == APPROXIMATE
     assert {"forget/acc", "retain/acc", "time/unlearn_s"} <= set(table.columns)

@@ -72,19 +72,18 @@ def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.Complet
     for override in BAD_INPUTS:
         (tmp_path / "conf" / "bad" / f"{option_name(override)}.yaml").write_text(as_option(override))
     options = ",".join(option_name(override) for override in BAD_INPUTS)
-    pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     started = {"sweep": (tmp_path, start_suite(tmp_path, "-m", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-                                                f"+bad={options}", "logger=none", **pipe))}
+                                                f"+bad={options}", "logger=none"))}
     try:
         for override in [ALONE, *UNRESOLVED, *UNCOMPOSED]:
             folder = tmp_path_factory.mktemp("refused")
-            started[override] = folder, start_suite(folder, *override.split(";"), "logger=none", **pipe)
+            started[override] = folder, start_suite(folder, *override.split(";"), "logger=none")
         return {name: (folder, finish(process)) for name, (folder, process) in started.items()}
     finally:
-        for _, process in started.values():
-            if process.poll() is None:  # only after a failure above: no run outlives the fixture
-                process.kill()
-                process.wait()
+        for _, command in started.values():
+            if command.process.exitcode is None:  # only after a failure above: no run outlives the fixture
+                command.process.kill()
+                command.process.join()
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)

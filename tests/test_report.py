@@ -3,14 +3,12 @@ the Hydra callback. No model is trained; every record is written by hand into tm
 import json
 import math
 import struct
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import CONF, ROOT
+from helpers import CONF, ROOT, run_python
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.utils import instantiate
@@ -266,8 +264,7 @@ def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
         """))
 
     def sweep(*args):
-        return subprocess.run([sys.executable, "job.py", "-m", *args], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=120)
+        return run_python("job.py", "-m", *args, cwd=tmp_path)
 
     result = sweep("seed=0,1")
     assert result.returncode == 0, result.stderr

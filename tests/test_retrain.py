@@ -1,12 +1,10 @@
 """The oracle, method=retrain: the embedded model's recipe trained again without the forget classes, once."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from helpers import compose, finish, records, start_suite
+from helpers import compose, finish, records, run_python, start_suite
 from hydra.utils import instantiate
 
 import ccup.tiny
@@ -64,12 +62,11 @@ def oracle(tmp_path_factory, tiny):
     sandal, started together, and the report of the three. The oracle is trained for 50 steps here (the test's
     reduced recipe; `make paper` trains it by the whole recipe)."""
     tmp_path = tmp_path_factory.mktemp("oracle")
-    runs = [start_suite(tmp_path, *args, "eval=[cross,probe]", "logger=none", "hydra.callbacks.sweep.report=false",
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    runs = [start_suite(tmp_path, *args, "eval=[cross,probe]", "logger=none", "hydra.callbacks.sweep.report=false")
             for args in (["-m", "method=retrain", "method.max_steps=50", "alpha=1,0.5"], ["method=ccup"])]
     for result in map(finish, runs):
         assert result.returncode == 0, result.stderr
-    subprocess.run([sys.executable, "-m", "ccup.report", str(tmp_path / "results")], check=True, capture_output=True)
+    assert run_python("-m", "ccup.report", str(tmp_path / "results")).returncode == 0
     return tmp_path
 
 

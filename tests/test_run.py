@@ -9,7 +9,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_suite, wandb_run
+from helpers import ROOT, compose, records, run_suite, suite_command, wandb_run
 
 from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
@@ -19,9 +19,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def alpha_sweep(tmp_path_factory, tiny):
-    """`python run.py -m alpha=0,0.5,1` on the default config (the tiny fixture trains the model first)."""
+    """`python run.py -m alpha=0,0.5,1` on the default config, as `make run` runs it: a plain interpreter, the one
+    suite command of the tests that does not run in a child of their fork server (helpers.py)."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    result = run_suite(tmp_path, "-m", "alpha=0,0.5,1", "export=true")
+    result = subprocess.run(suite_command(tmp_path, "-m", "alpha=0,0.5,1", "export=true"), cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     return tmp_path
 

@@ -41,9 +41,9 @@ def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path)
     """The third job is cancelled while it waits in the queue: it never starts, so only the launcher can say it
     failed. The sweep is not named, so its jobs, each a cluster job of its own, must share the launching process's
     timestamp."""
-    sweep = start_suite(tmp_path, *SWEEP, stdout=subprocess.PIPE, stderr=subprocess.PIPE, named=False)
+    sweep = start_suite(tmp_path, *SWEEP, named=False)
     submitted = tmp_path / "multirun" / ".submitit"
-    while not (tasks := sorted(submitted.glob("*_2"))) and sweep.poll() is None:
+    while not (tasks := sorted(submitted.glob("*_2"))) and sweep.process.exitcode is None:
         time.sleep(0.1)
     task = tasks[0].name
     subprocess.run(["scancel", task], check=True)

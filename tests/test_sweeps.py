@@ -5,9 +5,7 @@ import json
 import multiprocessing
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -18,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import submitit
 import torch
-from helpers import CONF, ROOT, compose, records, run_suite, start_suite, suite_command, wandb_run
+from helpers import CONF, compose, records, run_suite, start_suite, wandb_run
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -371,12 +369,12 @@ def test_the_failed_job_marks_its_wandb_run_failed(failing_sweep):
 
 @pytest.mark.slow
 def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, failing_sweep):
-    job = start_suite(tmp_path, *SWEEP, "logger=none", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = start_suite(tmp_path, *SWEEP, "logger=none")
     third = tmp_path / "multirun" / "2" / ".hydra"
-    while not third.exists() and job.poll() is None:
+    while not third.exists() and job.process.exitcode is None:
         time.sleep(0.01)
-    job.send_signal(signal.SIGKILL)  # in the middle of the third job (alpha=0.5)
-    job.wait()
+    job.process.kill()  # SIGKILL, in the middle of the third job (alpha=0.5)
+    job.process.join()
     before = {path.stem: path.read_bytes() for path in (tmp_path / "results" / "records").iterdir()}
     assert sorted(json.loads(text)["config"]["alpha"] for text in before.values()) == [0, 2]  # no partial record
 
@@ -440,10 +438,7 @@ def run_with_fault(tmp_path: Path, fault: str, *args: str) -> subprocess.Complet
     """`python run.py ARGS` (as run_suite) with `fault`, Python source run first: faults that a test cannot ask of
     the OS or the command line (root ignores read-only permissions; a full disk; a bug), FAULTY naming the folder
     whose writes a filesystem fault breaks."""
-    code = f"import runpy, sys\n{fault}\nsys.argv[0] = 'run.py'\nrunpy.run_path('run.py', run_name='__main__')"
-    return subprocess.run([sys.executable, "-c", code, *suite_command(tmp_path, *args)[2:]], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "FAULTY": str(tmp_path / "results")})
+    return run_suite(tmp_path, *args, prelude=fault, env={"FAULTY": str(tmp_path / "results")})
 
 
 BUGGY_METHOD = """
