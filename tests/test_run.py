@@ -3,13 +3,12 @@ checkpoints and W&B runs, and forget sets of several classes."""
 import json
 import re
 import subprocess
-import sys
 
 import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_suite, suite_command, wandb_run
+from helpers import ROOT, compose, records, run_python, run_suite, suite_command, wandb_run
 
 from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
@@ -48,9 +47,9 @@ def test_alpha_sweep_forgets_the_class_and_keeps_the_others(alpha_sweep):
 
 
 def test_make_run_prints_the_table_readme_shows(alpha_sweep):
-    printed = subprocess.run([sys.executable, "-m", "ccup.report", str(alpha_sweep / "results")], check=True,
-                             capture_output=True, text=True).stdout
-    table, where = printed.strip().split("\n\n")
+    result = run_python("-m", "ccup.report", str(alpha_sweep / "results"))
+    assert result.returncode == 0, result.stderr
+    table, where = result.stdout.strip().split("\n\n")
     assert table in (ROOT / "README.md").read_text() and where.startswith("full report: ")
 
 
