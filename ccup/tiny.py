@@ -173,8 +173,8 @@ def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Call
     for data in datasets:
         split = Kept(data.load(split="train", transform=transform), offset)
         left_out = {offset + c for c, name in enumerate(data.classnames) if name in exclude}
-        parts += [Subset(split, [i for i, label in enumerate(split.targets) if label not in left_out])] * repeats[
-            data.name]
+        kept = [i for i, label in enumerate(split.targets) if label not in left_out]
+        parts += [Subset(split, kept)] * repeats[data.name]
         offset += len(data.classnames)
     return ConcatDataset(parts)
 
