@@ -2,7 +2,9 @@
 The records are the truth; W&B mirrors them and reports are built from them."""
 import hashlib
 import json
+import os
 import platform
+import stat
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -49,7 +51,10 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
 def git_state(root: Path) -> dict:
     """The commit checked out at `root`; `git_dirty`: whether the code differed from it (tracked changes or untracked
     files outside results/, where records are written), and then `git_diff`, a hash of that difference, so that two
-    records from one dirty tree can be told apart from two from different ones. All None outside a git checkout."""
+    records from one dirty tree can be told apart from two from different ones. All None outside a git checkout.
+    An untracked file enters the hash by its name, size and modification time, never its contents, and anything
+    untracked that is not a regular file (a symlinked data/ or .venv) is skipped: a large file dropped in the
+    checkout costs no read, and nothing there can stop a job."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=root).stdout
 
@@ -61,9 +66,17 @@ def git_state(root: Path) -> dict:
     except (OSError, subprocess.CalledProcessError):
         return {"git_sha": None, "git_dirty": None, "git_diff": None}
     digest = hashlib.sha256(diff.encode())
+    files = 0
     for name in filter(None, untracked):
-        digest.update(name.encode() + b"\0" + (root / name).read_bytes())
-    dirty = bool(diff) or any(untracked)
+        try:
+            info = os.lstat(root / name)
+        except OSError:  # removed since git listed it, or not ours to stat: provenance never stops a job
+            continue
+        if not stat.S_ISREG(info.st_mode):  # a symlink, whatever it points to, or a nested checkout
+            continue
+        digest.update(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\0".encode())
+        files += 1
+    dirty = bool(diff) or files > 0
     return {"git_sha": sha, "git_dirty": dirty, "git_diff": digest.hexdigest()[:16] if dirty else None}
 
 

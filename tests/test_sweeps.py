@@ -1,10 +1,13 @@
 """Sweeps that survive: one identity per job, skip-if-done, failures isolated and named, parallel and cluster
 launchers, concurrent writers, and one clear error for each bad input at the edges (full disk, read-only results,
 W&B refusing to start)."""
+import builtins
+import io
 import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -57,6 +60,80 @@ def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
     git("checkout", "run.py")
     (tmp_path / "helper.py").write_text("beta = 1\n")
     assert git_state(tmp_path)["git_dirty"] is True  # a new file is code the commit lacks
+
+
+def scratch_checkout(tmp_path: Path) -> Path:
+    """A git checkout with one committed file and, as cluster users have them, `data` and `.venv` as symlinks to
+    directories outside it."""
+    repo = tmp_path / "repo"
+    elsewhere = tmp_path / "elsewhere"
+    repo.mkdir()
+    elsewhere.mkdir()
+    (repo / "run.py").write_text("alpha = 1\n")
+    (repo / "data").symlink_to(elsewhere, target_is_directory=True)
+    (repo / ".venv").symlink_to(elsewhere, target_is_directory=True)
+    for args in (["init", "-q"], ["add", "run.py"], ["commit", "-qm", "code"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
+                       capture_output=True)
+    return repo
+
+
+def untracked(repo: Path) -> list[str]:
+    return subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo, check=True,
+                          capture_output=True, text=True).stdout.split()
+
+
+def refuse_reads_under(monkeypatch, root: Path) -> None:
+    """Make every way Python opens a file fail for a path under `root`, so a test sees whether code reads it."""
+    top = os.path.abspath(root)
+
+    def refuse(path) -> None:
+        # abspath, not resolve: a read through the data symlink is a read under root too
+        if isinstance(path, str | bytes | os.PathLike) and os.path.abspath(os.fsdecode(path)).startswith(top + os.sep):
+            raise AssertionError(f"read {path}")
+
+    def guarded(original: Callable) -> Callable:
+        def opener(path, *args, **kwargs):
+            refuse(path)
+            return original(path, *args, **kwargs)
+        return opener
+
+    def guarded_method(original: Callable) -> Callable:
+        def method(self, *args, **kwargs):
+            refuse(self)
+            return original(self, *args, **kwargs)
+        return method
+
+    for owner, name in ((builtins, "open"), (io, "open"), (os, "open")):
+        monkeypatch.setattr(owner, name, guarded(getattr(owner, name)))
+    for name in ("open", "read_bytes", "read_text"):
+        monkeypatch.setattr(Path, name, guarded_method(getattr(Path, name)))
+
+
+def test_provenance_survives_symlinked_data_and_venv_and_never_reads_a_large_untracked_file(tmp_path, monkeypatch):
+    repo = scratch_checkout(tmp_path)
+    assert untracked(repo) == [".venv", "data"]  # no .gitignore here: git lists both symlinks
+    clean = git_state(repo)
+    assert len(clean["git_sha"]) == 40 and clean["git_dirty"] is False and clean["git_diff"] is None
+    big = repo / "checkpoint.ckpt"
+    with big.open("wb") as f:
+        f.truncate(2**30)  # a sparse 1 GB file: no disk spent, but a whole read would still read 1 GB
+    refuse_reads_under(monkeypatch, repo)
+    dropped = git_state(repo)
+    assert dropped["git_sha"] == clean["git_sha"] and dropped["git_dirty"] is True  # an untracked file is a change
+    assert len(dropped["git_diff"]) == 16 and git_state(repo) == dropped  # one tree, one hash
+    mtime = big.stat().st_mtime_ns
+    os.truncate(big, 2**30 + 1)
+    os.utime(big, ns=(mtime, mtime))  # the same modification time: only the size tells the two files apart
+    assert git_state(repo)["git_diff"] != dropped["git_diff"]
+
+
+def test_the_gitignore_ignores_data_and_venv_as_symlinks(tmp_path):
+    repo = scratch_checkout(tmp_path)
+    shutil.copy(Path(__file__).parents[1] / ".gitignore", repo / ".gitignore")
+    assert untracked(repo) == [".gitignore"]  # neither symlink is listed
+    ignored = subprocess.run(["git", "check-ignore", "data", ".venv"], cwd=repo, capture_output=True, text=True)
+    assert ignored.stdout.split() == ["data", ".venv"]
 
 
 
