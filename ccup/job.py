@@ -17,7 +17,15 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from ccup.errors import UserError, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
-from ccup.record import NOT_IDENTITY, check_writable, config_id, provenance, read_record, write_record
+from ccup.record import (
+    NOT_IDENTITY,
+    check_writable,
+    config_id,
+    provenance,
+    read_record,
+    setting_ids,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +84,15 @@ def new_record(cfg: DictConfig) -> dict:
     choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
     try:
         missing = sorted(OmegaConf.missing_keys(cfg))
-        identity, config = config_id(cfg), OmegaConf.to_container(cfg, resolve=True)
+        identity = config_id(cfg)
+        settings = setting_ids(cfg)
+        config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
-    return {"id": identity, "status": "running", "config": config, "choices": choices, "overrides": task_overrides(),
-            **provenance()}
+    return {"id": identity, **settings, "status": "running", "config": config, "choices": choices,
+            "overrides": task_overrides(), **provenance()}
 
 
 def task_overrides() -> list[str]:

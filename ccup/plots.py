@@ -1,4 +1,6 @@
 """Plots of a report summary (one row per setting, ccup.report.summarize), one function per kind, each writing a PNG.
+Every mean is drawn with its confidence interval (`<metric> ci_low`, `<metric> ci_high`); accuracy axes span 0-100 %
+and AUROC axes 0-1, so that no axis magnifies a change the tables call unresolved.
 
 Figures are made with matplotlib's object API, never pyplot: a bare `Figure` renders with the Agg backend, needs no
 display and keeps no global state between plots."""
@@ -12,8 +14,10 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 ACCURACIES = ["forget/acc", "retain/acc"]
-COLUMNS = ["method", "params", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s",
+COLUMNS = ["method", "setting", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s",
            "leak/probe_auroc", "leak/probe_auroc_before"]
+PERCENT = (-2, 102)  # accuracy axes: the whole range, a margin for markers at 0 and 100
+UNIT = (0, 1)  # AUROC axes
 BEFORE = {"color": "grey", "linestyle": "--", "linewidth": 1, "label": "before forgetting"}
 ORACLE = "retrain"  # the method whose alpha = 1 is the gold standard: the model retrained without the forget classes
 RETRAINED = {"color": "black", "linestyle": ":", "linewidth": 1.2, "label": "retrained without the forget classes"}
@@ -32,10 +36,11 @@ def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The summary with every plotted column (NaN where the records lack a metric) and a `label` per method and
     settings, and one colour per label, the same in every plot. A label names the settings only of a method run with
     several (an ablation), wrapped: one method's dozen settings in full would crowd the axes out of the figure."""
-    summary = summary.reindex(columns=[*summary.columns, *(c for c in COLUMNS if c not in summary)])
-    params = summary["params"].fillna("")
-    several = summary.groupby("method")["params"].transform("nunique") > 1
-    named = (summary["method"] + " " + params.where(several, "")).str.strip()
+    columns = [*COLUMNS, *(f"{c} {b}" for c in COLUMNS[3:] for b in ("ci_low", "ci_high"))]
+    summary = summary.reindex(columns=[*summary.columns, *(c for c in columns if c not in summary)])
+    setting = summary["setting"].fillna("")
+    several = summary.groupby("method")["setting"].transform("nunique") > 1
+    named = (summary["method"] + " " + setting.where(several, "")).str.strip()
     summary["label"] = named.map(lambda label: textwrap.fill(label, 40, subsequent_indent="  "))
     labels = sorted(summary["label"].unique())
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
@@ -49,6 +54,15 @@ def reference(draw, summary: pd.DataFrame, metric: str) -> None:
         draw(value, **BEFORE)
     if pd.notna(value := summary.loc[(summary["method"] == ORACLE) & (summary["alpha"] == 1), metric].mean()):
         draw(value, **RETRAINED)
+
+
+def error(points: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """The (2, n) distances from each mean to its interval's ends, for matplotlib's errorbar; None without any."""
+    low, high = points[f"{metric} ci_low"].to_numpy(float), points[f"{metric} ci_high"].to_numpy(float)
+    if np.isnan(low).all():
+        return None
+    mean = points[metric].to_numpy(float)
+    return np.nan_to_num(np.stack([mean - low, high - mean]))
 
 
 def log_scale(ax, seconds: pd.Series) -> None:
@@ -89,8 +103,12 @@ def plot_alpha(summary: pd.DataFrame, path: Path) -> None:
     for ax, metric in zip(axes, ACCURACIES, strict=True):
         for label, line in summary.groupby("label"):
             ax.plot(*alpha_curve(line, metric), marker="o", color=colors[label], label=label)
+            line = line.sort_values("alpha")
+            ax.errorbar(line["alpha"], line[metric], yerr=error(line, metric), fmt="none", color=colors[label],
+                        capsize=2)
         reference(ax.axhline, summary, metric)
-        ax.set(xlabel="alpha", ylabel=f"{metric} (%)", title=f"{metric} against alpha", xlim=(-0.05, 1.05))
+        ax.set(xlabel="alpha", ylabel=f"{metric} (%)", title=f"{metric} against alpha", xlim=(-0.05, 1.05),
+               ylim=PERCENT)
     fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}")
     save(fig, axes, path)
 
@@ -103,6 +121,8 @@ def plot_pareto(summary: pd.DataFrame, path: Path) -> None:
     ax = fig.subplots()
     for label, points in summary.groupby("label"):
         ax.scatter(points["retain/acc"], points["forget/acc"], color=colors[label], label=label, zorder=2)
+        ax.errorbar(points["retain/acc"], points["forget/acc"], xerr=error(points, "retain/acc"),
+                    yerr=error(points, "forget/acc"), fmt="none", color=colors[label], capsize=2, zorder=2)
         for _, point in points.iterrows() if summary["alpha"].nunique() > 1 else ():
             ax.annotate(f"{point['alpha']:g}", (point["retain/acc"], point["forget/acc"]), fontsize="x-small",
                         xytext=(3, 3), textcoords="offset points")
@@ -110,7 +130,8 @@ def plot_pareto(summary: pd.DataFrame, path: Path) -> None:
     ax.plot(front["retain/acc"], front["forget/acc"], color="black", linewidth=1, zorder=1, label="Pareto front")
     reference(ax.axvline, summary, "retain/acc")
     reference(ax.axhline, summary, "forget/acc")
-    ax.set(xlabel="retain/acc (%), higher is better", ylabel="forget/acc (%), lower is better",
+    ax.set(xlabel="retain/acc (%), higher is better", ylabel="forget/acc (%), lower is better", xlim=PERCENT,
+           ylim=PERCENT,
            title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: forget against retain, by alpha")
     save(fig, [ax], path)
 
@@ -126,9 +147,12 @@ def plot_cost(summary: pd.DataFrame, path: Path) -> None:
     for ax, metric in zip(axes, ACCURACIES, strict=True):
         for label, points in top.groupby("label"):
             ax.scatter(points["time/unlearn_s"], points[metric], color=colors[label], label=label)
+            ax.errorbar(points["time/unlearn_s"], points[metric], yerr=error(points, metric), fmt="none",
+                        color=colors[label], capsize=2)
         reference(ax.axhline, summary, metric)
         log_scale(ax, top["time/unlearn_s"])
-        ax.set(xlabel="time/unlearn_s (s)", ylabel=f"{metric} (%)", title=f"{metric} against cost")
+        ax.set(xlabel="time/unlearn_s (s, median)", ylabel=f"{metric} (%)", title=f"{metric} against cost",
+               ylim=PERCENT)
     fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}, alpha = {alpha:g}")
     save(fig, axes, path)
 
@@ -147,9 +171,11 @@ def plot_leakage(summary: pd.DataFrame, path: Path) -> bool:
     ax = fig.subplots()
     for label, points in top.groupby("label"):
         ax.scatter(points["leak/probe_auroc"], points["forget/acc"], color=colors[label], label=label, zorder=2)
+        ax.errorbar(points["leak/probe_auroc"], points["forget/acc"], xerr=error(points, "leak/probe_auroc"),
+                    yerr=error(points, "forget/acc"), fmt="none", color=colors[label], capsize=2, zorder=2)
     reference(ax.axvline, top, "leak/probe_auroc")
     reference(ax.axhline, top, "forget/acc")
-    ax.set(xlabel="leak/probe_auroc", ylabel="forget/acc (%), lower is better",
+    ax.set(xlabel="leak/probe_auroc", ylabel="forget/acc (%), lower is better", xlim=UNIT, ylim=PERCENT,
            title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: leakage, alpha = {alpha:g}")
     save(fig, [ax], path)
     return True

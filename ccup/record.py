@@ -19,16 +19,39 @@ PACKAGES = ("torch", "torchvision", "open_clip_torch", "pytorch-lightning", "tor
 NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun")
 
 
+# What a report pools within one row: the seed, the forget set (by its size only) and alpha are its axes.
+AXES = ("seed", "forget", "alpha")
+# What the oracle of a job shares with it besides forget set and seed: all but these, the method's own keys.
+METHOD_KEYS = ("method", "samples", "data", "trainer", "eval", "evaluator", "export")
+
+
 def config_id(cfg: DictConfig) -> str:
     """A job's identity: the hash of its resolved config without logging, path and run settings. Those keys are
     resolved as placeholders, so the paths they lend to other keys (the feature cache under ${cache_dir}) leave the
     identity alone too: one job has one id on every machine and for every user."""
-    identity = OmegaConf.create(OmegaConf.to_container(cfg))  # unresolved, without the job's flags
-    for key in NOT_IDENTITY:
-        if key in identity:
-            identity[key] = f"<{key}>"
-    resolved = OmegaConf.to_container(identity, resolve=True)
-    return storage.digest({key: value for key, value in resolved.items() if key not in NOT_IDENTITY})
+    return storage.digest(resolved_without(cfg, NOT_IDENTITY))
+
+
+def setting_ids(cfg: DictConfig) -> dict[str, str]:
+    """What a report may pool a job with. `setting_id`: everything that can change a number, the resolved config
+    without the identity's exclusions and the axes (AXES; the forget set counts by its number of classes), so that
+    a key that interpolates the seed or alpha (method.seed) leaves it too. `task_id`: the part the oracle shares,
+    without METHOD_KEYS."""
+    setting = resolved_without(cfg, NOT_IDENTITY + AXES)
+    setting["forget"] = f"{len(cfg.forget.classes)} classes"
+    return {"setting_id": storage.digest(setting),
+            "task_id": storage.digest({k: v for k, v in setting.items() if k not in METHOD_KEYS})}
+
+
+def resolved_without(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
+    """The resolved config without the top-level `keys`, resolved as placeholders `<key>` where others refer to
+    them."""
+    unresolved = OmegaConf.create(OmegaConf.to_container(cfg))
+    for key in keys:
+        if key in unresolved:
+            unresolved[key] = f"<{key}>"
+    resolved = OmegaConf.to_container(unresolved, resolve=True)
+    return {key: value for key, value in resolved.items() if key not in keys}
 
 
 def provenance() -> dict:

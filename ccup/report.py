@@ -6,13 +6,16 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
-from ccup import plots
+from ccup import plots, storage
 from ccup.errors import UserError
+from ccup.record import AXES, METHOD_KEYS, NOT_IDENTITY
 
 # The report's metric columns, in this order; a metric no record has is left out, so a new metric is one entry here.
-METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "all/acc",
+METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "retain/acc_delta", "all/acc",
            "forget/acc_heldout_prompts", "leak/probe_auroc", "relearn/steps_to_half", "time/unlearn_s"]
 # The leakage table: per method at the sweep's largest alpha, forget accuracy beside what the evaluations of
 # conf/eval/{probe,prompts,relearn,mia}.yaml find left of the class; shown when a record has one of them. Its first
@@ -21,68 +24,156 @@ LEAKAGE = ["forget/acc", "leak/probe_auroc", "leak/probe_acc", "retain/probe_acc
            "forget/acc_heldout_prompts", "relearn/steps_to_half", "relearn/reached", "mia/forget_auroc"]
 ORIGINAL = "before forgetting"  # the method cell of the original model's row
 ORACLE = plots.ORACLE  # its records at alpha = 1 are the gold standard every other method is read against
-# Metrics read as a gap to the oracle, |method - retrain| on the same model, dataset, forget set and seed; `gap/avg`
-# is the mean gap over the accuracies (SalUn's "Avg. Gap": forget, retain, test and cross-dataset accuracy).
+REFERENCE = "ccup"  # at alpha = 1, what every other method's gap is paired with
+# Metrics read as a gap to the oracle on the same task, forget set and seed: |method - retrain|, but for relearning,
+# whose sign matters (SIGNED: method - retrain, positive where the class comes back slower than after retraining).
 GAPPED = ["forget/acc", "retain/acc", "all/acc", "leak/probe_auroc", "forget/acc_heldout_prompts",
           "relearn/steps_to_half", "mia/forget_auroc"]
-AVERAGED = ["forget/acc", "retain/acc", "all/acc"]
-ORACLE_KEY = ["model", "dataset", "forget", "seed"]
+SIGNED = ["relearn/steps_to_half"]
+GAP = "gap/forget_retain_cross"  # the mean of the forget, retain and cross-dataset accuracy gaps, each once
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
-SETTING = ["model", "dataset", "method", "params", "alpha"]
-SPREADS = {"std_forget_sets": "forget sets", "std_seeds": "seeds"}  # column suffix: what the std runs over
+SETTING = ["model", "dataset", "method", "setting", "alpha"]  # a row: its setting is everything else that differs
+ROW = [*SETTING, "task_id"]  # and the task it shares with its oracle, which the setting determines
 MEDIAN = re.compile(r"time/.+")  # central value of these is the median: shared cores give a job the odd slow run
+CONFIDENCE = 0.95
+# Choices and overrides never shown as a row's setting: the row's other columns, and what changes no number.
+UNSHOWN = ("method", "forget", "experiment", "logger", "hydra", *AXES, *NOT_IDENTITY)
 
-DEFINITIONS = """Each cell is the mean over forget sets of each forget set's mean over seeds. Its spread is reported
-twice, separately:
+DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget set's classes (their
+number counts), alpha and where results go. Its `setting` cell names the choices and overrides that differ between
+the rows of the report (a method's own keys between that method's rows); runs that differ anywhere else carry a
+`#` and the first characters of their setting's hash.
 
-- **± over forget sets**: the sample standard deviation (n − 1) across forget sets of the per-forget-set means over
-  seeds: how much the result depends on which classes are forgotten.
-- **± over seeds**: the sample standard deviation across seeds of each seed's mean over forget sets: how much the
-  headline number moves when the whole benchmark is rerun with another seed (every seed should run the same
-  forget sets).
+Each cell is the mean over forget sets of each forget set's mean over seeds (times: the median, as one slow run on
+shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval in brackets: a percentile bootstrap
+(scipy.stats.bootstrap, 9,999 resamples, seed 0) over the forget sets, the units that vary independently (a
+deterministic method repeats one number over seeds); over the seeds where a row has one forget set. No interval
+where a row has one record.
 
-No ± is shown (an empty std in report.csv) where a setting has a single forget set or a single seed; a
-deterministic method run with several seeds shows ± 0.00. Times (`time/*`) are medians in place of both means: on
-shared cores a few slow runs would move a mean far from the typical cost.
+`gap/<metric>` compares a record with the oracle, the `retrain` record at alpha = 1 of the same task (model, data,
+prompts), forget set and seed: |method − retrain|, except `gap/relearn/steps_to_half`, method − retrain, positive
+where the class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and
+cross-dataset accuracy gaps, each once (several other datasets: their mean gap). `*_delta` is after − before
+forgetting. Without an oracle record the gap columns are absent.
 
-`gap/<metric>` is |method − retrain| per forget set and seed, where a `retrain` record at alpha = 1 (the model
-retrained without the forget classes, the gold standard) has the same model, dataset, forget set and seed;
-`gap/avg` is the mean of the accuracy gaps (forget, retain, all and cross-dataset). Without such a record the gap
-columns are absent."""
+The paired table compares each row's `{GAP}` with CCUP's at alpha = 1 on the same task, forget set by forget set
+(their means over seeds): the mean difference with its bootstrap interval, and the Wilcoxon signed-rank p. A
+difference is resolved where the interval leaves out 0."""
 
 
 def load_records(*results_dirs: Path) -> pd.DataFrame:
-    """One row per complete record: its sweep axes, the method's own settings, and its metrics. A record found in
-    several folders (same id) counts once."""
-    rows = []
+    """One row per complete record: its setting (SETTING, with the hashes of its setting and task), its forget set,
+    seed and metrics, after − before where both are measured. A record found in several folders (same id) counts
+    once."""
+    records = []
     for results_dir in results_dirs:
         for path in sorted((results_dir / "records").glob("*.json")):
             record = json.loads(path.read_text())
-            if record["status"] != "complete":
-                continue
-            config = record["config"]
-            rows.append({"id": record["id"], "model": record["choices"]["model"],
-                         "dataset": config["dataset"]["name"], "method": record["choices"]["method"],
-                         "params": settings(config["method"]), "forget": "+".join(config["forget"]["classes"]),
-                         "alpha": config["alpha"], "seed": config["seed"], "dirty": record.get("git_dirty"),
-                         **record["metrics"]})
-    return with_gaps(pd.DataFrame(rows).drop_duplicates("id")) if rows else pd.DataFrame()
+            if record["status"] == "complete":
+                records.append(record)
+    records = list({record["id"]: record for record in records}.values())
+    if not records:
+        return pd.DataFrame()
+    rows = [{"id": record["id"], "model": record["choices"]["model"], "dataset": record["config"]["dataset"]["name"],
+             "method": record["choices"]["method"], **setting_ids_of(record),
+             "forget": "+".join(record["config"]["forget"]["classes"]), "alpha": record["config"]["alpha"],
+             "seed": record["config"]["seed"], "dirty": record.get("git_dirty"),
+             "flagged": bool(record.get("warnings")), **record["metrics"]} for record in records]
+    table = pd.DataFrame(rows)
+    table.insert(4, "setting", setting_labels(table, records))
+    for metric in ["retain/acc", *cross_accuracies(table)]:
+        if f"{metric}_before" in table and not metric.endswith("_before"):
+            table[f"{metric}_delta"] = table[metric] - table[f"{metric}_before"]
+    return with_gaps(table)
+
+
+def setting_ids_of(record: dict) -> dict[str, str]:
+    """A record's setting and task hashes (ccup.record.setting_ids); for a record written before records carried
+    them, from its resolved config: without the axes and paths, and without every `seed` and `alpha` below the top
+    but the model's, which is its recipe's own."""
+    if "setting_id" in record:
+        return {"setting_id": record["setting_id"], "task_id": record["task_id"]}
+    config = record["config"]
+    paths = {str(config[key]): f"<{key}>" for key in NOT_IDENTITY if isinstance(config.get(key), str)}
+
+    def clean(node, top: str):
+        if isinstance(node, dict):
+            return {k: clean(v, top) for k, v in node.items() if top == "model" or k not in ("seed", "alpha")}
+        if isinstance(node, list):
+            return [clean(v, top) for v in node]
+        for path, placeholder in paths.items():
+            if isinstance(node, str) and node.startswith(path):
+                return placeholder + node[len(path):]
+        return node
+
+    setting = {key: clean(value, key) for key, value in config.items() if key not in (*NOT_IDENTITY, *AXES)}
+    setting["forget"] = f"{len(config['forget']['classes'])} classes"
+    return {"setting_id": storage.digest(setting),
+            "task_id": storage.digest({k: v for k, v in setting.items() if k not in METHOD_KEYS})}
+
+
+def setting_labels(table: pd.DataFrame, records: list[dict]) -> list[str]:
+    """Each record's `setting` cell (DEFINITIONS): the config choices and overrides (as `key=value`, by the value in
+    its resolved config) whose values differ across the records, a method's own keys across that method's records."""
+    groups = sorted({g for r in records for g in r["choices"] if "@" not in g and "/" not in g} - set(UNSHOWN))
+    keys = sorted({k for r in records for k in override_keys(r.get("overrides", []))
+                   if k.split(".")[0] not in UNSHOWN[1:]})
+    values = [[short(r["choices"].get(g)) for g in groups] + [short(lookup(r["config"], k)) for k in keys]
+              for r in records]
+    frame = pd.DataFrame(values, index=table.index, columns=[*groups, *keys])
+    shown = {c: (frame.groupby(table["method"])[c].nunique() > 1 if c.startswith("method.")
+                 else pd.Series(frame[c].nunique() > 1, index=table["method"].unique()))
+             for c in frame.columns}
+    labels = [" ".join(f"{c}={row[c]}" for c in shown if shown[c][method])
+              for method, (_, row) in zip(table["method"], frame.iterrows(), strict=True)]
+    labels = pd.Series(labels, index=table.index)
+    clash = table.assign(label=labels).groupby(["method", "label"])["setting_id"].transform("nunique") > 1
+    return [(f"{label} #{sid[:6]}".strip() if c else label)
+            for label, sid, c in zip(labels, table["setting_id"], clash, strict=True)]
+
+
+def override_keys(overrides: list[str]) -> list[str]:
+    """The dotted keys a job's overrides set (`+method.x=1` sets method.x); group choices are in its choices."""
+    keys = [override.split("=", 1)[0].lstrip("+~") for override in overrides]
+    return [key for key in keys if "." in key and "@" not in key]
+
+
+def lookup(config: dict, dotted: str):
+    """The value at a dotted key of a resolved config; None where it has none."""
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def short(value) -> str:
+    """A setting's value as a word: long values (a list of templates) by the start of their hash."""
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 24 else f"#{storage.digest(value)[:6]}"
 
 
 def with_gaps(records: pd.DataFrame) -> pd.DataFrame:
-    """The records with `gap/<metric>` and `gap/avg` (DEFINITIONS) where an oracle record matches; unchanged when the
+    """The records with `gap/<metric>` and GAP (DEFINITIONS) where an oracle record matches; unchanged when the
     records hold no oracle. Raises UserError when two oracle settings match one record: which one is the truth?"""
+    key = ["task_id", "forget", "seed"]
     oracle = records[(records["method"] == ORACLE) & (records["alpha"] == 1)]
     if oracle.empty:
         return records
-    if oracle.duplicated(ORACLE_KEY).any():
-        raise UserError(f"several {ORACLE} settings for one forget set and seed ({sorted(oracle['params'].unique())}): "
-                        "report each from its own results folder")
-    metrics = [m for m in GAPPED if m in records] + [c for c in cross_accuracies(records) if not c.endswith("_before")]
-    truth = records[ORACLE_KEY].merge(oracle[[*ORACLE_KEY, *metrics]], on=ORACLE_KEY, how="left")
-    gaps = (records[metrics].reset_index(drop=True) - truth[metrics]).abs().add_prefix("gap/")
-    averaged = [f"gap/{m}" for m in metrics if m in AVERAGED or m.startswith("cross/")]
-    gaps.insert(0, "gap/avg", gaps[averaged].mean(axis=1, skipna=False))
+    if oracle.duplicated(key).any():
+        raise UserError(f"several {ORACLE} settings for one forget set and seed ({sorted(oracle['setting'].unique())})"
+                        ": report each from its own results folder")
+    crosses = [c for c in cross_accuracies(records) if not c.endswith("_before")]
+    metrics = [m for m in GAPPED if m in records] + crosses
+    truth = records[key].merge(oracle[[*key, *metrics]], on=key, how="left")
+    gaps = records[metrics].reset_index(drop=True) - truth[metrics]
+    unsigned = [m for m in metrics if m not in SIGNED]
+    gaps[unsigned] = gaps[unsigned].abs()
+    gaps = gaps.add_prefix("gap/")
+    terms = [gaps[f"gap/{m}"] for m in ("forget/acc", "retain/acc") if m in metrics]
+    terms += [gaps[[f"gap/{c}" for c in crosses]].mean(axis=1)] if crosses else []
+    gaps.insert(0, GAP, pd.concat(terms, axis=1).mean(axis=1, skipna=False))
     return pd.concat([records.reset_index(drop=True), gaps], axis=1)
 
 
@@ -91,27 +182,18 @@ def cross_accuracies(records: pd.DataFrame) -> list[str]:
     return sorted(c for c in records.columns if CROSS.fullmatch(c))
 
 
-def settings(method: dict) -> str:
-    """A method's own settings as `key=value` words (nested keys dotted, the data regime by its class), leaving
-    out what every method shares: alpha, seed, paths, the trainer."""
-    flat = pd.json_normalize(method, sep=".").iloc[0].to_dict()
-    shared = ("alpha", "seed", "cache_dir", "trainer.", "_partial_", "module._target_", "loss._target_")
-    words = [f"{key.removeprefix('module.')}={value}" for key, value in flat.items()
-             if key != "_target_" and not any(part in key for part in shared)]
-    return " ".join(word.replace("samples._target_=baselines.samples.", "samples=") for word in words)
-
-
 def metric_columns(records: pd.DataFrame) -> list[str]:
-    """The metrics of METRICS that the records have, every cross-dataset accuracy, each beside its before, then the
-    gaps to the oracle."""
-    return ([m for m in METRICS if m in records] + cross_accuracies(records)
-            + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: c != "gap/avg"))
+    """The metrics of METRICS that the records have, every cross-dataset accuracy, each beside its before and its
+    change, then the gaps to the oracle."""
+    crosses = [c for m in cross_accuracies(records) for c in (m, f"{m}_delta") if c in records]
+    return ([m for m in METRICS if m in records] + crosses
+            + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: c != GAP))
 
 
 def per_forget_set(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
     """Metrics (by default `metric_columns(records)`) per setting and forget set, averaged over seeds."""
     metrics = metric_columns(records) if metrics is None else metrics
-    groups = records.groupby([*SETTING, "forget"], dropna=False)
+    groups = records.groupby([*ROW, "forget"], dropna=False)
     return central(groups, metrics).join(groups.size().rename("seeds")).reset_index()
 
 
@@ -120,18 +202,46 @@ def central(groups, metrics: list[str]) -> pd.DataFrame:
     return pd.concat([groups[[m]].median() if MEDIAN.fullmatch(m) else groups[[m]].mean() for m in metrics], axis=1)
 
 
+def interval(values, statistic=np.mean) -> tuple[float, float]:
+    """The CONFIDENCE percentile-bootstrap interval of `statistic` over `values` (NaN left out); NaN with fewer than
+    two values, the value itself where all are equal (nothing to resample)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    if np.all(values == values[0]):
+        return float(values[0]), float(values[0])
+    ci = stats.bootstrap((values,), statistic, confidence_level=CONFIDENCE, n_resamples=9999, method="percentile",
+                         random_state=0).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def units(records: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """What a row's interval resamples: its forget sets (each one's mean over seeds), or its records where it has a
+    single forget set."""
+    per_set = per_forget_set(records, metrics)
+    single = per_set.groupby(ROW, dropna=False)["forget"].transform("size") == 1
+    single_rows = per_set.loc[single, ROW].drop_duplicates()
+    own = records.merge(single_rows, on=ROW)[[*ROW, "forget", *metrics]]
+    return pd.concat([per_set.loc[~single, [*ROW, "forget", *metrics]], own], ignore_index=True)
+
+
 def summarize(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """One row per setting: each metric's mean and its two standard deviations (DEFINITIONS), with the number of
-    forget sets and seeds it comes from; the metrics are `metrics`, by default `metric_columns(records)`."""
+    """One row per setting: each metric's central value (mean, median for times) with its interval (`<metric>
+    ci_low`, `<metric> ci_high`; DEFINITIONS), the number of forget sets and seeds, and of flagged records."""
     metrics = metric_columns(records) if metrics is None else metrics
-    by_forget = per_forget_set(records, metrics).groupby(SETTING, dropna=False)
-    by_seed = central(records.groupby([*SETTING, "seed"], dropna=False), metrics).groupby(SETTING, dropna=False)
-    stats = {"mean": central(by_forget, metrics), "std_forget_sets": by_forget[metrics].std(),
-             "std_seeds": by_seed.std()}
-    columns = {metric if name == "mean" else f"{metric} {name}": stat[metric]
-               for metric in metrics for name, stat in stats.items()}
-    counts = records.groupby(SETTING, dropna=False).agg(**{"forget sets": ("forget", "nunique"),
-                                                           "seeds": ("seed", "nunique")})
+    by_forget = per_forget_set(records, metrics).groupby(ROW, dropna=False)
+    by_unit = units(records, metrics).groupby(ROW, dropna=False)
+    columns = {}
+    for metric in metrics:
+        statistic = np.median if MEDIAN.fullmatch(metric) else np.mean
+        bounds = by_unit[metric].apply(lambda v, f=statistic: interval(v, f))
+        columns[metric] = central(by_forget, [metric])[metric]
+        columns[f"{metric} ci_low"] = bounds.map(lambda b: b[0])
+        columns[f"{metric} ci_high"] = bounds.map(lambda b: b[1])
+    flags = records["flagged"] if "flagged" in records else pd.Series(False, index=records.index)
+    counts = records.assign(flagged=flags).groupby(ROW, dropna=False).agg(
+        **{"forget sets": ("forget", "nunique"), "seeds": ("seed", "nunique"), "flagged": ("flagged", "sum")})
     return reference_first(pd.DataFrame(columns).join(counts).reset_index())
 
 
@@ -139,6 +249,41 @@ def reference_first(summary: pd.DataFrame) -> pd.DataFrame:
     """The rows of the original model and of the oracle above every method's, the rest in their order."""
     rank = summary["method"].map({ORIGINAL: 0, ORACLE: 1}).fillna(2)
     return summary.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+
+
+def paired(records: pd.DataFrame, metric: str = GAP) -> pd.DataFrame | None:
+    """Each row's `metric` against REFERENCE's at alpha = 1 on the same task (DEFINITIONS): pairs, mean difference
+    (row − reference) with its interval, the Wilcoxon p and what the data resolve. None without the metric or the
+    reference, or with several reference settings on one task (an ablation: which one is the method?)."""
+    if metric not in records:
+        return None
+    per_set = per_forget_set(records, [metric])
+    reference = per_set[(per_set["method"] == REFERENCE) & (per_set["alpha"] == 1)]
+    if reference.empty or (reference.groupby("task_id")["setting"].nunique() > 1).any():
+        return None
+    others = per_set[~per_set["method"].isin([REFERENCE, ORACLE])]
+    pairs = others.merge(reference[["task_id", "forget", metric]], on=["task_id", "forget"], suffixes=("", " ref"))
+    rows = []
+    for key, group in pairs.groupby(ROW, dropna=False, sort=False):
+        diffs = (group[metric] - group[f"{metric} ref"]).dropna().to_numpy()
+        low, high = interval(diffs)
+        rows.append({**dict(zip(ROW, key, strict=True)), "pairs": len(diffs), "difference": diffs.mean(),
+                     "ci_low": low, "ci_high": high, "wilcoxon p": wilcoxon_p(diffs), "resolved": verdict(low, high)})
+    return pd.DataFrame(rows) if rows else None
+
+
+def wilcoxon_p(diffs: np.ndarray) -> float:
+    """The two-sided Wilcoxon signed-rank p of differences; NaN where there are none but zeros."""
+    return float(stats.wilcoxon(diffs).pvalue) if np.count_nonzero(diffs) else float("nan")
+
+
+def verdict(low: float, high: float) -> str:
+    """What an interval of row − CCUP gap differences resolves."""
+    if low > 0:
+        return f"{REFERENCE} closer to the oracle"
+    if high < 0:
+        return f"closer to the oracle than {REFERENCE}"
+    return "not resolved" if not np.isnan(low) else ""
 
 
 def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
@@ -152,7 +297,8 @@ def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
     top = measured[measured["alpha"] == measured["alpha"].max()]
     metrics = [m for m in LEAKAGE if m in top] + [f"gap/{m}" for m in LEAKAGE if f"gap/{m}" in top]
     before = {f"{m}_before": m for m in metrics if f"{m}_before" in top}
-    original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, params="", alpha=0.0)
+    original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, setting="", alpha=0.0)
+    original = original.drop_duplicates(["task_id", "forget", "seed"])  # one original per task, not per method
     methods = summarize(top, metrics)
     return pd.concat([summarize(original, list(before.values())), methods], ignore_index=True)[methods.columns]
 
@@ -170,23 +316,41 @@ def decimals(metric: str) -> int:
     return 3 if "auroc" in metric else 2
 
 
-def with_spread(summary: pd.DataFrame, spread: str) -> pd.DataFrame:
-    """The summary as `mean ± std` cells, the std being `std_forget_sets` or `std_seeds`; no ± where it is NaN."""
-    metrics = [c for c in summary.columns if f"{c} {spread}" in summary.columns]
-    cells = {m: [fmt(mean, decimals(m)) + ("" if pd.isna(std) else f" ± {fmt(std, decimals(m))}")
-                 for mean, std in zip(summary[m], summary[f"{m} {spread}"], strict=True)] for m in metrics}
-    return pd.concat([summary[SETTING], pd.DataFrame(cells, index=summary.index),
-                      summary[["forget sets", "seeds"]]], axis=1)
+def cell(mean: float, low: float, high: float, digits: int = 2, sign: str = "") -> str:
+    """`mean [low, high]`; the mean alone where there is no interval."""
+    def word(value: float) -> str:
+        if abs(value) < 1e-9:
+            return f"{0:.{digits}f}"
+        return f"{value:{sign}.{digits}f}" if abs(value) >= 0.1 else f"{value:{sign}.2g}"
+    if pd.isna(mean):
+        return ""
+    return word(mean) + ("" if pd.isna(low) else f" [{word(low)}, {word(high)}]")
+
+
+def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
+    """The summary's settings as `settings_shown` says, its metrics (by default all) as `mean [low, high]` cells,
+    and its counts."""
+    metrics = [c for c in summary.columns if f"{c} ci_low" in summary] if metrics is None else metrics
+    cells = {m: [cell(*values, digits=decimals(m), sign="+" if m.endswith("_delta") else "")
+                 for values in zip(summary[m], summary[f"{m} ci_low"], summary[f"{m} ci_high"], strict=True)]
+             for m in metrics}
+    counts = {"forget sets × seeds": [f"{f} × {n}" for f, n in zip(summary["forget sets"], summary["seeds"],
+                                                                    strict=True)]}
+    if summary["flagged"].any():
+        counts["flagged"] = summary["flagged"].map(lambda n: f"⚠ {n}" if n else "").tolist()
+    return pd.concat([summary[settings_shown(summary)], pd.DataFrame({**cells, **counts}, index=summary.index)],
+                     axis=1)
 
 
 def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
     """A table of formatted cells as tabulate writes it: names left-aligned, numbers right-aligned."""
-    align = ["left" if c in ("model", "dataset", "method", "params", "forget") else "right" for c in table.columns]
+    align = ["left" if c in ("model", "dataset", "method", "setting", "forget", "resolved") else "right"
+             for c in table.columns]
     return table.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True, colalign=align)
 
 
 def latex(table: pd.DataFrame, caption: str) -> str:
-    """A booktabs table (tabulate escapes LaTeX's special characters; ± is plain UTF-8)."""
+    """A booktabs table (tabulate escapes LaTeX's special characters; Δ and ⚠ are plain UTF-8)."""
     tabular = render(table, "latex_booktabs")
     return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n{tabular}\n\\end{{table}}\n"
 
@@ -222,14 +386,18 @@ def write_report(*results_dirs: Path) -> str:
         folders = ", ".join(str(folder / "records") for folder in results_dirs)
         raise UserError(f"no complete records in {folders}: run `make run` first")
     summary, per_set = summarize(records), per_forget_set(records)
-    tables = {"Headline: mean over forget sets and seeds, ± over forget sets, Δ against before forgetting":
-              headline(summary)}
-    tables |= {f"Mean ± std over {over}": with_spread(summary, spread) for spread, over in SPREADS.items()}
+    ci = f"mean [{CONFIDENCE:.0%} CI]"
+    tables = {f"Headline: {ci} over forget sets, alpha = 1 first": headline(summary)}
+    pairs = paired(records)
+    if pairs is not None:
+        tables[f"Paired with {REFERENCE} at alpha = 1: {GAP} difference, {ci}"] = paired_table(pairs)
+        pairs.to_csv(out / "paired.csv", index=False)
+    tables[f"Every metric, {ci}"] = with_intervals(summary)
     summary.to_csv(out / "report.csv", index=False)
     leaks = leakage(records)
     if leaks is not None:
-        title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), mean ± std over forget sets"
-        tables[title] = leakage_table(leaks)
+        title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), {ci}"
+        tables[title] = with_intervals(leaks)
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
@@ -247,40 +415,31 @@ def write_report(*results_dirs: Path) -> str:
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:
-    """The table README quotes: forget accuracy and the gaps to the oracle with their spread over forget sets,
-    retain and cross-dataset accuracy with their change from before forgetting, the median cost, the counts; full
-    strength first, each alpha's rows in the summary's order (the oracle first)."""
+    """The table README quotes: forget accuracy, the change of retain and cross-dataset accuracy from before
+    forgetting, the gaps to the oracle, the median cost, each with its interval; full strength first, each alpha's
+    rows in the summary's order (the oracle first)."""
     summary = summary.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
-    def spread(metric: str) -> list[str]:
-        return with_spread(summary[[*SETTING, "forget sets", "seeds", metric, f"{metric} std_forget_sets"]],
-                           "std_forget_sets")[metric].tolist()
-
-    def delta(metric: str) -> list[str]:
-        if f"{metric}_before" not in summary:
-            return summary[metric].map(fmt).tolist()
-        return [f"{fmt(after)} ({after - before:+.2f})"
-                for after, before in zip(summary[metric], summary[f"{metric}_before"], strict=True)]
-
-    crosses = [c for c in summary.columns if CROSS.fullmatch(c) and not c.endswith("_before")]
-    cells = {m: spread(m) for m in ("forget/acc",) if m in summary}
-    cells |= {f"{m} (Δ)": delta(m) for m in ("retain/acc", *crosses) if m in summary}
-    cells |= {g: spread(g) for g in ("gap/avg", "gap/forget/acc") if g in summary}
-    cells |= {f"{m} (median)": summary[m].map(fmt).tolist() for m in ("time/unlearn_s",) if m in summary}
-    cells["forget sets × seeds"] = [f"{f} × {n}" for f, n in zip(summary["forget sets"], summary["seeds"], strict=True)]
-    return pd.concat([summary[settings_shown(summary)], pd.DataFrame(cells, index=summary.index)], axis=1)
+    crosses = [f"{c}_delta" for c in summary.columns if CROSS.fullmatch(c) and not c.endswith("_before")]
+    shown = ["forget/acc", "retain/acc_delta", *crosses, GAP, "gap/forget/acc", "time/unlearn_s"]
+    table = with_intervals(summary, [m for m in shown if m in summary])
+    return table.rename(columns={m: m.replace("_delta", " Δ") for m in shown} | {"time/unlearn_s": "time/unlearn_s "
+                                                                                  "(median)"})
 
 
-def leakage_table(leaks: pd.DataFrame) -> pd.DataFrame:
-    """The leakage summary as mean ± std over forget sets, its settings as `settings_shown` says."""
-    table = with_spread(leaks, "std_forget_sets")
-    return table.drop(columns=[c for c in SETTING if c not in settings_shown(leaks)])
+def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The paired differences as cells, full strength first."""
+    pairs = pairs.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
+    cells = {"pairs": pairs["pairs"].astype(str),
+             "difference": [cell(*v, sign="+") for v in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"],
+                                                            strict=True)],
+             "wilcoxon p": pairs["wilcoxon p"].map(lambda p: "" if pd.isna(p) else f"{p:.3f}"),
+             "resolved": pairs["resolved"]}
+    return pd.concat([pairs[settings_shown(pairs)], pd.DataFrame(cells, index=pairs.index)], axis=1)
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
-    """The setting columns worth a column: method and alpha; model, dataset and the method's settings where they
-    vary (several models, or an ablation of one method's settings)."""
-    varying = {"model": summary["model"].nunique() > 1, "dataset": summary["dataset"].nunique() > 1,
-               "params": summary.groupby("method")["params"].nunique().max() > 1}
+    """The setting columns worth a column: method and alpha; model, dataset and setting where they vary."""
+    varying = {c: summary[c].nunique(dropna=False) > 1 for c in ("model", "dataset", "setting")}
     return [c for c in SETTING if varying.get(c, True)]
 
 
@@ -288,7 +447,7 @@ def overview(summary: pd.DataFrame) -> pd.DataFrame:
     """The few columns a console shows (what `make run` prints): accuracies after and before forgetting, on other
     datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several."""
     shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
-    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in ["gap/avg"] if c in summary]
+    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in [GAP] if c in summary]
     return pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
 
 

@@ -1,5 +1,6 @@
-"""Reports from synthetic records: the means and both standard deviations, the files, the plots, the Pareto front,
-the Hydra callback. No model is trained; every record is written by hand into tmp_path."""
+"""Reports from synthetic records: rows by setting, the means and their intervals, the paired differences, the files,
+the plots, the Pareto front, the Hydra callback. No model is trained; every record is written by hand into tmp_path or
+made from a composed config."""
 import json
 import math
 import struct
@@ -16,7 +17,9 @@ from omegaconf import OmegaConf
 
 from benchmarks import summary as benchmarks
 from ccup import plots, report
+from ccup.configs import compose
 from ccup.errors import UserError
+from ccup.job import new_record
 from ccup.sweep import Sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -46,8 +49,8 @@ def accuracies(forget, retain, forget_before=80.0, retain_before=86.0, seconds=0
             "retain__acc_before": retain_before, "time__unlearn_s": seconds}
 
 
-# Two forget sets x two seeds of one setting, chosen so that the two spreads differ, and so that the std over seeds
-# differs from the other candidate definition, the mean over forget sets of each one's std over seeds:
+# Two forget sets x two seeds of one setting, chosen so that an interval over forget sets (of their means over seeds)
+# differs from one over records:
 #                        seed 0   seed 1 | mean over seeds
 #   forget/acc  sandal        0        2 |  1
 #               bag          10        4 |  7
@@ -78,32 +81,40 @@ def row(summary: pd.DataFrame, method: str, alpha=1.0) -> pd.Series:
     return rows.iloc[0]
 
 
-def test_mean_and_both_spreads_match_their_definitions(tmp_path):
+def test_means_and_intervals_match_their_definitions(tmp_path):
     summary = report.summarize(report.load_records(write(tmp_path, *GRID, *DETERMINISTIC, *ONE_SEED)))
     grid = row(summary, "finetune")
-    assert grid["forget/acc"] == pytest.approx(4.0)                           # mean of 1 and 7
-    assert grid["forget/acc std_forget_sets"] == pytest.approx(math.sqrt(18))  # std of 1 and 7 (n - 1)
-    assert grid["forget/acc std_seeds"] == pytest.approx(math.sqrt(2))         # std of 5 and 3, not (√2 + √18) / 2
-    assert grid["retain/acc"] == pytest.approx(86.0)
-    assert grid["retain/acc std_forget_sets"] == pytest.approx(math.sqrt(32))  # std of 82 and 90
-    assert grid["retain/acc std_seeds"] == pytest.approx(math.sqrt(0.5))       # std of 85.5 and 86.5
+    assert grid["forget/acc"] == pytest.approx(4.0)  # mean of 1 and 7
+    # Resampling two forget sets gives a mean of 1, 4 or 7 (1/4, 1/2, 1/4): the 2.5th and 97.5th percentiles are the
+    # ends. Over the four records instead, the lower end would fall below 1.
+    assert (grid["forget/acc ci_low"], grid["forget/acc ci_high"]) == (1.0, 7.0)
+    assert (grid["retain/acc ci_low"], grid["retain/acc ci_high"]) == (82.0, 90.0)
     assert (grid["forget sets"], grid["seeds"]) == (2, 2)
-    deterministic, one_seed = row(summary, "nullspace"), row(summary, "ccup")
-    assert deterministic["forget/acc std_seeds"] == 0.0
-    assert deterministic["forget/acc std_forget_sets"] == pytest.approx(math.sqrt(2))
-    assert math.isnan(one_seed["forget/acc std_seeds"]) and one_seed["seeds"] == 1
-    assert one_seed["forget/acc"] == pytest.approx(1.0)
+    deterministic = row(summary, "nullspace")
+    assert (deterministic["forget/acc ci_low"], deterministic["forget/acc ci_high"]) == (1.0, 3.0)
+    assert (deterministic["retain/acc ci_low"], deterministic["retain/acc ci_high"]) == (85.0, 85.0)  # all equal
+    one_set = report.summarize(report.load_records(write(tmp_path / "one", *GRID[:2])))
+    assert (one_set["forget/acc ci_low"].item(), one_set["forget/acc ci_high"].item()) == (0.0, 2.0)  # its seeds
+    alone = report.summarize(report.load_records(write(tmp_path / "alone", GRID[0])))
+    assert math.isnan(alone["forget/acc ci_low"].item())  # one record: no interval
 
 
-def test_tables_show_each_spread_separately(tmp_path):
+def test_an_interval_is_scipys_percentile_bootstrap_of_the_mean():
+    values = [0.0, 1.0, 4.0, 9.0, 16.0, 25.0, 36.0]
+    low, high = report.interval(values)
+    assert low < sum(values) / len(values) < high and 0.0 <= low and high <= 36.0
+    assert (low, high) == pytest.approx((4.0, 23.0), abs=1.0)  # where 9,999 resamples of these seven put it
+    assert report.interval([3.0, float("nan"), 3.0]) == (3.0, 3.0)
+    assert all(math.isnan(end) for end in report.interval([2.0]))
+
+
+def test_tables_show_means_with_their_intervals(tmp_path):
     results = write(tmp_path, *GRID, *DETERMINISTIC, *ONE_SEED)
-    summary = report.summarize(report.load_records(results))
-    over_forget, over_seeds = (report.with_spread(summary, spread) for spread in report.SPREADS)
-    assert row(over_forget, "finetune")["forget/acc"] == "4.00 ± 4.24"
-    assert row(over_seeds, "finetune")["forget/acc"] == "4.00 ± 1.41"
-    assert row(over_seeds, "nullspace")["forget/acc"] == "2.00 ± 0.00"
-    assert row(over_seeds, "ccup")["forget/acc"] == "1.00"  # one seed: no ±
-    assert row(over_forget, "ccup")["time/unlearn_s"] == "0.01 ± 0.00"
+    table = report.with_intervals(report.summarize(report.load_records(results)))
+    assert row(table, "finetune")["forget/acc"] == "4.00 [1.00, 7.00]"
+    assert row(table, "ccup")["forget/acc"] == "1.00 [0.50, 1.50]"
+    assert row(table, "finetune")["retain/acc_delta"] == "0.00 [-4.00, +4.00]"  # per set 82 - 86 and 90 - 86
+    assert row(table, "ccup")["time/unlearn_s"] == "0.01 [0.01, 0.01]"
 
 
 def test_report_files_hold_one_row_per_setting(sweep):
@@ -111,24 +122,24 @@ def test_report_files_hold_one_row_per_setting(sweep):
     table = pd.read_csv(sweep / "report.csv")
     assert len(table) == 9  # 3 methods x 3 alphas; the failed record is left out
     assert sorted(table["method"].unique()) == ["ccup", "finetune", "nullspace"]
-    assert {"forget/acc", "forget/acc std_forget_sets", "forget/acc std_seeds", "seeds"} <= set(table.columns)
+    assert {"forget/acc", "forget/acc ci_low", "forget/acc ci_high", "seeds"} <= set(table.columns)
     finetune = table[(table["method"] == "finetune") & (table["alpha"] == 1.0)].iloc[0]
-    assert finetune["forget/acc std_seeds"] == pytest.approx(math.sqrt(2))
+    assert (finetune["forget/acc ci_low"], finetune["forget/acc ci_high"]) == (1.0, 7.0)
     assert (sweep / "report.md").read_text() == markdown
-    for title in ("## Mean ± std over forget sets", "## Mean ± std over seeds", "## Per forget set"):
+    for title in ("## Headline: mean [95% CI]", "## Every metric, mean [95% CI]", "## Per forget set"):
         assert markdown.count(title) == 1
-    assert "4.00 ± 4.24" in markdown and "4.00 ± 1.41" in markdown
+    assert markdown.count("4.00 [1.00, 7.00]") == 2  # forget/acc in both tables
     tex = (sweep / "report.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 3 and tex.count("\\end{table}") == 3  # the headline, both spreads
-    assert tex.count("fashion\\_mnist") == 2 * 9  # one row per setting in each table, "_" escaped
-    assert "4.00 ± 4.24" in tex and "4.00 ± 1.41" in tex
+    assert tex.count("\\begin{tabular}") == 2 and tex.count("\\end{table}") == 2  # the headline, every metric
+    assert tex.count("4.00 [1.00, 7.00]") == 2
 
 
-def test_the_headline_gives_spread_over_forget_sets_change_from_before_and_median_cost(sweep):
+def test_the_headline_gives_intervals_change_from_before_and_median_cost(sweep):
     headline = report.headline(report.summarize(report.load_records(sweep)))
     finetune = headline[(headline["method"] == "finetune") & (headline["alpha"] == 1.0)].iloc[0]
-    assert finetune.tolist() == ["finetune", 1.0, "4.00 ± 4.24", "86.00 (+0.00)", "0.01", "2 × 2"]
-    assert list(headline.columns) == ["method", "alpha", "forget/acc", "retain/acc (Δ)", "time/unlearn_s (median)",
+    assert finetune.tolist() == ["finetune", 1.0, "4.00 [1.00, 7.00]", "0.00 [-4.00, +4.00]", "0.01 [0.01, 0.01]",
+                                 "2 × 2"]
+    assert list(headline.columns) == ["method", "alpha", "forget/acc", "retain/acc Δ", "time/unlearn_s (median)",
                                       "forget sets × seeds"]
 
 
@@ -185,10 +196,11 @@ def test_cross_dataset_accuracies_join_the_columns_after_and_before(tmp_path):
     metrics = {"cross/digits/acc_before": 90.0, "cross/digits/acc": 89.0, "cross/digits/n": 5, "unlearn/steps": 3}
     records = report.load_records(write(tmp_path, record(forget__acc=1.0, **{k.replace("/", "__"): v
                                                                              for k, v in metrics.items()})))
-    assert report.metric_columns(records) == ["forget/acc", "cross/digits/acc", "cross/digits/acc_before"]
+    assert report.metric_columns(records) == ["forget/acc", "cross/digits/acc", "cross/digits/acc_delta",
+                                              "cross/digits/acc_before"]
+    assert records["cross/digits/acc_delta"].item() == -1.0
     assert list(report.summarize(records).filter(like="cross/").columns) == [
-        "cross/digits/acc", "cross/digits/acc std_forget_sets", "cross/digits/acc std_seeds",
-        "cross/digits/acc_before", "cross/digits/acc_before std_forget_sets", "cross/digits/acc_before std_seeds"]
+        f"cross/digits/acc{m} {end}".strip() for m in ("", "_delta", "_before") for end in ("", "ci_low", "ci_high")]
 
 
 def test_the_console_shows_the_compact_table_and_where_the_full_report_is(tmp_path, capsys):
@@ -196,9 +208,9 @@ def test_the_console_shows_the_compact_table_and_where_the_full_report_is(tmp_pa
     lines = capsys.readouterr().out.strip().splitlines()
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
         "method", "alpha", "forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "cross/digits/acc",
-        "gap/avg"]
+        report.GAP]
     assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["retrain", "0.5", "40.00", "80.00", "87.00", "86.00",
-                                                              "97.50", "10.38"]  # the oracle's rows first
+                                                              "97.50", "13.67"]  # the oracle's rows first
     assert len(lines) == 2 + 3 + 2 and lines[-1] == f"full report: {tmp_path / 'report.md'}"
 
 
@@ -206,6 +218,7 @@ def test_records_of_several_folders_count_once_each(tmp_path):
     first, second = write(tmp_path / "a", GRID[0]), write(tmp_path / "b", GRID[0], GRID[1])
     report.main([str(first), str(second)])
     assert pd.read_csv(first / "report.csv")["seeds"].tolist() == [2]
+    assert pd.read_csv(first / "report.csv")["forget/acc"].tolist() == [1.0]  # seeds 0 and 2 once each
     assert not (second / "report.md").exists()
 
 
@@ -222,7 +235,7 @@ def test_the_sweep_ends_with_the_report_of_its_results_dir(tmp_path):
     (tmp_path / "multirun").mkdir()
     Sweep().on_multirun_end(OmegaConf.create({"results_dir": str(tmp_path / "results"),
                                               "hydra": {"sweep": {"dir": str(tmp_path / "multirun")}}}))
-    assert "4.00 ± 4.24" in (tmp_path / "results" / "report.md").read_text()
+    assert "4.00 [1.00, 7.00]" in (tmp_path / "results" / "report.md").read_text()
 
 
 def test_the_config_registers_the_callback_with_its_report():
@@ -274,7 +287,7 @@ def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
     result = sweep("seed=2")  # every job completes, but the report cannot read the folder's records
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (f"error: the report of {tmp_path / 'results'} could not be "
-                                                       "built: KeyError: 'config'")
+                                                       "built: KeyError: 'id'")
 
 
 def leaks(probe: float, heldout: float, steps: int, probe_before=0.99, heldout_before=90.0) -> dict:
@@ -302,7 +315,7 @@ def test_the_leakage_table_puts_the_original_above_each_method_at_the_largest_al
     assert original["leak/probe_auroc"] == pytest.approx(0.98)            # mean of the before values 0.99 and 0.97
     assert original["forget/acc"] == pytest.approx(80.0) and math.isnan(original["relearn/steps_to_half"])
     assert ccup["leak/probe_auroc"] == pytest.approx(0.97)
-    assert ccup["leak/probe_auroc std_forget_sets"] == pytest.approx(math.sqrt(2) * 0.01)
+    assert (ccup["leak/probe_auroc ci_low"], ccup["leak/probe_auroc ci_high"]) == (0.96, 0.98)
     assert finetune["relearn/steps_to_half"] == 30 and finetune["forget/acc_heldout_prompts"] == 20
     assert "leak/probe_auroc_before" not in table  # the before values are the first row
     assert report.leakage(report.load_records(write(tmp_path / "plain", *GRID))) is None
@@ -311,9 +324,9 @@ def test_the_leakage_table_puts_the_original_above_each_method_at_the_largest_al
 def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_leakage(tmp_path):
     markdown = report.write_report(write(tmp_path, *LEAKS))
     assert markdown.count("## Leakage at alpha = 1 (first: the original model)") == 1
-    assert "| before forgetting |" in markdown and "0.970 ± 0.014" in markdown  # AUROCs with three decimals
-    assert "params" not in markdown.split("## Leakage")[1].split("##")[0]  # one setting per method: names suffice
-    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 4  # the headline, both spreads, leakage
+    assert "| before forgetting |" in markdown and "0.970 [0.960, 0.980]" in markdown  # AUROCs: three decimals
+    assert "setting" not in markdown.split("## Leakage")[1].split("##")[0]  # one setting per method: names suffice
+    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 3  # headline, every metric, leakage
     assert pd.read_csv(tmp_path / "leakage.csv")["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]
     width, height = png_size(tmp_path / "leakage_tiny_fashion_mnist.png")
     assert width > 300 and height > 300 and "](leakage_tiny_fashion_mnist.png)" in markdown
@@ -324,10 +337,10 @@ def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_lea
 
 def test_plot_labels_name_settings_only_where_a_method_has_several():
     summary = pd.DataFrame({"method": ["ccup", "ccup", "lipschitz"], "alpha": 1.0, "model": "tiny",
-                            "params": ["lam=100", "lam=1000", " ".join(f"setting_{i}=1" for i in range(12))]})
+                            "setting": ["lam=100", "lam=1000", " ".join(f"setting_{i}=1" for i in range(12))]})
     labels = plots.prepare(summary)[0]["label"].tolist()
     assert labels == ["ccup lam=100", "ccup lam=1000", "lipschitz"]  # one lipschitz setting: its name says it all
-    ablation = plots.prepare(pd.concat([summary, summary.assign(params="k=1").iloc[[2]]]))[0]["label"].tolist()
+    ablation = plots.prepare(pd.concat([summary, summary.assign(setting="k=1").iloc[[2]]]))[0]["label"].tolist()
     assert all(len(line) <= 40 for label in ablation for line in label.splitlines()) and "\n" in ablation[2]
 
 
@@ -354,8 +367,8 @@ def test_each_record_is_read_as_its_gap_to_the_oracle_of_its_forget_set_and_seed
     ccup = records.loc[("ccup", "sandal", 1.0)]
     assert ccup["gap/forget/acc"] == 1.0 and ccup["gap/retain/acc"] == 1.0 and ccup["gap/all/acc"] == 1.0
     assert ccup["gap/cross/digits/acc"] == 0.5 and ccup["gap/leak/probe_auroc"] == pytest.approx(0.02)
-    assert ccup["gap/avg"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)  # the accuracies, cross-dataset included
-    assert records.loc[("retrain", "sandal", 1.0), "gap/avg"] == 0.0
+    assert ccup[report.GAP] == pytest.approx((1 + 1 + 0.5) / 3)  # forget, retain, cross-dataset: each once
+    assert records.loc[("retrain", "sandal", 1.0), report.GAP] == 0.0
     assert records.loc[("retrain", "sandal", 0.5), "gap/forget/acc"] == 40.0
     assert records.loc[("ccup", "bag", 1.0)].filter(like="gap/").isna().all()  # no oracle: no gap, not a zero gap
     assert "gap/retain/acc_before" not in records and "gap/cross/digits/acc_before" not in records
@@ -365,7 +378,7 @@ def test_the_report_shows_the_oracle_first_and_gap_columns_only_where_it_ran(tmp
     report.write_report(write(tmp_path / "oracle", *ORACLE_CASE))
     table = pd.read_csv(tmp_path / "oracle" / "report.csv")
     assert table["method"].tolist()[0] == "retrain"
-    assert {"gap/avg", "gap/forget/acc", "gap/leak/probe_auroc"} <= set(table.columns)
+    assert {report.GAP, "gap/forget/acc", "gap/leak/probe_auroc"} <= set(table.columns)
     report.write_report(write(tmp_path / "plain", *GRID))
     assert not any(column.startswith("gap/") for column in pd.read_csv(tmp_path / "plain" / "report.csv"))
 
@@ -404,3 +417,74 @@ def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():
     table = benchmarks.summary(pd.read_csv(ROOT / "results" / "benchmarks.csv"))
     assert len(table) >= 10 and all(int(n) >= 5 for n in table["rounds"])
     assert benchmarks.render(table) in (ROOT / "README.md").read_text(), "README's performance table is stale"
+
+
+# --- a row is a setting --------------------------------------------------------------------------------------------
+
+def composed(*overrides: str, forget=1.0) -> dict:
+    """The record a job of `overrides` starts with (ccup.job.new_record), complete with made-up accuracies."""
+    record = new_record(compose(*overrides))
+    return {**record, "status": "complete", "metrics": {key.replace("__", "/"): value
+                                                        for key, value in accuracies(forget, 85.0).items()}}
+
+
+def test_runs_whose_prompts_or_samples_differ_are_rows_of_their_own_and_seeds_are_not(tmp_path):
+    runs = [composed("forget=sandal"), composed("forget=sandal", "prompts=file",
+                                                "dataset.templates_file=conf/prompts/example.txt", forget=3.0),
+            composed("method=finetune", "samples=real"), composed("method=finetune", "samples=synthetic"),
+            composed("method=finetune", "samples=real", "seed=1", forget=2.0)]
+    summary = report.summarize(report.load_records(write(tmp_path, *runs)))
+    assert len(summary) == 4
+    ccup = summary[summary["method"] == "ccup"].set_index("setting")
+    assert ccup.loc["prompts=file samples=real dataset.templates_file=conf/prompts/example.txt", "forget/acc"] == 3
+    assert ccup.loc["prompts=dataset samples=real dataset.templates_file=null", "forget/acc"] == 1  # never the mean 2
+    finetune = summary[summary["method"] == "finetune"].set_index("setting")
+    real, synthetic = (f"prompts=dataset samples={s} dataset.templates_file=null" for s in ("real", "synthetic"))
+    assert finetune.loc[real, "seeds"] == 2 and finetune.loc[real, "forget/acc"] == 1.5  # method.seed is the seed
+    assert finetune.loc[synthetic, "seeds"] == 1
+
+
+def test_records_without_setting_ids_are_pooled_by_their_config_alone(tmp_path):
+    """Records written before records carried their setting: the same rows from the resolved config."""
+    runs = [composed("method=finetune", "seed=0"), composed("method=finetune", "seed=1"),
+            composed("method=finetune", "method.lr=0.1")]
+    legacy = [{k: v for k, v in run.items() if k not in ("setting_id", "task_id")} for run in runs]
+    summary = report.summarize(report.load_records(write(tmp_path, *legacy)))
+    assert sorted(summary["seeds"]) == [1, 2] and summary["setting"].str.contains("method.lr=0.1").sum() == 1
+    ids = [report.setting_ids_of(run) for run in legacy]
+    assert ids[0] == ids[1] != ids[2] and ids[0]["task_id"] == ids[2]["task_id"]
+
+
+def test_a_difference_no_override_names_still_splits_the_rows_and_says_so(tmp_path):
+    runs = [composed(), {**composed(), "id": "other", "setting_id": "f" * 16, "task_id": "e" * 16}]
+    summary = report.summarize(report.load_records(write(tmp_path, *runs)))
+    assert len(set(summary["setting"])) == 2
+    assert all(label.startswith("#") for label in summary["setting"])
+
+
+# --- paired differences --------------------------------------------------------------------------------------------
+# Four forget sets: the oracle forgets all, CCUP leaves 1 %, "wide" 3 % (a gap 1 point wider on each), "mixed" 0 or 2 %.
+PAIRED = [record(method, forget, **accuracies(f, 88.0))
+          for forget, mixed in zip("ABCD", [0.0, 2.0, 0.0, 2.0], strict=True)
+          for method, f in [("retrain", 0.0), ("ccup", 1.0), ("wide", 3.0), ("mixed", mixed)]]
+
+
+def test_paired_differences_say_what_the_data_resolve(tmp_path):
+    pairs = report.paired(report.load_records(write(tmp_path, *PAIRED))).set_index("method")
+    assert list(pairs.index) == ["mixed", "wide"]  # neither CCUP itself nor the oracle
+    assert (pairs.loc["wide", "difference"], pairs.loc["wide", "ci_low"], pairs.loc["wide", "ci_high"]) == (1, 1, 1)
+    assert pairs.loc["wide", "wilcoxon p"] == pytest.approx(0.125)  # four positive differences: 2 / 2^4
+    assert pairs.loc["wide", "resolved"] == "ccup closer to the oracle"
+    assert pairs.loc["mixed", "difference"] == 0.0 and pairs.loc["mixed", "resolved"] == "not resolved"
+    assert pairs.loc["mixed", "pairs"] == 4
+    markdown = report.write_report(tmp_path)
+    assert "## Paired with ccup at alpha = 1" in markdown and "+1.00 [+1.00, +1.00]" in markdown
+    assert sorted(pd.read_csv(tmp_path / "paired.csv")["method"]) == ["mixed", "wide"]
+
+
+def test_relearning_gaps_keep_their_sign(tmp_path):
+    runs = [record("retrain", **accuracies(0.0, 88.0), relearn__steps_to_half=10),
+            record("ccup", **accuracies(1.0, 88.0), relearn__steps_to_half=4)]
+    records = report.load_records(write(tmp_path, *runs)).set_index("method")
+    assert records.loc["ccup", "gap/relearn/steps_to_half"] == -6  # relearns sooner than after retraining
+    assert records.loc["ccup", "gap/forget/acc"] == 1.0
