@@ -14,6 +14,8 @@ def compose(*overrides: str) -> DictConfig:
     """The composed job config for `overrides` (as on run.py's command line)."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=list(overrides), return_hydra_config=True)
+    with open_dict(cfg):  # where a job run from this config writes its folder, as `python run.py` would set it
+        cfg.hydra.runtime.output_dir = str(Path(cfg.hydra.run.dir).absolute())
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg.hydra

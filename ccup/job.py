@@ -1,6 +1,7 @@
 """A job's lifecycle around its pipeline (run.py's `unlearn`): skipped when its record is complete; bad values and an
 unwritable record refused before any work; the record mirrored to the loggers and written whatever happens, complete
-with its metrics or failed with its error on one line. And the one line of a command line that never became a job."""
+with its metrics and warnings of implausible numbers, or failed with its error on one line. And the one line of a
+command line that never became a job."""
 import difflib
 import functools
 import logging
@@ -17,6 +18,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from ccup.errors import UserError, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
+from ccup.metrics import implausible
 from ccup.record import (
     NOT_IDENTITY,
     check_writable,
@@ -57,7 +59,10 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
             for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
                 loggers.append(start_logger(instantiate(node), record["config"]))
             metrics = pipeline(cfg)
-            record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start})
+            record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start},
+                          warnings=implausible(metrics, cfg.alpha, len(cfg.dataset.classnames)))
+            for warning in record["warnings"]:
+                log.warning(f"warning: {warning}")
         except BaseException as exc:  # an interrupted job is a failed one too
             record.update(status="failed", error=one_line(exc))
             failure = exc

@@ -488,3 +488,12 @@ def test_relearning_gaps_keep_their_sign(tmp_path):
     records = report.load_records(write(tmp_path, *runs)).set_index("method")
     assert records.loc["ccup", "gap/relearn/steps_to_half"] == -6  # relearns sooner than after retraining
     assert records.loc["ccup", "gap/forget/acc"] == 1.0
+
+
+def test_flagged_records_are_marked_on_their_row(tmp_path):
+    flagged = {**GRID[0], "warnings": ["forget/acc before unlearning is 0.00 %, at or below chance"]}
+    summary = report.summarize(report.load_records(write(tmp_path, flagged, *GRID[1:], *ONE_SEED)))
+    assert row(summary, "finetune")["flagged"] == 1 and row(summary, "ccup")["flagged"] == 0
+    table = report.headline(summary)
+    assert row(table, "finetune")["flagged"] == "⚠ 1" and row(table, "ccup")["flagged"] == ""
+    assert "flagged" not in report.headline(report.summarize(report.load_records(write(tmp_path / "ok", *GRID))))

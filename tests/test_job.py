@@ -1,0 +1,47 @@
+"""A job in-process (run.py's `unlearn` on a composed config): what its record says of numbers that look wrong."""
+import json
+
+import pytest
+from helpers import compose
+
+import run
+from ccup.metrics import implausible
+
+pytestmark = pytest.mark.slow
+GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+
+
+def job(tmp_path, *overrides: str) -> dict:
+    """Runs one job of the default config with `overrides`, without logger or extra evaluations; its record."""
+    run.unlearn(compose(*overrides, "logger=none", "eval=[]", f"results_dir={tmp_path}/results",
+                        f"hydra.run.dir={tmp_path}/out"))
+    return json.loads((tmp_path / "out" / "record.json").read_text())
+
+
+def test_a_class_list_out_of_the_labels_order_is_flagged(tmp_path, tiny, caplog):
+    record = job(tmp_path, f"dataset.classnames=[{','.join(reversed(GARMENTS))}]")
+    assert record["status"] == "complete" and record["metrics"]["forget/acc_before"] <= 10.0
+    assert record["warnings"] == [
+        f"forget/acc before unlearning is {record['metrics']['forget/acc_before']:.2f} %, at or below chance "
+        "(10.00 % for 10 classes): check that the class names follow the order of the dataset's labels"]
+    assert f"warning: {record['warnings'][0]}" in caplog.messages
+
+
+def test_a_full_unlearning_that_left_the_class_is_flagged(tmp_path, tiny, caplog):
+    record = job(tmp_path, "method.lam=0")  # no forgetting term: CCUP's map is the identity
+    before = record["metrics"]["forget/acc_before"]
+    assert record["metrics"]["forget/acc"] == pytest.approx(before) and before > 90
+    assert record["warnings"] == [f"forget/acc did not fall at alpha = 1 ({before:.2f} %, {before:.2f} % before): "
+                                  "the method left the class as it was; check its settings"]
+    assert f"warning: {record['warnings'][0]}" in caplog.messages
+
+
+@pytest.mark.parametrize("metrics, alpha, warned", [
+    ({"forget/acc_before": 80.0, "forget/acc": 0.5}, 1.0, 0),
+    ({"forget/acc_before": 80.0, "forget/acc": 80.0}, 0.5, 0),  # part way: the class may stay
+    ({"forget/acc_before": 80.0, "forget/acc": 81.0}, 1.0, 1),
+    ({"forget/acc_before": 25.0, "forget/acc": 25.0}, 0.0, 1),  # at chance for 4 classes
+    ({"forget/acc_before": 25.1, "forget/acc": 0.0}, 1.0, 0),
+])
+def test_what_counts_as_implausible(metrics, alpha, warned):
+    assert len(implausible(metrics, alpha, classes=4)) == warned
