@@ -18,6 +18,7 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.job import composition_error, recorded
 from ccup.task import UnlearnTask
@@ -42,7 +43,9 @@ def unlearn(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> dict | None:
+def main(cfg: DictConfig) -> dict | float | None:
+    if "search" in cfg:  # a trial of conf/hparams_search/: the validation classes in turn, one number to minimise
+        return search.trial(cfg, unlearn)
     return unlearn(cfg)
 
 

@@ -62,16 +62,16 @@ difference is resolved where the interval leaves out 0."""
 
 
 def load_records(*results_dirs: Path) -> pd.DataFrame:
+    """`records_table` of the complete records in each folder's records/."""
+    paths = [path for results_dir in results_dirs for path in sorted((results_dir / "records").glob("*.json"))]
+    return records_table([json.loads(path.read_text()) for path in paths])
+
+
+def records_table(records: list[dict]) -> pd.DataFrame:
     """One row per complete record: its setting (SETTING, with the hashes of its setting and task), its forget set,
-    seed and metrics, after − before where both are measured. A record found in several folders (same id) counts
-    once."""
-    records = []
-    for results_dir in results_dirs:
-        for path in sorted((results_dir / "records").glob("*.json")):
-            record = json.loads(path.read_text())
-            if record["status"] == "complete":
-                records.append(record)
-    records = list({record["id"]: record for record in records}.values())
+    seed and metrics, after − before where both are measured, and its gaps to the oracle. A record given twice (the
+    same id, found in several folders) counts once."""
+    records = list({record["id"]: record for record in records if record["status"] == "complete"}.values())
     if not records:
         return pd.DataFrame()
     rows = [{"id": record["id"], "model": record["choices"]["model"], "dataset": record["config"]["dataset"]["name"],

@@ -30,7 +30,7 @@ def pytest_configure(config):
 
 # The modules whose end-to-end runs take longest (every method's recipe, the oracle, the sweeps, the SLURM queue) start
 # first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
-FIRST = ["test_compare.py", "test_retrain.py", "test_sweeps.py", "test_slurm.py", "test_run.py"]
+FIRST = ["test_compare.py", "test_retrain.py", "test_sweeps.py", "test_search.py", "test_slurm.py", "test_run.py"]
 
 
 def pytest_collection_modifyitems(items):

@@ -1,4 +1,5 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
+import numpy as np
 import pytest
 from helpers import CONF, compose, config_names, sweep_jobs
 from hydra.errors import CompactHydraException
@@ -54,6 +55,23 @@ def test_protocol_presets_pick_the_datasets_classes_alone_and_together(dataset):
     singles = [list(compose(f"dataset={dataset}", f"forget=protocol_{i}").forget.classes) for i in (1, 2, 3)]
     assert singles == [[name] for name in protocol]
     assert list(compose(f"dataset={dataset}", "forget=protocol_all").forget.classes) == protocol
+
+
+@pytest.mark.parametrize("dataset", config_names("dataset"))
+def test_validation_and_test_forget_classes_split_the_dataset_by_their_rule(dataset):
+    data = OmegaConf.to_container(DATASETS[dataset], resolve=True)
+    validation, test = data["validation_forget"], data["test_forget"]
+    assert len(validation) == 3 and not set(validation) & set(test)
+    assert sorted(validation + test) == sorted(data["classnames"])
+    assert not set(validation) & set(data.get("protocol_forget", []))  # the protocol's classes are reported only
+    outside = [name for name in data["classnames"] if name not in data.get("protocol_forget", [])]
+    assert validation == [outside[i] for i in np.random.default_rng(0).permutation(len(outside))[:3]]
+
+
+def test_fashion_mnist_tunes_on_three_garments_and_reports_seven():
+    data = DATASETS["fashion_mnist"]
+    assert list(data.validation_forget) == ["pullover", "coat", "dress"]
+    assert list(data.test_forget) == ["t-shirt", "trouser", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 
 
 @pytest.mark.parametrize("k, draw", [(1, 0), (3, 0), (3, 1), (9, 7)])

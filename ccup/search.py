@@ -1,0 +1,74 @@
+"""One trial of a method's hyperparameter search (conf/hparams_search/): the number Optuna's sweeper minimises.
+
+A trial runs the method, with the settings the sampler chose, on each of the dataset's validation forget classes
+in turn, and the oracle on each, as jobs of the suite in folders of their own under the trial's, each writing its
+record like any job. Their mean gap to the oracle (`search.metric`, the report's) is the trial's value. The oracle's
+jobs are complete after the first trial, so later trials read their records; its retrained weights are cached.
+"""
+import copy
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from hydra import compose
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from ccup import storage
+from ccup.errors import UserError
+from ccup.report import ORACLE, records_table
+
+log = logging.getLogger(__name__)
+
+
+def trial(cfg: DictConfig, job: Callable[[DictConfig], dict | None]) -> float:
+    """The mean of `cfg.search.metric` over `cfg.search.forget` (a list of class names, each forgotten alone) for the
+    method of `cfg`, read against ORACLE at alpha = 1. Writes the trial's own record, its value and its jobs'
+    records, into its output folder. Raises UserError (a failed trial, to Optuna) when a job failed or the metric is
+    missing."""
+    hydra = HydraConfig.get()
+    folder = Path(hydra.runtime.output_dir)
+    oracle = OmegaConf.merge(compose("config", overrides=[f"method={ORACLE}"]).method, cfg.search.oracle)
+    records = []
+    for name in cfg.search.forget:
+        for method, node in ((hydra.runtime.choices.method, cfg.method), (ORACLE, oracle)):
+            records.append(run_as(cfg, job, folder / f"{method}-{name}", method=method, node=node, forget=name))
+    table = records_table([] if None in records else records)
+    values = table.loc[table["method"] != ORACLE, cfg.search.metric] if cfg.search.metric in table else []
+    value = float(values.mean()) if len(values) == len(cfg.search.forget) else float("nan")
+    summary = {"status": "complete" if value == value else "failed", "value": value, "metric": cfg.search.metric,
+               "forget": list(cfg.search.forget), "records": [r["id"] for r in records if r is not None]}
+    storage.write_bytes(json.dumps(summary, indent=2).encode(), folder / "record.json")
+    if value != value:  # NaN: Optuna records the trial as failed when its job raises
+        raise UserError(f"the trial has no {cfg.search.metric}: a job failed, or the oracle's records lack it "
+                        f"(see {folder})")
+    log.info(f"trial: {cfg.search.metric} {value:.4f} over {', '.join(cfg.search.forget)}")
+    return value
+
+
+def run_as(cfg: DictConfig, job: Callable[[DictConfig], dict | None], folder: Path, method: str, node: DictConfig,
+           forget: str) -> dict | None:
+    """`job` on a copy of `cfg` with `method` (its config `node`) and the forget set [`forget`], as Hydra would run it
+    from a command line that said so, writing into `folder`; its record, None where the job failed."""
+    hydra = HydraConfig.get()
+    job_cfg = copy.deepcopy(cfg)
+    with open_dict(job_cfg):
+        del job_cfg["search"]
+        job_cfg.method = node
+        job_cfg.forget.classes = [forget]
+    own = [o for o in hydra.overrides.task if method == hydra.runtime.choices.method or not o.startswith("method")]
+    trial_hydra = HydraConfig.instance().cfg
+    job_hydra = copy.deepcopy(trial_hydra)
+    OmegaConf.set_readonly(job_hydra.hydra, False)
+    with open_dict(job_hydra):
+        job_hydra.hydra.runtime.output_dir = str(folder)
+        job_hydra.hydra.runtime.choices.method = method
+        job_hydra.hydra.runtime.choices.forget = forget
+        job_hydra.hydra.overrides.task = [*own, f"method={method}", f"forget.classes=[{forget}]"]
+    HydraConfig.instance().cfg = job_hydra
+    try:
+        metrics = job(job_cfg)
+    finally:
+        HydraConfig.instance().cfg = trial_hydra
+    return None if metrics is None else json.loads((folder / "record.json").read_text())

@@ -1,0 +1,58 @@
+"""A method's hyperparameter search (conf/hparams_search/) end to end: trials scored on the validation classes against
+the oracle, each leaving its records, and a killed search run again going on where it stopped."""
+import json
+import time
+
+import optuna
+import pytest
+from helpers import CONF, config_names, run_suite, start_suite
+from hydra import compose, initialize_config_dir
+
+pytestmark = pytest.mark.slow
+# CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
+SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "search.forget=[sandal]",
+          "search.oracle.max_steps=2")
+
+
+def study(tmp_path) -> optuna.Study:
+    return optuna.load_study(study_name="ccup", storage=f"sqlite:///{tmp_path}/results/optuna.db")
+
+
+def test_a_killed_search_resumes_where_it_stopped(tmp_path, tiny):
+    search = start_suite(tmp_path, *SEARCH)
+    second = tmp_path / "multirun" / "1" / ".hydra"
+    while not second.exists() and search.process.exitcode is None:
+        time.sleep(0.01)
+    search.process.kill()  # SIGKILL, in the second trial
+    search.process.join()
+    assert [trial.state.name for trial in study(tmp_path).trials] == ["COMPLETE", "RUNNING"]
+
+    result = run_suite(tmp_path, *SEARCH)
+    assert result.returncode == 0, result.stderr
+    trials = study(tmp_path).trials
+    assert [trial.state.name for trial in trials] == ["COMPLETE", "RUNNING", "COMPLETE", "COMPLETE"]  # 3, not 1 + 3
+    settings = [tuple(trial.params.values()) for trial in trials]
+    assert len(set(settings)) == 4  # the sampler, seeded anew, does not propose the first run's settings again
+    summary = json.loads((tmp_path / "multirun" / "1" / "record.json").read_text())
+    ccup, oracle = (json.loads((tmp_path / "results" / "records" / f"{id}.json").read_text())
+                    for id in summary["records"])
+    assert ccup["config"]["method"]["lam"] == trials[3].params["method.lam"]
+    assert oracle["choices"]["method"] == "retrain" and oracle["config"]["forget"]["classes"] == ["sandal"]
+    gap = (abs(ccup["metrics"]["forget/acc"] - oracle["metrics"]["forget/acc"])
+           + abs(ccup["metrics"]["retain/acc"] - oracle["metrics"]["retain/acc"])
+           + abs(ccup["metrics"]["cross/digits/acc"] - oracle["metrics"]["cross/digits/acc"])) / 3
+    assert summary["value"] == pytest.approx(gap) == trials[3].value
+    assert "skipped: the record" in result.stdout  # the oracle's job ran in the first trial only
+
+
+def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
+    searches = config_names("hparams_search")
+    assert searches and set(searches) <= set(config_names("method")) - {"nullspace", "retrain"}
+    for name in searches:
+        with initialize_config_dir(str(CONF), version_base="1.3"):
+            cfg = compose("config", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+        assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler.seed == 0
+        assert cfg.hydra.sweeper.study_name == name and cfg.results_dir == f"results/search/{name}"
+        assert list(cfg.search.forget) == list(cfg.dataset.validation_forget) and cfg.alpha == 1
+        assert (CONF / "hparams_search" / f"{name}.yaml").read_text().splitlines()[2].startswith(
+            f"#   python run.py -m hparams_search={name}")
