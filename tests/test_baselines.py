@@ -1,10 +1,16 @@
-"""The fine-tuning baselines beyond the contract: weights trained once per setting, the data regimes, synthesis."""
+"""The fine-tuning baselines beyond the contract: weights trained once per setting, the data regimes, synthesis, the
+Lipschitz baseline's schedule."""
+import copy
+
 import pytest
+import pytorch_lightning as pl
 import torch
 from helpers import compose
 from hydra.utils import instantiate
-from torch.utils.data import Subset
+from pytorch_lightning.utilities.combined_loader import CombinedLoader
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from baselines import lipschitz
 from baselines.finetune import FineTune
 from baselines.samples import RealSamples, SyntheticSamples
 from ccup.data import fashion_mnist
@@ -116,3 +122,96 @@ def test_synthetic_samples_are_classified_as_their_class(tiny, tmp_path):
     assert stats["synthesis/cache_hits"] == 0
     _, again = samples(tiny.model, task, ("forget",))
     assert again["synthesis/cache_hits"] == 2  # cached per (model, class, setting)
+
+
+# --- the Lipschitz baseline's schedule (Kravets & Namboodiri's train_forget.py) ------------------------------------
+# The forget-sample accuracy is scripted (monkeypatched): the tests decide which epoch improves and when the target is
+# reached. The random-weight tiny model trains on random images of the forget class, one noise draw per batch.
+
+def lipschitz_run(clip, tmp_path, images: int, batch_size: int, *overrides):
+    """The Lipschitz module as conf/method/lipschitz.yaml builds it, on a copy of `clip`'s model, and a function that
+    trains it on `images` random images of the forget class under the configured Trainer with the given callbacks."""
+    method = instantiate(compose("method=lipschitz", f"cache_dir={tmp_path}", "method.module.noise_samples=1",
+                                 *overrides).method)
+    model = copy.deepcopy(clip.model)
+    module = method.module(model=model, task=task_for(clip), trainable=method.edits(model), lr=method.lr)
+    data = TensorDataset(torch.randn(images, 3, 28, 28), torch.full((images,), 5))
+
+    def fit(*callbacks):
+        loader = CombinedLoader({"forget": DataLoader(data, batch_size=batch_size)}, mode="max_size_cycle")
+        method.trainer(max_steps=method.steps, callbacks=list(callbacks)).fit(module, loader)
+    return module, fit
+
+
+def trainable_weights(module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in module.model.named_parameters() if n in module.trainable}
+
+
+def adam_state(module) -> dict[tuple, torch.Tensor]:
+    state = module.trainer.optimizers[0].state_dict()["state"]
+    return {(i, key): value.clone() for i, entry in state.items() for key, value in entry.items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+class Snapshots(pl.Callback):
+    """The trainable weights and Adam state as each epoch starts, and as it ends before the module judges it (callbacks'
+    epoch-end hooks run before the module's)."""
+
+    def __init__(self):
+        self.starts, self.ends = [], []
+
+    def on_train_epoch_start(self, trainer, module):
+        self.starts.append((trainable_weights(module), adam_state(module)))
+
+    def on_train_epoch_end(self, trainer, module):
+        self.ends.append((trainable_weights(module), adam_state(module)))
+
+
+def test_lipschitz_rolls_back_an_epoch_that_does_not_improve_and_moves_to_the_next_stage(random_tiny, tmp_path,
+                                                                                          monkeypatch):
+    module, fit = lipschitz_run(random_tiny, tmp_path, 4, 2, "method.module.epochs=3", "method.module.stop_accuracy=0",
+                                "method.module.sigmas=[0.1,0.2,0.3]", "method.module.k_image=[2,3,4]",
+                                "method.module.k_text=[1,2,3]")
+    accuracy = {0: 50.0, 1: 60.0, 2: 40.0}  # per epoch: improves, does not, improves
+    monkeypatch.setattr(lipschitz, "forget_accuracy", lambda *args: accuracy[module.current_epoch])
+    stage = {}  # per epoch: (sigma, image tensors updated, text tensors updated)
+    loss, top_k = lipschitz.lipschitz_loss, module.top_k
+
+    def recorded_loss(model, images, captions, sigma, noise_samples, *rest):
+        stage[module.current_epoch] = (sigma,)
+        return loss(model, images, captions, sigma, noise_samples, *rest)
+
+    def recorded_top_k():
+        selected = top_k()
+        image = sum(name.startswith("visual.") for name in selected)
+        stage[module.current_epoch] += (image, len(selected) - image)
+        return selected
+
+    monkeypatch.setattr(lipschitz, "lipschitz_loss", recorded_loss)
+    monkeypatch.setattr(module, "top_k", recorded_top_k)
+    snapshots = Snapshots()
+    fit(snapshots)
+    (original, _), (after_0, adam_0), (after_1, adam_1) = snapshots.starts
+    assert not same(after_0, original) and same(after_0, snapshots.ends[0][0])  # epoch 0 improved: kept
+    assert not same(snapshots.ends[1][0], after_0)  # epoch 1 trained ...
+    assert same(after_1, after_0) and same(adam_1, adam_0)  # ... did not improve: weights and Adam state put back
+    assert stage == {0: (0.1, 2, 1), 1: (0.1, 2, 1), 2: (0.2, 3, 2)}  # and the next sigma and k from epoch 2 on
+    assert not same(trainable_weights(module), after_1)  # epoch 2 improved: kept
+    assert same(trainable_weights(module), snapshots.ends[2][0])
+    assert module.stats == {"unlearn/steps": 3, "unlearn/forget_sample_acc": 40.0}
+
+
+def test_lipschitz_stops_mid_epoch_at_the_first_step_that_reaches_the_target(random_tiny, tmp_path, monkeypatch):
+    # 15 batches of one image per epoch; a step every 5 batches (the authors' gradient accumulation).
+    module, fit = lipschitz_run(random_tiny, tmp_path, 15, 1, "method.module.stop_accuracy=10")
+    monkeypatch.setattr(lipschitz, "forget_accuracy", lambda *args: 50.0 if module.global_step < 2 else 10.0)
+    batches, loss = [], lipschitz.lipschitz_loss
+    monkeypatch.setattr(lipschitz, "lipschitz_loss", lambda *args: batches.append(1) or loss(*args))
+    original = trainable_weights(module)
+    fit()
+    assert len(batches) == 10 and module.global_step == 2  # the target reached by step 2: batches 11-15 never ran
+    assert module.stats["unlearn/forget_sample_acc"] == 10.0
+    assert not same(trainable_weights(module), original)  # the weights that reached it are kept
