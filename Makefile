@@ -9,7 +9,7 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test tiny paper bench report lint slurm slurm-stop
+.PHONY: help install data run test tiny search paper bench report lint slurm slurm-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,11 @@ test: data  ## the tests, test modules side by side (each on one worker: its fix
 
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
 	$(PY) -m ccup.tiny $(if $(SHIP),--ship)
+
+SEARCHES ?= $(basename $(notdir $(wildcard conf/hparams_search/*.yaml)))
+search: data  ## every method's search on the validation classes (SEARCHES="ccup salun": some), two trials at a time
+	for method in $(SEARCHES); do \
+		$(PY) run.py -m hparams_search=$$method hydra/launcher=joblib hydra.launcher.n_jobs=2 || exit 1; done
 
 paper: data  ## the embedded benchmark and leakage sweep into results/benchmark, results/leakage (~2 h on 2 cores)
 	$(PY) run.py -m experiment=benchmark hydra/launcher=joblib hydra.launcher.n_jobs=2

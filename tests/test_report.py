@@ -405,12 +405,13 @@ def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
 
 # --- README quotes the committed results -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("folder, table", [("benchmark", "headline"), ("ablation", "headline"), ("leakage", "leakage")])
-def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, table):
-    results = ROOT / "results" / folder
-    regenerated = (report.headline(pd.read_csv(results / "report.csv")) if table == "headline"
-                   else report.leakage_table(pd.read_csv(results / "leakage.csv")))
-    assert report.render(regenerated) in (ROOT / "README.md").read_text(), f"README's {folder} table is stale"
+@pytest.mark.parametrize("folder, csv, table", [("benchmark", "report", report.headline),
+                                                 ("benchmark", "paired", report.paired_table),
+                                                 ("ablation", "report", report.headline),
+                                                 ("leakage", "leakage", report.with_intervals)])
+def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, csv, table):
+    regenerated = table(pd.read_csv(ROOT / "results" / folder / f"{csv}.csv"))
+    assert report.render(regenerated) in (ROOT / "README.md").read_text(), f"README's {folder} {csv} table is stale"
 
 
 def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():
