@@ -16,10 +16,12 @@ from ccup.task import UnlearnTask
 class Retrain:
     """The oracle: `recipe` (the model's own config, `${model}`) trained again with the forget classes' train images
     left out, once per recipe and forget set (the recipe's cache keeps it), then theta_alpha = lerp(theta_0,
-    theta_retrain, alpha). `max_steps` cuts the retraining short (None: the whole recipe, as the model was trained),
-    for quick tests only: an oracle trained for less is no oracle."""
+    theta_retrain, alpha). `seed` trains it under another seed than the recipe's own (None: the recipe's): a second
+    oracle, whose gap to the first is how far two exact unlearnings lie apart. `max_steps` cuts the retraining short
+    (None: the whole recipe, as the model was trained), for quick tests only: an oracle trained for less is no
+    oracle."""
 
-    def __init__(self, alpha: float, recipe: DictConfig, max_steps: int | None = None):
+    def __init__(self, alpha: float, recipe: DictConfig, seed: int | None = None, max_steps: int | None = None):
         check_alpha(alpha)
         if "exclude" not in inspect.signature(get_method(recipe._target_)).parameters:
             raise UserError(f"method=retrain trains the model again from its recipe, but {recipe.get('name')!r} "
@@ -29,6 +31,8 @@ class Retrain:
             raise UserError(f"method.max_steps must be at least 1 (or null for the whole recipe), got {max_steps}")
         self.alpha, self.max_steps = alpha, max_steps
         self.recipe = OmegaConf.to_container(recipe, resolve=True)
+        if seed is not None:
+            self.recipe["seed"] = seed
         self.stats = {}
 
     def edits(self, model: torch.nn.Module) -> list[str]:

@@ -90,3 +90,8 @@ def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
         dense = fold_projection(clip.model, W_alpha)
         torch.testing.assert_close(folded[lam], dense.visual.proj, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(folded[10.0], folded[1000.0], atol=1e-4)  # the two settings are told apart
+
+
+def test_a_second_oracle_trains_under_its_own_seed(setup, cache):
+    first, second = (unlearn(name, 1.0, setup, cache) for name in ("retrain", "retrain_reseeded"))
+    assert differing(first, second) == set(first.state_dict())  # every weight: another training, not a copy
