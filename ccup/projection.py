@@ -36,9 +36,9 @@ def ccup_map(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: 
 def ccup_factors(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rtol: float = 1e-6) -> "LowRank":
     """W* = (I + mu T_r T_r^T)(I + lam T_f T_f^T + mu T_r T_r^T)^-1 as I - U V^T, in float64, U and V (d, k).
 
-    W* differs from I only on the span of the C = m_f + m_r class embeddings, so it is computed in their coordinates
-    and kept there: with A = I + lam T_f T_f^T + mu T_r T_r^T, I - W* = lam T_f (A^-1 T_f)^T, and A^-1 T_f costs a
-    C x C solve (`woodbury_solve`): O(d C^2 + C^3) instead of a d x d solve, and no d x d matrix is formed.
+    W* differs from I only on the span of the C = m_f + m_r class embeddings, so it is kept there: with
+    A = I + lam T_f T_f^T + mu T_r T_r^T, I - W* = lam T_f (A^-1 T_f)^T, and A^-1 T_f is one solve on the cheaper
+    side (`shifted_solve`): C x C while C < d, O(d C^2 + C^3) and no d x d matrix; d x d beyond, O(d^2 C + d^3).
 
     lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T with M = I + mu T_r T_r^T and Q a
     basis of span(T_f); with mu = 0 that is the nullspace projector I - Q Q^T.
@@ -48,11 +48,11 @@ def ccup_factors(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rt
     retain = [(T_r, mu)] if mu >= TINY else []  # below the smallest normal double, a weight adds nothing to I
     if math.isinf(lam):
         Q = orthonormal_basis(T_f, rtol)  # (d, k)
-        MinvQ = woodbury_solve(retain, Q)  # (d, k)
+        MinvQ = shifted_solve(retain, Q)  # (d, k)
         return LowRank(Q, torch.linalg.solve(Q.T @ MinvQ, MinvQ.T).T)
     if lam < TINY:
         return LowRank(T_f[:, :0], T_f[:, :0])  # k = 0: the identity
-    return LowRank(lam * T_f, woodbury_solve([(T_f, lam), *retain], T_f))
+    return LowRank(lam * T_f, shifted_solve([(T_f, lam), *retain], T_f))
 
 
 @dataclass(frozen=True)
@@ -81,16 +81,22 @@ class LowRank:
 TINY = torch.finfo(torch.float64).tiny
 
 
-def woodbury_solve(terms: list[tuple[torch.Tensor, float]], X: torch.Tensor) -> torch.Tensor:
-    """(I + sum_i w_i B_i B_i^T)^-1 X for (d, m_i) blocks B_i and weights w_i > 0, by the Woodbury identity:
-    X - B (D^-1 + B^T B)^-1 B^T X with B = [B_1 ... B_n] (d, C) and D = diag(w): one C x C solve, which D^-1 keeps
-    well-posed even for duplicated or collinear columns."""
+def shifted_solve(terms: list[tuple[torch.Tensor, float]], X: torch.Tensor) -> torch.Tensor:
+    """(I + sum_i w_i B_i B_i^T)^-1 X for (d, m_i) blocks B_i and weights w_i > 0, on the cheaper side of the solve.
+    While the C = sum_i m_i columns are fewer than d, by the Woodbury identity, X - B (D^-1 + B^T B)^-1 B^T X with
+    B = [B_1 ... B_n] (d, C) and D = diag(w): one C x C solve, which D^-1 keeps well-posed even for duplicated or
+    collinear columns. With C >= d (ImageNet's 1,000 names at d = 512, ImageNet-21k's at d = 768), the C x C system
+    would cost O(C^3) and C^2 floats (3.8 GB at C = 21,841): then a Cholesky solve of the d x d matrix itself, which
+    is symmetric and at least I, after O(d^2 C) to form it."""
     if not terms:
         return X
     B = torch.cat([block for block, _ in terms], dim=1)  # (d, C)
-    D_inv = torch.cat([torch.full((block.shape[1],), 1 / weight, dtype=B.dtype, device=B.device)
-                       for block, weight in terms])
-    return X - B @ torch.linalg.solve(torch.diag(D_inv) + B.T @ B, B.T @ X)
+    w = torch.cat([torch.full((block.shape[1],), weight, dtype=B.dtype, device=B.device) for block, weight in terms])
+    d, C = B.shape
+    if C < d:
+        return X - B @ torch.linalg.solve(torch.diag(1 / w) + B.T @ B, B.T @ X)
+    A = torch.eye(d, dtype=B.dtype, device=B.device) + (B * w) @ B.T  # (d, d)
+    return torch.cholesky_solve(X, torch.linalg.cholesky(A))
 
 
 def check_alpha(alpha: float) -> None:

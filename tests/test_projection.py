@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from benchmarks.solve import dense as dense_closed_form
 from ccup.errors import UserError
-from ccup.projection import LowRank, ccup_factors, ccup_map, objective, orthonormal_basis
+from ccup.projection import LowRank, ccup_factors, ccup_map, objective, orthonormal_basis, shifted_solve
 
 settings.register_profile("ccup", deadline=None, max_examples=40)
 settings.load_profile("ccup")
@@ -182,3 +182,32 @@ def test_the_low_rank_map_acts_as_its_dense_matrix(problem, hard, alpha, seed):
     torch.testing.assert_close(W.with_strength(alpha).times(X), dense @ X, atol=1e-10, rtol=0)
     X32 = X.float()  # a model's weights: alpha = 0 leaves them bit for bit, whatever their dtype
     assert torch.equal(W.with_strength(0.0).times(X32), X32) and W.with_strength(0.0).times(X32).dtype == X32.dtype
+
+
+@st.composite
+def class_counts(draw, more_classes_than_width: bool):
+    """A width d with forget and retain sets whose C = m_f + m_r lies below d, or at or above it (ImageNet-21k)."""
+    d = draw(st.integers(2, 12))
+    m_f = draw(st.integers(1, d - 1))
+    m_r = draw(st.integers(max(1, d - m_f), 3 * d) if more_classes_than_width else st.integers(0, d - 1 - m_f))
+    seed = draw(st.integers(0, 2**31))
+    lam = draw(st.floats(1e-3, 1e4))
+    mu = draw(st.floats(0, 1e3))
+    return unit_columns(seed, d, m_f), unit_columns(seed + 1, d, m_r), lam, mu
+
+
+@given(st.booleans(), st.booleans(), st.data())
+def test_both_sides_of_the_solve_give_the_dense_closed_form(more_classes_than_width, hard, data):
+    T_f, T_r, lam, mu = data.draw(class_counts(more_classes_than_width))
+    assert (T_f.shape[1] + T_r.shape[1] >= T_f.shape[0]) == more_classes_than_width
+    lam = math.inf if hard else lam
+    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("d, C", [(16, 5), (16, 16), (16, 40)])
+def test_the_shifted_solve_is_a_linear_solve_on_either_side(d, C):
+    B, X = unit_columns(0, d, C), unit_columns(1, d, 3)
+    weights = [1000.0] * 2 + [1.0] * (C - 2)
+    A = torch.eye(d, dtype=torch.float64) + B @ torch.diag(torch.tensor(weights, dtype=torch.float64)) @ B.T
+    terms = [(B[:, :2], 1000.0), (B[:, 2:], 1.0)]
+    torch.testing.assert_close(shifted_solve(terms, X), torch.linalg.solve(A, X), atol=1e-12, rtol=1e-10)
