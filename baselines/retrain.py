@@ -1,6 +1,6 @@
-"""Retrain, the gold standard of unlearning (PAPER.md §3): the model trained anew with its own recipe on its training
-data minus the forget classes' images. Exact unlearning by definition; the report reads every other method as its
-gap to this one."""
+"""Retrain, the gold standard of unlearning (docs/method.md#retrain-the-oracle): the model trained anew with its own
+recipe on its training data minus the forget classes' images. Exact unlearning by definition; the report reads every
+other method as its gap to this one."""
 import inspect
 
 import torch

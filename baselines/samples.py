@@ -2,7 +2,8 @@
 stats)`, stats being what building them cost.
 
 `samples=real` draws images of the dataset's train split; `samples=synthetic` is data-free: images synthesised from
-noise by gradient ascent on each class's text embedding (PAPER.md §3, step 1), cached per (model, class, seed).
+noise by gradient ascent on each class's text embedding (docs/method.md#synthetic-samples), cached per (model, class,
+seed).
 """
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -60,8 +61,8 @@ class RealSamples:
 
 @dataclass(frozen=True)
 class SyntheticSamples:
-    """`per_class` synthetic images of each class (PAPER.md §3 step 1), synthesised once per (model weights, class,
-    setting) and cached under `cache_dir/synthetic`."""
+    """`per_class` synthetic images of each class (docs/method.md#synthetic-samples), synthesised once per (model
+    weights, class, setting) and cached under `cache_dir/synthetic`."""
 
     per_class: int
     steps: int

@@ -1,5 +1,5 @@
-"""Data-free forget samples (Kravets & Namboodiri, WACV 2025; PAPER.md §3 step 1): images grown from noise by
-gradient ascent on a class's text embedding until the model classifies them as that class with confidence."""
+"""Data-free forget samples (Kravets & Namboodiri, WACV 2025; docs/method.md#synthetic-samples): images grown from noise
+by gradient ascent on a class's text embedding until the model classifies them as that class with confidence."""
 import math
 
 import torch

@@ -1,9 +1,9 @@
 """Scaling: CCUP's closed form in the span of the C = 100 class embeddings (`ccup_factors`, what CCUP runs) against
-the dense d x d solve of PAPER.md's formula, and the nullspace projection's, against the embedding width d and the
-number of forget classes among the 100; and past C = d, at 1,000 and 21,841 classes, where CCUP solves on the d x d
-side, against forming T_r T_r^T once. A solve takes milliseconds: 15 rounds, each side the best of many calls, on
-one thread (two threads of a shared machine time their own wake-ups at this size, and moved the ratio by a third from
-one run to the next)."""
+the dense d x d solve of the closed form as written (docs/method.md#ccup), and the nullspace projection's, against the
+embedding width d and the number of forget classes among the 100; and past C = d, at 1,000 and 21,841 classes, where
+CCUP solves on the d x d side, against forming T_r T_r^T once. A solve takes milliseconds: 15 rounds, each side the
+best of many calls, on one thread (two threads of a shared machine time their own wake-ups at this size, and moved
+the ratio by a third from one run to the next)."""
 import math
 import statistics
 from functools import partial
@@ -23,9 +23,9 @@ def unit_columns(d: int, m: int) -> torch.Tensor:
 
 
 def dense(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float) -> torch.Tensor:
-    """PAPER.md's closed form as written, d x d solves: W* = M (M + lam T_f T_f^T)^-1 with M = I + mu T_r T_r^T; for
-    lam = inf the hard constraint W T_f = 0, W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T. What the suite's low-rank
-    computation is measured against here, and tested against (tests/test_projection.py)."""
+    """CCUP's closed form as written (docs/method.md#ccup), d x d solves: W* = M (M + lam T_f T_f^T)^-1 with
+    M = I + mu T_r T_r^T; for lam = inf the hard constraint W T_f = 0, W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T. What the
+    suite's low-rank computation is measured against here, and tested against (tests/test_projection.py)."""
     identity = torch.eye(T_f.shape[0], dtype=torch.float64)
     M = identity + mu * T_r @ T_r.T
     if math.isinf(lam):

@@ -9,7 +9,8 @@ warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` i
 # Lightning sees `srun` on a machine with SLURM and suggests it, but each job of the suite is one process (inside a
 # SLURM job too, where the suite's launcher started it with srun);
 warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
-# the fine-tuning loop puts the model in eval mode on purpose: BatchNorm statistics frozen, no dropout (PAPER.md §3).
+# the fine-tuning loop puts the model in eval mode on purpose: BatchNorm statistics frozen, no dropout
+# (docs/method.md#baselines).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 

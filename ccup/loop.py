@@ -57,7 +57,7 @@ class Unlearning(pl.LightningModule):
         return loss
 
     def on_train_epoch_start(self):
-        self.model.eval()  # BatchNorm statistics frozen and no dropout, as in PAPER.md §3
+        self.model.eval()  # BatchNorm statistics frozen and no dropout (docs/method.md#baselines)
 
     def on_train_start(self):
         if self.saliency is not None:

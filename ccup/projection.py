@@ -1,4 +1,4 @@
-"""CCUP's closed form (PAPER.md §1) as pure tensor functions on the d-dimensional joint embedding space.
+"""CCUP's closed form (docs/method.md#ccup) as pure tensor functions on the d-dimensional joint embedding space.
 
 Columns of `T_f` (d, m_f) and `T_r` (d, m_r) are L2-normalised class text embeddings. Every map W (d, d) acts
 on image embeddings as column vectors, z' = W z; for mu > 0 it is not symmetric, so the convention matters.

@@ -12,7 +12,7 @@ from torchvision.transforms import ToTensor
 
 from ccup.errors import UserError
 
-# PAPER.md section 2: the protocol's forget classes, three per dataset.
+# The protocol's forget classes, three per dataset (docs/method.md#the-protocol).
 PROTOCOL_FORGET = {
     "stanford_dogs": ["Pekinese", "toy poodle", "Scotch terrier"],
     "stanford_cars": ["2009 Spyker C8 Coupe", "2010 Dodge Ram Pickup 3500 Crew Cab", "2011 Ford Ranger SuperCab"],

@@ -86,7 +86,7 @@ def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
         folded[lam] = CCUP(alpha=alpha, lam=lam, mu=mu)(clip.model, task).visual.proj
         torch.testing.assert_close(folded[lam], expected.visual.proj, rtol=0, atol=0)
         W_alpha = torch.eye(128, dtype=torch.float64) - alpha * (torch.eye(128, dtype=torch.float64) - ccup_map(
-            forget, retain, lam, mu))  # PAPER.md's W_alpha = I - alpha (I - W*), a (d, d) matrix
+            forget, retain, lam, mu))  # W_alpha = I - alpha (I - W*), a (d, d) matrix
         dense = fold_projection(clip.model, W_alpha)
         torch.testing.assert_close(folded[lam], dense.visual.proj, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(folded[10.0], folded[1000.0], atol=1e-4)  # the two settings are told apart

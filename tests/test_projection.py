@@ -1,4 +1,4 @@
-"""Property tests of CCUP's closed form (PAPER.md §1)."""
+"""Property tests of CCUP's closed form (docs/method.md#ccup)."""
 import math
 
 import pytest
@@ -15,13 +15,13 @@ settings.load_profile("ccup")
 
 
 def nullspace_projector(T_f: torch.Tensor) -> torch.Tensor:
-    """I - Q Q^T, the exact projection onto the orthogonal complement of span(T_f): PAPER.md's plain form."""
+    """I - Q Q^T, the exact projection onto the orthogonal complement of span(T_f): the plain nullspace projection."""
     Q = orthonormal_basis(T_f)
     return torch.eye(T_f.shape[0], dtype=T_f.dtype) - Q @ Q.T
 
 
 def with_strength(W: torch.Tensor, alpha: float) -> torch.Tensor:
-    """PAPER.md's W_alpha = I - alpha (I - W) of a (d, d) matrix: the reference for LowRank.with_strength."""
+    """W_alpha = I - alpha (I - W) of a (d, d) matrix: the reference for LowRank.with_strength."""
     return torch.eye(W.shape[0], dtype=W.dtype) - alpha * (torch.eye(W.shape[0], dtype=W.dtype) - W)
 
 

@@ -1,5 +1,5 @@
-"""End to end: the protocol pipeline (PAPER.md §2) on random-weight RN50 over the four protocol datasets in miniature,
-written in their published layouts."""
+"""End to end: the protocol pipeline (docs/method.md#the-protocol) on random-weight RN50 over the four protocol datasets
+in miniature, written in their published layouts."""
 import pytest
 from helpers import SPLIT_LAYOUTS, records, run_suite, write_split_dataset
 
