@@ -1,7 +1,9 @@
 """Config tests: every option of every group composes, sweep axes reach the methods, presets name real classes."""
+import re
+
 import numpy as np
 import pytest
-from helpers import CONF, compose, config_names, sweep_jobs
+from helpers import CONF, ROOT, compose, config_names, sweep_jobs
 from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -155,3 +157,12 @@ def test_a_launcher_hydra_does_not_have_is_named_beside_those_it_has():
     line = composition_error(error.value)
     assert line.startswith("error: hydra/launcher=slurmm: no such option; did you mean 'slurm'? hydra/launcher has ")
     assert {"basic", "joblib", "slurm"} <= set(line.rpartition(" has ")[2].split(", "))
+
+
+def test_readme_shows_the_lines_a_command_line_hydra_cannot_compose_gets():
+    examples = re.findall(r"^\$ python run.py (.+)\n(error: .+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    assert len(examples) >= 2
+    for overrides, line in examples:
+        with pytest.raises(CompactHydraException) as error:
+            compose(*overrides.split())
+        assert composition_error(error.value) == line
