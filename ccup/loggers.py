@@ -11,7 +11,7 @@ def start_logger(logger: Logger, config: dict) -> Logger:
     if isinstance(logger, WandbLogger) and isinstance(init, dict):
         init.pop("anonymous", None)  # Lightning passes anonymous=None, for which W&B prints a deprecation per run
     try:
-        logger.log_hyperparams({**config, "alpha_str": str(config["alpha"])})
+        logger.log_hyperparams({**without(config, "synonyms"), "alpha_str": str(config["alpha"])})
     except Exception as exc:
         raise UserError(f"{type(logger).__name__} could not start: {exc}: fix its settings (conf/logger/) or run "
                         "with logger=none") from exc
@@ -27,3 +27,12 @@ def finish_loggers(loggers: list[Logger], record: dict) -> None:
         logger.finalize("success" if ok else "failed")
         if isinstance(logger, WandbLogger):  # Lightning leaves W&B runs open; under a sweep each job must close its own
             logger.experiment.finish(exit_code=0 if ok else 1)
+
+
+def without(config, key: str):
+    """The config without `key` at any depth: every class's synonym lists would bury the settings runs differ in."""
+    if isinstance(config, dict):
+        return {k: without(v, key) for k, v in config.items() if k != key}
+    if isinstance(config, list):
+        return [without(v, key) for v in config]
+    return config

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import open_clip.zero_shot_metadata
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import ListConfig, OmegaConf
 
 from ccup.errors import UserError
@@ -52,6 +54,29 @@ def joined(classes: Sequence[str]) -> str:
     return "+".join(classes)
 
 
+# Overrides a W&B run's name leaves out: those its name already says (method=, alpha=, the forget set, the seed), and
+# where results go (ccup.record's NOT_IDENTITY); a method's own settings (method.lam=100) stay.
+UNNAMED = ("alpha", "seed", "forget", "logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun", "hydra")
+
+
+def other_overrides() -> str:
+    """The job's command-line overrides but UNNAMED ones and its method, after a space: with the method, alpha, forget
+    set and seed, what tells a W&B run from the other runs of its sweep (`method.lam=100 prompts=file`)."""
+    def key(override: str) -> str:
+        return override.split("=", 1)[0].lstrip("+~")
+
+    overrides = [o for o in HydraConfig.get().overrides.task
+                 if key(o) != "method" and key(o).split(".")[0].split("/")[0] not in UNNAMED]
+    return "".join(f" {override}" for override in overrides)
+
+
+def run_group(sweep: str) -> str:
+    """A W&B run's group: its sweep's name in a multirun or where the command line names it; one group, `runs`, for
+    the one-off jobs, which would otherwise each have a group of their own (the time they started)."""
+    named = any(o.startswith("sweep=") for o in HydraConfig.get().overrides.task)
+    return sweep if named or HydraConfig.get().mode == RunMode.MULTIRUN else "runs"
+
+
 def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
     """A resolver whose list comes back as a config node: OmegaConf.resolve, which instantiate calls, cannot put a
     plain list where an interpolation was."""
@@ -64,3 +89,5 @@ OmegaConf.register_new_resolver("validation_classes", as_node(validation_classes
 OmegaConf.register_new_resolver("other_classes", as_node(other_classes), replace=True)
 OmegaConf.register_new_resolver("open_clip_templates", as_node(open_clip_templates), replace=True)
 OmegaConf.register_new_resolver("read_templates", as_node(read_templates), replace=True)
+OmegaConf.register_new_resolver("other_overrides", other_overrides, replace=True)
+OmegaConf.register_new_resolver("run_group", run_group, replace=True)

@@ -166,3 +166,12 @@ def test_readme_shows_the_lines_a_command_line_hydra_cannot_compose_gets():
         with pytest.raises(CompactHydraException) as error:
             compose(*overrides.split())
         assert composition_error(error.value) == line
+
+
+def test_wandb_runs_are_named_by_what_sets_them_apart_and_one_off_runs_share_a_group():
+    cfg = compose("method.lam=100", "prompts=file", f"dataset.templates_file={CONF}/prompts/example.txt", "seed=3",
+                  "results_dir=elsewhere")
+    assert cfg.logger.wandb.name == (f"ccup alpha=1.0 forget=sandal seed=3 method.lam=100 prompts=file "
+                                     f"dataset.templates_file={CONF}/prompts/example.txt")
+    assert cfg.logger.wandb.group == "runs"
+    assert compose("sweep=mine").logger.wandb.group == "mine"

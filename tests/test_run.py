@@ -84,7 +84,9 @@ def test_alpha_sweep_is_mirrored_in_one_offline_wandb_run_per_job(alpha_sweep):
         assert run["exit_code"] == 0
         alpha = float(run["config"]["alpha_str"])  # W&B stores alpha=0.0 as 0: the string keeps the sweep value
         assert run["config"]["alpha"] == alpha
-        assert run["name"] == f"ccup alpha={run['config']['alpha_str']} forget=sandal seed=0"  # readable in W&B
+        # readable in W&B, and every override that sets the run apart (export here) in its name
+        assert run["name"] == f"ccup alpha={run['config']['alpha_str']} forget=sandal seed=0 export=True"
+        assert "synonyms" not in json.dumps(run["config"])  # hundreds of words no one filters runs by
         assert run["tags"] == ["ccup", "tiny", "fashion_mnist"]
         for key, value in by_alpha[alpha].items():
             if not key.startswith("time/") and not key.startswith("memory/"):
