@@ -62,7 +62,7 @@ def error(points: pd.DataFrame, metric: str) -> np.ndarray | None:
     if np.isnan(low).all():
         return None
     mean = points[metric].to_numpy(float)
-    return np.nan_to_num(np.stack([mean - low, high - mean]))
+    return np.nan_to_num(np.stack([mean - low, high - mean])).clip(min=0)  # an end at the mean, less round-off
 
 
 def log_scale(ax, seconds: pd.Series) -> None:

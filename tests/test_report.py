@@ -498,3 +498,10 @@ def test_flagged_records_are_marked_on_their_row(tmp_path):
     table = report.headline(summary)
     assert row(table, "finetune")["flagged"] == "⚠ 1" and row(table, "ccup")["flagged"] == ""
     assert "flagged" not in report.headline(report.summarize(report.load_records(write(tmp_path / "ok", *GRID))))
+
+
+def test_error_bars_are_never_negative_where_an_interval_ends_at_its_mean():
+    points = pd.DataFrame({"forget/acc": [0.1 + 0.2, 5.0], "forget/acc ci_low": [0.3, 4.0],
+                           "forget/acc ci_high": [0.3, 7.0]})  # 0.1 + 0.2 is 0.30000000000000004
+    assert (plots.error(points, "forget/acc") >= 0).all()
+    assert plots.error(points, "forget/acc")[:, 1].tolist() == [1.0, 2.0]
