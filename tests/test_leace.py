@@ -1,0 +1,59 @@
+"""LEACE beyond the contract: the folded map is the linear part of the package's eraser, fitted on the samples'
+normalised embeddings, and what LEACE guarantees survives dropping its mean shift."""
+import pytest
+import torch
+from concept_erasure import LeaceFitter
+from helpers import compose
+from torch.utils.data import DataLoader, Subset
+
+from baselines.leace import Leace
+from baselines.samples import RealSamples
+from ccup.data import fashion_mnist
+from ccup.models import load_clip
+from ccup.task import UnlearnTask
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A random-weight tiny model, a task forgetting sandals, and the samples LEACE is fitted on."""
+    torch.manual_seed(0)
+    clip = load_clip("ccup-tiny-p7")
+    data = compose().dataset
+    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
+    task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], train=lambda: train)
+    samples = RealSamples(per_class=32, seed=0)
+    sets, _ = samples(clip.model, task, ("forget", "retain"))
+    return clip.model, task, samples, sets
+
+
+@torch.no_grad()
+def raw_embeddings(model, dataset) -> torch.Tensor:
+    """(N, d) unnormalised image embeddings, in float64."""
+    return torch.cat([model.encode_image(images) for images, _ in DataLoader(dataset, batch_size=500)]).double()
+
+
+def test_the_folded_map_is_the_linear_part_of_the_erasers_fit_on_normalised_embeddings(setup):
+    model, task, samples, sets = setup
+    z = {name: raw_embeddings(model, sets[name]) for name in sets}
+    u = torch.cat([z["forget"], z["retain"]]) / torch.cat([z["forget"], z["retain"]]).norm(dim=1, keepdim=True)
+    concept = torch.cat([torch.ones(len(z["forget"])), torch.zeros(len(z["retain"]))]).double()
+    eraser = LeaceFitter.fit(u, concept[:, None]).eraser
+    P = eraser.proj_left @ eraser.proj_right  # the eraser is x - P (x - mu)
+    for alpha in (1.0, 0.5):
+        edited = Leace(alpha=alpha, samples=samples, batch_size=64)(model, task)
+        for name in sets:
+            expected = z[name] - alpha * z[name] @ P.T  # W_alpha z, the mean shift P mu dropped
+            torch.testing.assert_close(raw_embeddings(edited, sets[name]), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_forget_and_retain_samples_have_one_mean_after_the_edit_without_the_shift(setup):
+    model, task, samples, sets = setup
+    edited = Leace(alpha=1.0, samples=samples, batch_size=64)(model, task)
+    means = {}
+    for name in sets:
+        norms = raw_embeddings(model, sets[name]).norm(dim=1, keepdim=True)
+        means[name] = (raw_embeddings(edited, sets[name]) / norms).mean(dim=0)  # W u: the edit of the normalised u
+    # No affine classifier of W u tells the concept apart better than a constant: the means of its two sides agree.
+    torch.testing.assert_close(means["forget"], means["retain"], rtol=0, atol=1e-5)
+    before = {name: torch.nn.functional.normalize(raw_embeddings(model, sets[name]), dim=1).mean(0) for name in sets}
+    assert (before["forget"] - before["retain"]).norm() > 1e-2  # they did not agree before
