@@ -27,8 +27,10 @@ def test_every_method_forgets_the_class_at_full_strength_or_is_flagged_and_keeps
     flagged = {r["choices"]["method"] for r in records(comparison) if r["warnings"]}
     assert sorted(by_method) == APPROXIMATE
     # Lipschitz at its authors' settings: on this model its first epoch lowers the forget samples' accuracy a little,
-    # every later one does not and is rolled back, and the class stays; its record says so.
-    assert flagged == {"lipschitz"}
+    # every later one does not and is rolled back, and the class stays; its record says so. SSD at its authors'
+    # selection_weighting 10: a forget class that is a tenth of the samples cannot pass the selection
+    # (baselines/ssd.py), so nothing is dampened and the model is the original.
+    assert flagged == {"lipschitz", "ssd"}
     for name, metrics in by_method.items():
         assert metrics["forget/acc"] >= metrics["forget/acc_before"] if name in flagged else metrics["forget/acc"] < 20
         assert metrics["forget/acc_before"] > 80, name

@@ -1,0 +1,140 @@
+"""SSD as a method: Foster, Schoepf & Brintrup, "Fast Machine Unlearning Without Retraining Through Selective Synaptic
+Dampening" (AAAI 2024, arXiv:2308.07707), read from the authors' code (github.com/if-loops/selective-synaptic-dampening,
+src/ssd.py; conf/method/ssd.yaml names the file and line of each setting).
+
+No training. The diagonal Fisher importance of every parameter entry, the mean over batches of the squared gradient of
+the classification loss (CLIP's zero-shot cross-entropy, as the fine-tuning baselines'), is computed on the forget
+samples ([]_f) and on all training samples, retain then forget ([]_D); every entry with []_f > selection_weighting *
+[]_D is multiplied by min(dampening_constant * []_D / []_f, 1), the others stay. alpha interpolates the weights as
+for the fine-tuning baselines, theta_alpha = lerp(theta_0, theta_ssd, alpha). The dampened weights are computed once
+per (original weights, settings, samples, task) and cached under `cache_dir/unlearned` as the baselines' are: the
+importances take a forward and a backward pass per sample, 2,816 of them for the embedded model with samples=real
+(20 to 35 s on two CPU cores shared with other jobs), and an alpha sweep needs them once.
+
+As the authors' code does, the importances are of batch gradients (their `calc_importance`: the squared gradient of
+each batch's mean loss, averaged over batches), and the batches of D are not shuffled: retain images first, then the
+forget images. Where the retain images fill whole batches (samples=real: 256 per class, 64 per batch), D's last
+batches are the forget set's own, and []_D >= []_f * (forget batches / all batches) for every entry: with
+selection_weighting 10 and a forget set of a tenth of D (one class of ten, as many samples of each), no entry can pass
+the selection, and SSD leaves the model as it is (`unlearn/dampened`, the number of entries dampened, is then 0).
+"""
+import copy
+import fnmatch
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from baselines.finetune import interpolate
+from ccup import storage
+from ccup.data import dataset_key
+from ccup.errors import UserError
+from ccup.loop import classification_loss
+from ccup.models import weights_digest
+from ccup.projection import check_alpha
+from ccup.task import UnlearnTask
+
+USES = ("forget", "retain")  # []_f needs the forget samples, []_D all of them
+
+
+def importances(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], parameters: dict[str, torch.Tensor],
+                batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean over `batches` of the squared gradient of `loss(inputs, labels)` with respect to each of `parameters`
+    (tensors that require grad): SSD's diagonal Fisher importance, one tensor per parameter, of its shape. A
+    parameter the loss does not reach has importance 0."""
+    total = {name: torch.zeros_like(tensor) for name, tensor in parameters.items()}
+    count = 0
+    for inputs, labels in batches:
+        grads = torch.autograd.grad(loss(inputs, labels), list(parameters.values()), allow_unused=True)
+        for name, grad in zip(parameters, grads, strict=True):
+            if grad is not None:
+                total[name] += grad.square()
+        count += 1
+    if count == 0:
+        raise UserError("SSD's importances need at least one batch of samples")
+    return {name: value / count for name, value in total.items()}
+
+
+def dampening(forget: torch.Tensor, full: torch.Tensor, selection_weighting: float,
+              dampening_constant: float) -> torch.Tensor:
+    """SSD's factor for each parameter entry, from its forget importance []_f and its importance on all the training
+    samples []_D: min(dampening_constant * []_D / []_f, 1) where []_f > selection_weighting * []_D, else 1 (kept)."""
+    selected = forget > selection_weighting * full  # implies forget > 0: the ratio below is finite where it is used
+    ratio = dampening_constant * full / torch.where(selected, forget, torch.ones_like(forget))
+    return torch.where(selected, ratio.clamp(max=1), torch.ones_like(forget))
+
+
+class SSD:
+    """Selective Synaptic Dampening of the parameters matching `params` (glob patterns over parameter names), with
+    importances from the samples that `samples` builds, `batch_size` images per batch (see the module's docstring)."""
+
+    def __init__(self, alpha: float, samples: Callable, params: list[str], selection_weighting: float,
+                 dampening_constant: float, batch_size: int, cache_dir: str):
+        check_alpha(alpha)
+        if not (isinstance(selection_weighting, int | float) and 0 <= selection_weighting < float("inf")):
+            raise UserError(f"method.selection_weighting must be a finite number >= 0, got {selection_weighting}")
+        if not (isinstance(dampening_constant, int | float) and 0 <= dampening_constant < float("inf")):
+            raise UserError(f"method.dampening_constant must be a finite number >= 0, got {dampening_constant}")
+        if not batch_size >= 1:
+            raise UserError(f"method.batch_size must be at least 1, got {batch_size}")
+        self.alpha = alpha
+        self.samples = samples
+        self.params = list(params)
+        self.selection_weighting = selection_weighting
+        self.dampening_constant = dampening_constant
+        self.batch_size = batch_size
+        self.cache_dir = Path(cache_dir)
+        self.stats = {}
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """Names of the parameters this method may change."""
+        return [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        path = self.cache_dir / "unlearned" / f"{self.key(model, task)}.pt"
+        entry, hit = storage.cached(path, lambda: self.dampen(model, task))
+        self.stats = {**entry["stats"], "unlearn/cache_hit": int(hit)}
+        return interpolate(model, entry["weights"], self.alpha)
+
+    def dampen(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
+        """The dampened weights (alpha = 1) of the declared parameters, with the cost of computing them."""
+        start = time.perf_counter()
+        names = self.edits(model)
+        if not names:
+            raise UserError(f"params {self.params} match no parameter of the model")
+        data, sample_stats = self.samples(model, task, USES)
+        copied = copy.deepcopy(model)  # gradients are taken on a copy: the given model's grad flags stay as they are
+        copied.eval()
+        for name, parameter in copied.named_parameters():
+            parameter.requires_grad_(name in names)  # no gradient is computed for what SSD does not edit
+        parameters = dict(copied.named_parameters())
+        edited = {name: parameters[name] for name in names}
+        device = task.classifier.device
+
+        def loss(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            return classification_loss(copied, task.classifier, images.to(device), labels.to(device))
+
+        def batches(dataset):
+            return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
+
+        forget = importances(loss, edited, batches(data["forget"]))
+        # D as the authors' full_train_dl: retain then forget, unshuffled (see the module's docstring)
+        full = importances(loss, edited, batches(ConcatDataset([data["retain"], data["forget"]])))
+        factors = {name: dampening(forget[name], full[name], self.selection_weighting, self.dampening_constant)
+                   for name in names}
+        weights = {name: edited[name].detach() * factors[name] for name in names}
+        stats = {**sample_stats, "unlearn/dampened": sum(int((f < 1).sum()) for f in factors.values()),
+                 "time/unlearn_s": time.perf_counter() - start}
+        return {"weights": weights, "stats": stats}
+
+    def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
+        """Everything the dampened weights depend on: the original weights, the task, and every setting but alpha
+        (the samples' own `key`)."""
+        return storage.digest({
+            "method": "ssd", "weights": weights_digest(model), "samples": self.samples, "params": self.params,
+            "selection_weighting": self.selection_weighting, "dampening_constant": self.dampening_constant,
+            "batch_size": self.batch_size, "classnames": task.classnames, "forget": task.forget,
+            "templates": task.templates, "train": dataset_key(task.train()) if task.train is not None else None},
+            length=20)
