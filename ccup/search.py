@@ -8,9 +8,11 @@ jobs are complete after the first trial, so later trials read their records; its
 import copy
 import json
 import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 from hydra import compose
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -72,3 +74,34 @@ def run_as(cfg: DictConfig, job: Callable[[DictConfig], dict | None], folder: Pa
     finally:
         HydraConfig.instance().cfg = trial_hydra
     return None if metrics is None else json.loads((folder / "record.json").read_text())
+
+
+def studies(root: Path) -> pd.DataFrame:
+    """One row per search under `root` (<method>/optuna.db, as conf/hparams_search/ writes them): its trials that
+    completed and failed, its wall time (first trial's start to last one's end), the best trial's value and settings."""
+    import optuna
+
+    rows = []
+    for db in sorted(Path(root).glob("*/optuna.db")):
+        study = optuna.load_study(study_name=db.parent.name, storage=f"sqlite:///{db}")
+        ended = [t for t in study.trials if t.datetime_complete is not None]
+        states = [t.state.name for t in study.trials]
+        best = study.best_trial if "COMPLETE" in states else None
+        wall = (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended)) if ended else None
+        rows.append({"method": study.study_name, "complete": states.count("COMPLETE"), "failed": states.count("FAIL"),
+                     "wall min": wall.total_seconds() / 60 if wall else float("nan"),
+                     "best gap": best.value if best else float("nan"),
+                     "best settings": " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                               for k, v in (best.params if best else {}).items())})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m ccup.search [results/search]`: the searches' table."""
+    root = Path((argv if argv is not None else sys.argv[1:] or ["results/search"])[0])
+    table = studies(root)
+    print(table.to_markdown(index=False, floatfmt=".3f") if not table.empty else f"no searches under {root}")
+
+
+if __name__ == "__main__":
+    main()

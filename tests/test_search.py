@@ -8,6 +8,8 @@ import pytest
 from helpers import CONF, config_names, run_suite, start_suite
 from hydra import compose, initialize_config_dir
 
+from ccup.search import studies
+
 pytestmark = pytest.mark.slow
 # CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
 SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "search.forget=[sandal]",
@@ -56,3 +58,16 @@ def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
         assert list(cfg.search.forget) == list(cfg.dataset.validation_forget) and cfg.alpha == 1
         header = (CONF / "hparams_search" / f"{name}.yaml").read_text().split("defaults:")[0]
         assert f"#   python run.py -m hparams_search={name} " in header  # headed by the command that runs it
+
+
+def test_the_searches_table_gives_each_studys_trials_time_and_best(tmp_path):
+    storage = tmp_path / "ccup" / "optuna.db"
+    storage.parent.mkdir()
+    made = optuna.create_study(study_name="ccup", storage=f"sqlite:///{storage}")
+    for value in (2.0, 0.5):
+        trial = made.ask({"method.lam": optuna.distributions.LogUniformDistribution(1, 1e5)})
+        made.tell(trial, value)
+    made.tell(made.ask(), state=optuna.trial.TrialState.FAIL)
+    row = studies(tmp_path).iloc[0]
+    assert (row["method"], row["complete"], row["failed"], row["best gap"]) == ("ccup", 2, 1, 0.5)
+    assert row["best settings"].startswith("method.lam=") and row["wall min"] >= 0
