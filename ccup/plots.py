@@ -41,6 +41,8 @@ def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     setting = summary["setting"].fillna("")
     several = summary.groupby("method")["setting"].transform("nunique") > 1
     named = (summary["method"] + " " + setting.where(several, "")).str.strip()
+    if "classes" in summary and summary["classes"].nunique() > 1:  # validation and test rows: one line each
+        named = named + " (" + summary["classes"].fillna("other").replace("", "other") + ")"
     summary["label"] = named.map(lambda label: textwrap.fill(label, 40, subsequent_indent="  "))
     labels = sorted(summary["label"].unique())
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]

@@ -32,7 +32,9 @@ GAPPED = ["forget/acc", "retain/acc", "all/acc", "leak/probe_auroc", "forget/acc
 SIGNED = ["relearn/steps_to_half"]
 GAP = "gap/forget_retain_cross"  # the mean of the forget, retain and cross-dataset accuracy gaps, each once
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
-SETTING = ["model", "dataset", "method", "setting", "alpha"]  # a row: its setting is everything else that differs
+# A row: its setting is everything else that differs; `classes` says whether its forget classes are the dataset's
+# validation ones (what searches tune on) or its test ones (what a benchmark reports), never both in one row.
+SETTING = ["model", "dataset", "method", "setting", "classes", "alpha"]
 ROW = [*SETTING, "task_id"]  # and the task it shares with its oracle, which the setting determines
 MEDIAN = re.compile(r"time/.+")  # central value of these is the median: shared cores give a job the odd slow run
 CONFIDENCE = 0.95
@@ -76,7 +78,8 @@ def records_table(records: list[dict]) -> pd.DataFrame:
         return pd.DataFrame()
     rows = [{"id": record["id"], "model": record["choices"]["model"], "dataset": record["config"]["dataset"]["name"],
              "method": record["choices"]["method"], **setting_ids_of(record),
-             "forget": "+".join(record["config"]["forget"]["classes"]), "alpha": record["config"]["alpha"],
+             "forget": "+".join(record["config"]["forget"]["classes"]), "classes": split_of(record["config"]),
+             "alpha": record["config"]["alpha"],
              "seed": record["config"]["seed"], "dirty": record.get("git_dirty"),
              "flagged": bool(record.get("warnings")), **record["metrics"]} for record in records]
     table = pd.DataFrame(rows)
@@ -110,6 +113,16 @@ def setting_ids_of(record: dict) -> dict[str, str]:
     setting["forget"] = f"{len(config['forget']['classes'])} classes"
     return {"setting_id": storage.digest(setting),
             "task_id": storage.digest({k: v for k, v in setting.items() if k not in METHOD_KEYS})}
+
+
+def split_of(config: dict) -> str:
+    """`validation` or `test` where a record's forget classes all lie in its dataset's validation_forget or
+    test_forget list; empty for others (a forget set across both, a dataset config without the lists)."""
+    classes = set(config["forget"]["classes"])
+    for split in ("validation", "test"):
+        if classes <= set(config["dataset"].get(f"{split}_forget", [])):
+            return split
+    return ""
 
 
 def setting_labels(table: pd.DataFrame, records: list[dict]) -> list[str]:
@@ -344,7 +357,7 @@ def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> p
 
 def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
     """A table of formatted cells as tabulate writes it: names left-aligned, numbers right-aligned."""
-    align = ["left" if c in ("model", "dataset", "method", "setting", "forget", "resolved") else "right"
+    align = ["left" if c in ("model", "dataset", "method", "setting", "classes", "forget", "resolved") else "right"
              for c in table.columns]
     return table.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True, colalign=align)
 
@@ -406,7 +419,9 @@ def write_report(*results_dirs: Path) -> str:
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
-    heading = f"# Report: {len(records)} records, {len(summary)} settings\n\n{provenance(records)}"
+    splits = sorted(set(records["classes"].fillna("")) - {""})
+    classes = f"Forget classes: {' and '.join(splits)} (`classes`).\n\n" if splits else ""
+    heading = f"# Report: {len(records)} records, {len(summary)} settings\n\n{classes}{provenance(records)}"
     markdown = heading + "\n".join(sections)
     (out / "report.md").write_text(markdown)
     (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"
@@ -438,8 +453,8 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
-    """The setting columns worth a column: method and alpha; model, dataset and setting where they vary."""
-    varying = {c: summary[c].nunique(dropna=False) > 1 for c in ("model", "dataset", "setting")}
+    """The setting columns worth a column: method and alpha; model, dataset, setting and classes where they vary."""
+    varying = {c: summary[c].nunique(dropna=False) > 1 for c in ("model", "dataset", "setting", "classes")}
     return [c for c in SETTING if varying.get(c, True)]
 
 

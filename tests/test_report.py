@@ -505,3 +505,14 @@ def test_error_bars_are_never_negative_where_an_interval_ends_at_its_mean():
                            "forget/acc ci_high": [0.3, 7.0]})  # 0.1 + 0.2 is 0.30000000000000004
     assert (plots.error(points, "forget/acc") >= 0).all()
     assert plots.error(points, "forget/acc")[:, 1].tolist() == [1.0, 2.0]
+
+
+def test_validation_and_test_classes_are_rows_of_their_own_and_labelled(tmp_path):
+    runs = [composed("forget=pullover"), composed("forget=coat"), composed("forget=sandal", forget=3.0)]
+    markdown = report.write_report(write(tmp_path, *runs))
+    summary = report.summarize(report.load_records(tmp_path)).set_index("classes")
+    assert summary.loc["validation", "forget sets"] == 2 and summary.loc["test", "forget/acc"] == 3.0
+    assert "Forget classes: test and validation" in markdown
+    assert sorted(report.headline(summary.reset_index())["classes"]) == ["test", "validation"]
+    one = report.headline(report.summarize(report.load_records(write(tmp_path / "one", runs[2]))))
+    assert "classes" not in one  # one kind of class: no column, the heading says which
