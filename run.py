@@ -21,12 +21,14 @@ from omegaconf import DictConfig
 from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.job import composition_error, recorded
+from ccup.record import manifest
 from ccup.task import UnlearnTask
 
 
 @recorded
 def unlearn(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
+    about = manifest(cfg, HydraConfig.get().runtime.choices.method)  # first: instantiate resolves cfg in place
     method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     train = partial(data.load, split="train", transform=clip.preprocess)
@@ -38,7 +40,7 @@ def unlearn(cfg: DictConfig) -> dict:
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
-        export_checkpoint(unlearned, clip.name, folder / "unlearned.pt")
+        export_checkpoint(unlearned, clip.name, folder / "unlearned.pt", about)
     return {**cost, **metrics}
 
 

@@ -125,10 +125,12 @@ def project(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
     return projection_head(model).project(features)
 
 
-def export_checkpoint(model: torch.nn.Module, model_name: str, path: str | Path) -> Path:
-    """Save `model` so that plain open_clip loads it: `<path>` holds the state dict, and `<name>.json` beside it
-    the architecture (needed for names open_clip does not ship: `open_clip.add_model_config(<dir>)` first)."""
+def export_checkpoint(model: torch.nn.Module, model_name: str, path: str | Path, manifest: dict) -> Path:
+    """Save `model` so that plain open_clip loads it: `<path>` holds the state dict, `<name>.json` beside it the
+    architecture (needed for names open_clip does not ship: `open_clip.add_model_config(<dir>)` first), and
+    `manifest.json` what the model is (`manifest`: its classes, templates, forget set, method and settings)."""
     path = Path(path)
     config = json.dumps(open_clip.get_model_config(model_name), indent=2).encode()
     storage.write_bytes(config, path.parent / f"{model_name}.json")
+    storage.write_bytes(json.dumps({"model": model_name, **manifest}, indent=2).encode(), path.parent / "manifest.json")
     return storage.save(model.state_dict(), path)

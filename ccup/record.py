@@ -133,3 +133,12 @@ def read_record(path: Path) -> dict | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def manifest(cfg: DictConfig, method: str) -> dict:
+    """What an exported model is and how it was made: the classes and templates to read it with, its forget set,
+    `method` (the option's name) with its resolved settings, alpha, the job's record id and the suite's version."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {"classnames": resolved["dataset"]["classnames"], "templates": resolved["dataset"]["templates"],
+            "forget": resolved["forget"]["classes"], "method": method, "settings": resolved["method"],
+            "alpha": resolved["alpha"], "record": config_id(cfg), "suite": versions(("ccup-bench",))["ccup-bench"]}

@@ -1,4 +1,5 @@
 """The adapter writes W into the image tower's final projection of real open_clip architectures."""
+import json
 import subprocess
 import sys
 
@@ -33,7 +34,7 @@ def test_edited_embeddings_are_W_times_original(random_clips, name):
 def test_exported_checkpoint_loads_in_plain_open_clip(tmp_path):
     clip = load_clip("ccup-tiny-p7")  # a custom architecture: the hardest case for plain open_clip
     edited = fold_projection(clip.model, random_map(128))
-    path = export_checkpoint(edited, "ccup-tiny-p7", tmp_path / "unlearned.pt")
+    path = export_checkpoint(edited, "ccup-tiny-p7", tmp_path / "unlearned.pt", {"classnames": ["a", "b"]})
     images = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(3))
     torch.save(images, tmp_path / "images.pt")
     # A fresh interpreter that never imports ccup: only open_clip and the exported files.
@@ -49,6 +50,7 @@ with torch.no_grad():
         expected = edited.eval().encode_image(images)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
     assert not torch.allclose(expected, clip.model.eval().encode_image(images))
+    assert json.loads((tmp_path / "manifest.json").read_text()) == {"model": "ccup-tiny-p7", "classnames": ["a", "b"]}
 
 
 @pytest.mark.parametrize("name", ["ViT-B-32", "RN50", "convnext_tiny"])

@@ -53,6 +53,22 @@ def test_make_run_prints_the_table_readme_shows(alpha_sweep):
     assert table in (ROOT / "README.md").read_text() and where.startswith("full report: ")
 
 
+def test_readmes_loading_snippet_reads_an_exported_model_by_its_manifest(alpha_sweep, tmp_path):
+    snippet = (ROOT / "README.md").read_text().split("the manifest says how to use it:\n\n```python\n")[1]
+    folder = alpha_sweep / "multirun" / "2" / "checkpoint"  # alpha = 1
+    script = tmp_path / "snippet.py"
+    script.write_text(snippet.split("```")[0].replace("outputs/<run>/checkpoint", str(folder))
+                      + "print(json.dumps({**manifest, 'shape': list(classifier.shape)}))\n")
+    result = run_python(str(script))  # a fresh interpreter with open_clip alone, as a reader would run it
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads(result.stdout.strip().splitlines()[-1])
+    record = json.loads((alpha_sweep / "multirun" / "2" / "record.json").read_text())
+    assert manifest["record"] == record["id"] and manifest["alpha"] == record["config"]["alpha"] == 1.0
+    assert (manifest["method"], manifest["forget"], manifest["model"]) == ("ccup", ["sandal"], "ccup-tiny-p7")
+    assert manifest["settings"] == record["config"]["method"] and manifest["suite"] == "0.1.0"
+    assert manifest["shape"] == [128, 10] and manifest["classnames"] == record["config"]["dataset"]["classnames"]
+
+
 def test_each_job_writes_its_record_into_its_output_folder_too(alpha_sweep):
     copies = [json.loads(p.read_text()) for p in (alpha_sweep / "multirun").glob("*/record.json")]
     assert sorted(c["id"] for c in copies) == sorted(r["id"] for r in records(alpha_sweep))
