@@ -31,12 +31,12 @@ def unlearn(cfg: DictConfig) -> dict:
     about = manifest(cfg, HydraConfig.get().runtime.choices.method)  # first: instantiate resolves cfg in place
     method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
+    test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
     train = partial(data.load, split="train", transform=clip.preprocess)
     task = UnlearnTask.of(clip, data.classnames, data.templates, cfg.forget.classes, train)
     start = time.perf_counter()
     unlearned = method(clip.model, task)
     cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost
-    test_set = data.load(split=data.split, transform=clip.preprocess)
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"

@@ -16,7 +16,7 @@ def find_user_error(exc: BaseException | None) -> UserError | None:
     while exc is not None:
         if isinstance(exc, UserError):
             return exc
-        exc = exc.__cause__
+        exc = exc.__cause__ or exc.__context__  # OmegaConf wraps a resolver's error as the context
     return None
 
 
@@ -61,3 +61,11 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def some(names, shown: int = 10) -> str:
+    """A list of names for an error line: the first `shown`, then how many more (ImageNet's 1,000 would fill a
+    screen)."""
+    names = list(names)
+    more = f", … and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(repr(name) for name in names[:shown]) + more

@@ -93,6 +93,8 @@ def new_record(cfg: DictConfig) -> dict:
         settings = setting_ids(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
+        if (error := find_user_error(exc)) is not None:  # a resolver's own word on its input (ccup/resolvers.py)
+            raise error from exc
         raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")

@@ -21,6 +21,15 @@ def random_classes(classnames: Sequence[str], k: int, draw: int) -> list[str]:
     return random.Random(draw).sample(list(classnames), k)
 
 
+def protocol_classes(dataset: str, protocol: Sequence[str] | None, index: int | None = None) -> list[str]:
+    """A dataset's published protocol forget classes (`protocol_forget`), all or the one at `index`, as a list."""
+    if not protocol:
+        raise UserError(f"dataset={dataset} has no published protocol forget classes (protocol_forget), so "
+                        "forget=protocol_* has nothing to pick: name the classes, forget.classes=[...], or use a "
+                        "dataset that has them (caltech101, oxford_flowers, stanford_cars, stanford_dogs, ...)")
+    return list(protocol) if index is None else [protocol[index]]
+
+
 def validation_classes(classnames: Sequence[str], exclude: Sequence[str], k: int = 3) -> list[str]:
     """The forget classes a search tunes on, by a rule fixed before any result is read: the classes outside `exclude`
     (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, the first `k`."""
@@ -85,6 +94,7 @@ def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
 
 OmegaConf.register_new_resolver("random_classes", as_node(random_classes), replace=True)
 OmegaConf.register_new_resolver("joined", joined, replace=True)
+OmegaConf.register_new_resolver("protocol_classes", as_node(protocol_classes), replace=True)
 OmegaConf.register_new_resolver("validation_classes", as_node(validation_classes), replace=True)
 OmegaConf.register_new_resolver("other_classes", as_node(other_classes), replace=True)
 OmegaConf.register_new_resolver("open_clip_templates", as_node(open_clip_templates), replace=True)

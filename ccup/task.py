@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch.utils.data import Dataset
 
-from ccup.errors import UserError
+from ccup.errors import UserError, some
 from ccup.zeroshot import class_embeddings, classifier_of
 
 
@@ -61,7 +61,8 @@ def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
         if name not in classnames:
             close = difflib.get_close_matches(name, classnames, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"unknown forget class {name!r}: {hint}valid classes: {list(classnames)}")
+            raise UserError(f"unknown forget class {name!r}: {hint}the dataset's classes are {some(classnames)} "
+                            "(dataset.classnames)")
     if len(set(forget)) < len(forget):
         raise UserError(f"a forget class is given twice in {list(forget)}: name each class once")
     if set(forget) == set(classnames):

@@ -31,6 +31,7 @@ BAD_INPUTS = {
     "method=grad_ascent;trainer.accelerator=nosuch":
         "Lightning refuses the Trainer settings trainer.*: ValueError: You selected an invalid accelerator name",
     "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
+    "dataset=cifar10": "CIFAR-10 not found or incomplete in",  # the data first, not the default forget class
 }
 ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the command that ran the job alone
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
@@ -39,6 +40,8 @@ ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the 
 UNRESOLVED = {
     "alpha=${nope}": "error: the config does not resolve: Interpolation key 'nope' not found",
     "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. method.lr=...",
+    "dataset=cifar10;forget=protocol_1": "error: dataset=cifar10 has no published protocol forget classes "
+                                         "(protocol_forget), so forget=protocol_* has nothing to pick",
 }
 UNCOMPOSED = {
     "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",
@@ -121,4 +124,4 @@ def test_a_config_that_does_not_resolve_fails_its_job_with_one_error_line(refusa
     assert result.stderr.strip().splitlines()[-1].startswith(UNRESOLVED[override]), result.stderr
     record = json.loads((tmp_path / "outputs" / "record.json").read_text())
     assert record["status"] == "failed" and f"error: {record['error']}" == result.stderr.strip().splitlines()[-1]
-    assert record["overrides"][0] == override and not (tmp_path / "results").exists()
+    assert record["overrides"][:override.count(";") + 1] == override.split(";") and not (tmp_path / "results").exists()
