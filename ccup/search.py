@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     """`python -m ccup.search [results/search]`: the searches' table."""
     root = Path((argv if argv is not None else sys.argv[1:] or ["results/search"])[0])
     table = studies(root)
-    print(table.to_markdown(index=False, floatfmt=".3f") if not table.empty else f"no searches under {root}")
+    print(render(table) if not table.empty else f"no searches under {root}")
+
+
+def render(table: pd.DataFrame) -> str:
+    """The searches' table as README quotes it."""
+    return table.to_markdown(index=False, floatfmt=".3f")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,12 @@ import time
 
 import optuna
 import pytest
-from helpers import CONF, config_names, run_suite, start_suite
+from helpers import CONF, ROOT, config_names, run_suite, start_suite
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
-from ccup.search import studies
+from ccup.configs import compose as job_config
+from ccup.search import render, studies
 
 pytestmark = pytest.mark.slow
 # CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
@@ -71,3 +73,19 @@ def test_the_searches_table_gives_each_studys_trials_time_and_best(tmp_path):
     row = studies(tmp_path).iloc[0]
     assert (row["method"], row["complete"], row["failed"], row["best gap"]) == ("ccup", 2, 1, 0.5)
     assert row["best settings"].startswith("method.lam=") and row["wall min"] >= 0
+
+
+def test_readme_quotes_the_committed_searches_as_their_studies_give_them():
+    table = studies(ROOT / "results" / "search")
+    assert {"ccup", "grad_ascent", "neggrad_plus"} <= set(table["method"])
+    assert render(table) in (ROOT / "README.md").read_text(), "README's searches table is stale"
+
+
+@pytest.mark.parametrize("name", config_names("method/tuned"))
+def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name):
+    best = optuna.load_study(study_name=name, storage=f"sqlite:///{ROOT}/results/search/{name}/optuna.db").best_trial
+    tuned = job_config(f"method=tuned/{name}")
+    for key, value in best.params.items():
+        assert OmegaConf.select(tuned, key) == value, key
+    assert f"the best of its 20 trials (mean\n# gap/forget_retain_cross {best.value:.4f}" in (
+        CONF / "method" / "tuned" / f"{name}.yaml").read_text()
