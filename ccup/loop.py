@@ -2,8 +2,11 @@
 over the parameters the method declares.
 
 A loss takes the model, the (d, C) zero-shot classifier and a batch {"forget": (x, y), "retain": (x, y)} holding the
-sample sets it `uses`; labels index all C classes, the forgotten ones included.
+sample sets it `uses`; labels index all C classes, the forgotten ones included. A loss declared `with_teacher` also
+takes, as keywords, `teacher` (a frozen copy of the model as training found it), `step` (the optimizer steps taken so
+far) and `steps` (the trainer's max_steps).
 """
+import copy
 import functools
 from collections.abc import Callable
 
@@ -29,16 +32,40 @@ def classification_loss(model, classifier: torch.Tensor, images: torch.Tensor, l
     return F.cross_entropy(zero_shot_logits(model, images, classifier), labels)
 
 
-def sample_sets(loss: Callable) -> tuple[str, ...]:
-    """The sample sets a loss reads (see `uses`), through any functools.partial around it."""
+def with_teacher(loss):
+    """Declare that a loss takes `teacher`, `step` and `steps` (module docstring), so the loop builds a teacher."""
+    loss.needs_teacher = True
+    return loss
+
+
+def unwrap(loss: Callable) -> Callable:
+    """The loss function inside any functools.partial around it."""
     while isinstance(loss, functools.partial):
         loss = loss.func
-    return loss.uses
+    return loss
+
+
+def sample_sets(loss: Callable) -> tuple[str, ...]:
+    """The sample sets a loss reads (see `uses`), through any functools.partial around it."""
+    return unwrap(loss).uses
+
+
+def needs_teacher(loss: Callable) -> bool:
+    """Whether a loss is declared `with_teacher`, through any functools.partial around it."""
+    return getattr(unwrap(loss), "needs_teacher", False)
+
+
+def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` in eval mode whose parameters take no gradient."""
+    teacher = copy.deepcopy(model).eval()
+    teacher.requires_grad_(False)
+    return teacher
 
 
 class Unlearning(pl.LightningModule):
     """AdamW on the `trainable` parameters of `model`; the rest stay frozen. With `saliency`, only that fraction of
-    the trainable weights, those with the largest forget-loss gradient, may move (SalUn's weight mask)."""
+    the trainable weights, those with the largest forget-loss gradient, may move (SalUn's weight mask). A loss declared
+    `with_teacher` gets `teacher`, a frozen copy of `model` as given, built for such a loss only."""
 
     def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float,
                  loss: Callable, saliency: float | None = None, weight_decay: float = 0.0):
@@ -50,14 +77,21 @@ class Unlearning(pl.LightningModule):
         self.masks: dict[str, torch.Tensor] = {}
         for name, parameter in model.named_parameters():
             parameter.requires_grad_(name in trainable)
+        self.teacher = frozen_copy(model) if needs_teacher(loss) else None
 
     def training_step(self, batch, batch_idx):
-        loss = self.loss(self.model, self.classifier, batch)
+        if self.teacher is None:
+            loss = self.loss(self.model, self.classifier, batch)
+        else:
+            loss = self.loss(self.model, self.classifier, batch, teacher=self.teacher, step=self.global_step,
+                             steps=self.trainer.max_steps)
         self.log("unlearn/loss", loss, prog_bar=True)
         return loss
 
     def on_train_epoch_start(self):
         self.model.eval()  # BatchNorm statistics frozen and no dropout (docs/method.md#baselines)
+        if self.teacher is not None:
+            self.teacher.eval()
 
     def on_train_start(self):
         if self.saliency is not None:

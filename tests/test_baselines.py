@@ -1,6 +1,7 @@
 """The fine-tuning baselines beyond the contract: weights trained once per setting, the data regimes, synthesis, the
 Lipschitz baseline's schedule."""
 import copy
+import math
 
 import pytest
 import pytorch_lightning as pl
@@ -10,13 +11,15 @@ from hydra.utils import instantiate
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from baselines import lipschitz
+from baselines import lipschitz, losses
 from baselines.finetune import FineTune
 from baselines.samples import RealSamples, SyntheticSamples
 from ccup.data import fashion_mnist
 from ccup.errors import UserError, find_user_error
+from ccup.loop import classification_loss
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
+from ccup.zeroshot import zero_shot_logits
 
 
 def task_for(clip, forget=("sandal",), train_range=range(512)):
@@ -215,3 +218,95 @@ def test_lipschitz_stops_mid_epoch_at_the_first_step_that_reaches_the_target(ran
     assert len(batches) == 10 and module.global_step == 2  # the target reached by step 2: batches 11-15 never ran
     assert module.stats["unlearn/forget_sample_acc"] == 10.0
     assert not same(trainable_weights(module), original)  # the weights that reached it are kept
+
+
+# --- SCRUB: a loss with a teacher on the shared loop --------------------------------------------------------------
+
+def scrub_loss(*overrides):
+    """SCRUB's loss as conf/method/scrub.yaml configures it."""
+    return instantiate(compose("method=scrub", *overrides).method.module.loss)
+
+
+def scrub_batch(forget: int = 4, retain: int = 6) -> dict:
+    """Random images, forget ones labelled sandal (5), retain ones any class."""
+    generator = torch.Generator().manual_seed(1)
+    return {"forget": (torch.randn(forget, 3, 28, 28, generator=generator), torch.full((forget,), 5)),
+            "retain": (torch.randn(retain, 3, 28, 28, generator=generator),
+                       torch.randint(0, 10, (retain,), generator=generator))}
+
+
+def test_distillation_kl_is_the_softened_kl_from_teacher_to_student_times_temperature_squared():
+    student = torch.tensor([[0.0, 0.0], [1.0, 1.0]])  # uniform
+    teacher = torch.tensor([[2 * math.log(3), 0.0], [0.0, 0.0]])  # at temperature 2: (3/4, 1/4), then uniform
+    expected = (0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5) + 0) / 2 * 2 ** 2  # batch mean, times T^2
+    torch.testing.assert_close(losses.distillation_kl(student, teacher, 2.0), torch.tensor(expected))
+
+
+def test_scrub_loss_is_gamma_ce_on_retain_and_minus_the_kl_on_forget(random_tiny):
+    model, classifier, batch = random_tiny.model, task_for(random_tiny).classifier, scrub_batch()
+    loss = scrub_loss("method.module.loss.gamma=3")
+    teacher = copy.deepcopy(model)
+    max_step = {"teacher": teacher, "step": 0, "steps": 100}
+    min_step = {"teacher": teacher, "step": 1, "steps": 100}
+    # The student is its teacher: no divergence to raise or lower (up to the rounding of the teacher's no-grad path).
+    torch.testing.assert_close(loss(model, classifier, batch, **max_step), torch.tensor(0.0), rtol=0, atol=1e-6)
+    retain_ce = classification_loss(model, classifier, *batch["retain"])
+    torch.testing.assert_close(loss(model, classifier, batch, **min_step), 3 * retain_ce)
+    # The student moved away from its teacher: -KL on the forget batch, 3 CE + 0.5 KL on the retain batch.
+    with torch.no_grad():
+        teacher.visual.proj.add_(0.1 * torch.randn_like(teacher.visual.proj))
+    logits = {name: (zero_shot_logits(model, batch[name][0], classifier),
+                     zero_shot_logits(teacher, batch[name][0], classifier)) for name in batch}
+    forget_kl = losses.distillation_kl(*logits["forget"], 2.0)
+    retain_kl = losses.distillation_kl(*logits["retain"], 2.0)
+    assert forget_kl > 0 and retain_kl > 0
+    torch.testing.assert_close(loss(model, classifier, batch, **max_step), -forget_kl)
+    torch.testing.assert_close(loss(model, classifier, batch, **min_step), 3 * retain_ce + 0.5 * retain_kl)
+
+
+class Reads(dict):
+    """A batch that records which sample sets a loss reads."""
+
+    def __init__(self, batch: dict):
+        super().__init__(batch)
+        self.read = []
+
+    def __getitem__(self, name):
+        self.read.append(name)
+        return super().__getitem__(name)
+
+
+def test_scrub_takes_a_max_step_every_max_every_steps_in_the_first_max_fraction_of_them(random_tiny):
+    model, classifier = random_tiny.model, task_for(random_tiny).classifier
+    loss, teacher = scrub_loss(), copy.deepcopy(model)  # max_fraction 0.3, max_every 10
+    max_steps = []
+    for step in range(100):
+        batch = Reads(scrub_batch(1, 1))
+        loss(model, classifier, batch, teacher=teacher, step=step, steps=100)
+        assert batch.read in (["forget"], ["retain"])
+        if batch.read == ["forget"]:
+            max_steps.append(step)
+    assert max_steps == [0, 10, 20]
+
+
+def test_scrubs_teacher_is_the_original_model_frozen_through_training(random_tiny, tmp_path):
+    method = instantiate(compose("method=scrub", f"cache_dir={tmp_path}", "method.steps=4").method)
+    model = copy.deepcopy(random_tiny.model)
+    module = method.module(model=model, task=task_for(random_tiny), trainable=method.edits(model), lr=method.lr)
+    sets = scrub_batch(8, 16)
+    loaders = {name: DataLoader(TensorDataset(*sets[name]), batch_size=4) for name in sets}
+    method.trainer(max_steps=method.steps).fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
+    original = random_tiny.model.state_dict()
+    assert module.global_step == 4 and differing(module.model.state_dict(), original)  # the student trained ...
+    assert not differing(module.teacher.state_dict(), original)  # ... its teacher did not move
+    assert not module.teacher.training and not any(p.requires_grad for p in module.teacher.parameters())
+
+
+def test_only_a_loss_declared_with_a_teacher_gets_one(random_tiny, tmp_path):
+    method = instantiate(compose("method=finetune", f"cache_dir={tmp_path}").method)
+    model = copy.deepcopy(random_tiny.model)
+    assert method.module(model=model, task=task_for(random_tiny), trainable=[], lr=method.lr).teacher is None
+
+
+def differing(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> set[str]:
+    return {key for key, value in a.items() if not torch.equal(value, b[key])}
