@@ -41,13 +41,10 @@ class FineTune:
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters this method may change."""
-        return [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
+        return matching(model, self.params)
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        path = self.cache_dir / "unlearned" / f"{self.key(model, task)}.pt"
-        entry, hit = storage.cached(path, lambda: self.train(model, task))
-        self.stats = {**entry["stats"], "unlearn/cache_hit": int(hit)}
-        return interpolate(model, entry["weights"], self.alpha)
+        return unlearned_once(self, model, task, lambda: self.train(model, task))
 
     def train(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
         """The fully unlearned weights (alpha = 1) of the declared parameters, with the cost of getting them."""
@@ -75,6 +72,20 @@ class FineTune:
             "params": self.params, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
             "classnames": task.classnames, "forget": task.forget, "templates": task.templates,
             "train": dataset_key(task.train()) if task.train is not None else None}, length=20)
+
+
+def matching(model: torch.nn.Module, params: list[str]) -> list[str]:
+    """Names of the model's parameters that match any glob pattern of `params`."""
+    return [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in params)]
+
+
+def unlearned_once(method, model: torch.nn.Module, task: UnlearnTask, compute: Callable[[], dict]) -> torch.nn.Module:
+    """theta_alpha of a method whose fully unlearned weights `compute()` gives ({"weights", "stats"}), computed once per
+    `method.key(model, task)` under `method.cache_dir`; their stats, with the cache hit, become `method.stats`."""
+    path = method.cache_dir / "unlearned" / f"{method.key(model, task)}.pt"
+    entry, hit = storage.cached(path, compute)
+    method.stats = {**entry["stats"], "unlearn/cache_hit": int(hit)}
+    return interpolate(model, entry["weights"], method.alpha)
 
 
 def interpolate(model: torch.nn.Module, weights: dict[str, torch.Tensor], alpha: float) -> torch.nn.Module:

@@ -19,7 +19,6 @@ selection_weighting 10 and a forget set of a tenth of D (one class of ten, as ma
 the selection, and SSD leaves the model as it is (`unlearn/dampened`, the number of entries dampened, is then 0).
 """
 import copy
-import fnmatch
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from baselines.finetune import interpolate
+from baselines.finetune import matching, unlearned_once
 from ccup import storage
 from ccup.data import dataset_key
 from ccup.errors import UserError
@@ -90,13 +89,10 @@ class SSD:
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters this method may change."""
-        return [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
+        return matching(model, self.params)
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        path = self.cache_dir / "unlearned" / f"{self.key(model, task)}.pt"
-        entry, hit = storage.cached(path, lambda: self.dampen(model, task))
-        self.stats = {**entry["stats"], "unlearn/cache_hit": int(hit)}
-        return interpolate(model, entry["weights"], self.alpha)
+        return unlearned_once(self, model, task, lambda: self.dampen(model, task))
 
     def dampen(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
         """The dampened weights (alpha = 1) of the declared parameters, with the cost of computing them."""
