@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 
 from ccup import search
 from ccup.adapter import export_checkpoint
+from ccup.data import by_class_name
 from ccup.job import composition_error, recorded
 from ccup.record import manifest
 from ccup.task import UnlearnTask
@@ -28,12 +29,13 @@ from ccup.task import UnlearnTask
 @recorded
 def unlearn(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
-    about = manifest(cfg, HydraConfig.get().runtime.choices.method)  # first: instantiate resolves cfg in place
+    forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
+    about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
     method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
     train = partial(data.load, split="train", transform=clip.preprocess)
-    task = UnlearnTask.of(clip, data.classnames, data.templates, cfg.forget.classes, train)
+    task = UnlearnTask.of(clip, data.classnames, data.templates, forget, train)
     start = time.perf_counter()
     unlearned = method(clip.model, task)
     cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost

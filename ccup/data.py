@@ -2,7 +2,7 @@
 import gzip
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, OxfordIIITPet
-from torchvision.datasets.folder import default_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
 
 from ccup import storage
-from ccup.errors import MissingFiles, UserError
+from ccup.errors import MissingFiles, UserError, one_line, some
 
 IMAGENET_CLASSES = 1000
 
@@ -229,6 +229,89 @@ def imagenet(root: str, split: str, transform: Callable | None = None) -> Datase
             "validation images into folders named by WordNet id (e.g. with valprep.sh from PyTorch's ImageNet example)"
         )
     return ImageFolder(str(folder), transform=transform)
+
+
+def image_folder(root: str, split: str, classnames: Sequence[str], names: Mapping[str, str] | None,
+                 test_fraction: float, split_seed: int, transform: Callable | None = None) -> ImageList:
+    """Your own images, one folder per class as torchvision's ImageFolder reads them: `root/train/<class>/*` and
+    `root/test/<class>/*`, or a flat `root/<class>/*` split here (`flat_split`).
+
+    A folder's label is the index of its class name in `classnames`, found by name: the folder name, or the word
+    `names` maps it to. So a class list in any order labels every image right, and a folder the list lacks is refused.
+    """
+    if split not in ("train", "test"):
+        raise UserError(f"a folder dataset has splits 'train' and 'test', not {split!r}")
+    split_dir, flat = split_folder(root, split)
+    names = names or {}
+    label_of = {name: label for label, name in enumerate(classnames)}
+    folders = class_folders(split_dir)
+    unknown = [folder for folder in folders if names.get(folder, folder) not in label_of]
+    if unknown:
+        raise UserError(f"class folder {unknown[0]!r} of {split_dir} is not among dataset.classnames "
+                        f"{some(classnames)}: name it in dataset.names (folder: class name), or leave "
+                        "dataset.classnames to be read from the folders")
+    class_to_idx = {folder: label_of[names.get(folder, folder)] for folder in folders}
+    try:
+        samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS)
+    except FileNotFoundError as exc:  # a class folder without a single image
+        raise MissingFiles(f"{split_dir}: {one_line(exc)}") from exc
+    if flat:
+        samples = flat_split(samples, split, test_fraction, split_seed)
+    return ImageList(samples, transform)
+
+
+def split_folder(root: str, split: str) -> tuple[Path, bool]:
+    """Where a folder dataset keeps `split`: `root/<split>` when the root holds train/ and test/, else the root itself
+    (flat: its class folders hold both splits)."""
+    base = Path(root)
+    if not base.is_dir():
+        raise MissingFiles(f"dataset.root={root}: no such folder; a folder dataset reads {root}/train/<class>/* and "
+                           f"{root}/test/<class>/*, or {root}/<class>/*")
+    present = [name for name in ("train", "test") if (base / name).is_dir()]
+    if len(present) == 1:
+        raise UserError(f"{base} has {present[0]}/ but no {({'train', 'test'} - set(present)).pop()}/: give both "
+                        "splits, or put the class folders directly under the root to have them split")
+    return (base / split, False) if present else (base, True)
+
+
+def class_folders(path: Path) -> list[str]:
+    """The class folders under `path`, in sorted order (hidden ones skipped)."""
+    return sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
+
+
+def folder_classes(root: str, names: Mapping[str, str] | None) -> list[str]:
+    """A folder dataset's class names: its train split's class folders in sorted order, each as `names` maps it."""
+    names = names or {}
+    folders = class_folders(split_folder(root, "train")[0])
+    unused = sorted(set(names) - set(folders))
+    if unused:
+        raise UserError(f"dataset.names maps {some(unused)}, which {root} has no class folder for: its class folders "
+                        f"are {some(folders)}")
+    return [names.get(folder, folder) for folder in folders]
+
+
+def by_class_name(classes, names: Mapping[str, str] | None):
+    """Forget classes as class names: one given by its folder (a key of a folder dataset's `names`) becomes the class
+    name it maps to. Anything else, malformed lists included, passes as it is, for the forget set's own checks."""
+    if isinstance(classes, str) or not names:
+        return classes
+    return [names.get(name, name) if isinstance(name, str) else name for name in classes]
+
+
+def flat_split(samples: Sequence[tuple[str, int]], split: str, test_fraction: float,
+               split_seed: int) -> list[tuple[str, int]]:
+    """One split of a flat folder's images: of each class's images, in file-name order and then shuffled by numpy's
+    default_rng(split_seed), the first round(test_fraction * n) (at least one) are the test split, the rest train."""
+    if not 0 < test_fraction < 1:
+        raise UserError(f"dataset.load.test_fraction lies in (0, 1), got {test_fraction!r}")
+    kept = []
+    for label in sorted({label for _, label in samples}):
+        members = sorted(path for path, of in samples if of == label)
+        order = np.random.default_rng(split_seed).permutation(len(members))
+        n_test = max(1, round(test_fraction * len(members)))
+        picked = order[:n_test] if split == "test" else order[n_test:]
+        kept += [(members[i], label) for i in sorted(picked)]
+    return kept
 
 
 def digits(test_size: int | float, split_seed: int, split: str, transform: Callable | None = None) -> ArrayImages:

@@ -1,12 +1,16 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
 import difflib
 import hashlib
+import os
+import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import open_clip
 import torch
+from huggingface_hub import try_to_load_from_cache
 
 from ccup.errors import MissingFiles, UserError
 
@@ -35,6 +39,10 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         tags = open_clip.list_pretrained_tags_by_model(name)
         if pretrained not in tags:
             raise UserError(f"pretrained={pretrained!r} is neither a file nor a tag of {name}; tags: {tags}")
+    if pretrained is not None and not Path(pretrained).is_file() and not weights_at_hand(name, pretrained):
+        raise MissingFiles(f"the {pretrained!r} weights of {name} are not on this machine and their host does not "
+                           "answer (offline?): fetch them where there is internet and pass "
+                           "model.pretrained=/path/to/checkpoint")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
     except Exception as exc:
@@ -46,6 +54,27 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where "
                            "there is internet and pass model.pretrained=/path/to/checkpoint") from exc
     return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+
+
+def weights_at_hand(name: str, tag: str, timeout: float = 3.0) -> bool:
+    """Whether open_clip can get a pretrained tag's weights: in the Hugging Face cache already, or from a host that
+    answers within `timeout` seconds. Offline, open_clip would spend a minute retrying before it gives up."""
+    source = open_clip.get_pretrained_cfg(name, tag)
+    repo, filename = os.path.split(source.get("hf_hub", ""))
+    if repo:
+        names = [filename or open_clip.pretrained.HF_WEIGHTS_NAME, open_clip.pretrained.HF_SAFE_WEIGHTS_NAME]
+        if any(isinstance(try_to_load_from_cache(repo, file), str) for file in names):
+            return True
+        host = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    else:  # open_clip's own download cache for weights it fetches by URL
+        host = source.get("url", "")
+        if (Path.home() / ".cache" / "clip" / os.path.basename(urlparse(host).path)).is_file():
+            return True
+    try:
+        socket.create_connection((urlparse(host).hostname, 443), timeout=timeout).close()
+        return True
+    except (OSError, TypeError):
+        return False
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module, names: Iterable[str]) -> bool:

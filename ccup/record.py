@@ -135,10 +135,11 @@ def read_record(path: Path) -> dict | None:
         return None
 
 
-def manifest(cfg: DictConfig, method: str) -> dict:
-    """What an exported model is and how it was made: the classes and templates to read it with, its forget set,
-    `method` (the option's name) with its resolved settings, alpha, the job's record id and the suite's version."""
+def manifest(cfg: DictConfig, method: str, forget: list[str]) -> dict:
+    """What an exported model is and how it was made: the classes and templates to read it with, its `forget` set by
+    class name, `method` (the option's name) with its resolved settings, alpha, the job's record id and the suite's
+    version."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     return {"classnames": resolved["dataset"]["classnames"], "templates": resolved["dataset"]["templates"],
-            "forget": resolved["forget"]["classes"], "method": method, "settings": resolved["method"],
+            "forget": list(forget), "method": method, "settings": resolved["method"],
             "alpha": resolved["alpha"], "record": config_id(cfg), "suite": versions(("ccup-bench",))["ccup-bench"]}

@@ -1,6 +1,6 @@
-"""Config resolvers: forget sets drawn at random, validation and test forget classes, and prompt templates from
-open_clip or a file, resolved when a job's config is, so that its record holds the classes and templates it used; a
-forget set joined into one word."""
+"""Config resolvers: forget sets drawn at random, validation and test forget classes, a folder dataset's classes, and
+prompt templates from open_clip or a file, resolved when a job's config is, so that its record holds the classes and
+templates it used; a forget set joined into one word."""
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,14 +32,22 @@ def protocol_classes(dataset: str, protocol: Sequence[str] | None, index: int | 
 
 def validation_classes(classnames: Sequence[str], exclude: Sequence[str], k: int = 3) -> list[str]:
     """The forget classes a search tunes on, by a rule fixed before any result is read: the classes outside `exclude`
-    (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, the first `k`."""
+    (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, the first `k`, or half
+    of them where there are fewer than 2k, so that at least as many are left to report."""
     candidates = [name for name in classnames if name not in set(exclude)]
-    return [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[:k]]
+    return [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[:min(k, len(candidates) // 2)]]
 
 
 def other_classes(classnames: Sequence[str], taken: Sequence[str]) -> list[str]:
     """The classes not in `taken`, in the dataset's order: the test forget classes beside the validation ones."""
     return [name for name in classnames if name not in set(taken)]
+
+
+def folder_classes(root: str, names) -> list[str]:
+    """A folder dataset's class names, read from its folders (ccup.data.folder_classes)."""
+    from ccup.data import folder_classes  # torchvision's import is for jobs, not for every config the suite composes
+
+    return folder_classes(root, names)
 
 
 def open_clip_templates(name: str) -> list[str]:
@@ -97,6 +105,7 @@ OmegaConf.register_new_resolver("joined", joined, replace=True)
 OmegaConf.register_new_resolver("protocol_classes", as_node(protocol_classes), replace=True)
 OmegaConf.register_new_resolver("validation_classes", as_node(validation_classes), replace=True)
 OmegaConf.register_new_resolver("other_classes", as_node(other_classes), replace=True)
+OmegaConf.register_new_resolver("folder_classes", as_node(folder_classes), replace=True)
 OmegaConf.register_new_resolver("open_clip_templates", as_node(open_clip_templates), replace=True)
 OmegaConf.register_new_resolver("read_templates", as_node(read_templates), replace=True)
 OmegaConf.register_new_resolver("other_overrides", other_overrides, replace=True)

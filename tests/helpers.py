@@ -227,6 +227,16 @@ def write_jpeg(path: Path, grey: int) -> None:
     Image.new("RGB", (5, 4), (grey, grey, grey)).save(path, format="JPEG", quality=95)
 
 
+def write_image_folder(root: Path, images: dict[str, list[int]], flat: bool = False) -> Path:
+    """A folder dataset: {class folder: grey levels}, one JPEG per level, in train/ and test/ alike, or `flat`ly in
+    root/<class>/ alone."""
+    for split in [""] if flat else ["train", "test"]:
+        for folder, greys in images.items():
+            for grey in greys:
+                write_jpeg(root / split / folder / f"{grey:03d}.jpg", grey)
+    return root
+
+
 def write_split_dataset(data_dir: Path, name: str, labels=None) -> dict[str, list[tuple[str, int]]]:
     """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split file numbers each
     class as the config does unless `labels` says otherwise. Returns per split the (config class name, grey level) of

@@ -6,11 +6,14 @@ import pickle
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
-from helpers import SPLIT_LAYOUTS, SPLIT_SIZES, compose, config_names, dataset, write_jpeg, write_split_dataset
+from helpers import (SPLIT_LAYOUTS, SPLIT_SIZES, compose, config_names, dataset, write_image_folder, write_jpeg,
+                     write_split_dataset)
+from hydra.utils import instantiate
 from sklearn.datasets import load_digits
 from torchvision.transforms import ToTensor
 
-from ccup.errors import UserError
+from ccup.data import folder_classes, image_folder
+from ccup.errors import MissingFiles, UserError
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).
 PROTOCOL_FORGET = {
@@ -45,8 +48,11 @@ def grey_of(image) -> float:
     return image.mean().item() * 255
 
 
+NAMED = [name for name in config_names("dataset") if name != "folder"]  # folder's classes are your folders (below)
+
+
 def test_every_dataset_but_the_embedded_ones_is_tested_here():
-    assert set(EXPECTED_PATHS) == set(config_names("dataset")) - {"fashion_mnist", "digits"}
+    assert set(EXPECTED_PATHS) == set(NAMED) - {"fashion_mnist", "digits"}
 
 
 @pytest.mark.parametrize("name", sorted(PROTOCOL_FORGET))
@@ -55,7 +61,7 @@ def test_protocol_forget_classes_are_class_names_of_their_dataset(name):
     assert set(PROTOCOL_FORGET[name]) <= set(classnames)
 
 
-@pytest.mark.parametrize("name", config_names("dataset"))
+@pytest.mark.parametrize("name", NAMED)
 def test_class_names_are_counted_unique_and_fit_every_template(name):
     data = compose(f"dataset={name}").dataset
     assert len(data.classnames) == CLASS_COUNTS[name]
@@ -205,3 +211,57 @@ def test_digits_is_a_fixed_stratified_third_of_scikit_learns_digits(tmp_path):
     assert max(image.max().item() for image in images) == 1.0
     again = items(data.load(split="test"))
     assert [label for _, label in again] == [label for _, label in test]
+
+
+# --- your own images: dataset=folder ----------------------------------------------------------------------------------
+GREYS = {"n03": [30, 40], "n01": [50, 60], "n02": [70, 80]}  # class folders named as ImageNet's are, by id
+
+
+def folder_dataset(root, *overrides):
+    return instantiate(compose("dataset=folder", f"dataset.root={root}", *overrides).dataset)
+
+
+def images_by_class(data, split: str) -> list[tuple[str, int]]:
+    """(class name of the label, grey level) of every image of a split, sorted."""
+    return sorted((data.classnames[label], round(grey_of(image)))
+                  for image, label in items(data.load(split=split, transform=ToTensor())))
+
+
+def test_a_folder_datasets_classes_are_its_folders_and_labels_follow_names_not_positions(tmp_path):
+    write_image_folder(tmp_path, GREYS)
+    data = folder_dataset(tmp_path, "dataset.names={n03: bag, n01: sandal}")
+    assert list(data.classnames) == ["sandal", "n02", "bag"]  # folders in sorted order, named as `names` maps them
+    reordered = folder_dataset(tmp_path, "dataset.names={n03: bag, n01: sandal}", "dataset.classnames=[bag,n02,sandal]")
+    for each in (data, reordered):
+        for split in ("train", "test"):
+            assert images_by_class(each, split) == [("bag", 30), ("bag", 40), ("n02", 70), ("n02", 80),
+                                                    ("sandal", 50), ("sandal", 60)]
+
+
+def test_a_flat_folder_is_split_per_class_by_its_stated_rule(tmp_path):
+    greys = {"a": list(range(10, 110, 10)), "b": list(range(15, 115, 10))}  # file names sort as the levels do
+    write_image_folder(tmp_path, greys, flat=True)
+    data = folder_dataset(tmp_path)
+    train, test = images_by_class(data, "train"), images_by_class(data, "test")
+    order = np.random.default_rng(0).permutation(10)[:2]  # round(0.2 * 10) of each class, by default_rng(split_seed)
+    assert test == sorted((name, levels[i]) for name, levels in greys.items() for i in order)
+    assert sorted(train + test) == sorted((name, level) for name, levels in greys.items() for level in levels)
+    assert images_by_class(folder_dataset(tmp_path), "test") == test
+    assert len(images_by_class(folder_dataset(tmp_path, "dataset.load.test_fraction=0.5"), "test")) == 10
+
+
+def test_a_folder_dataset_refuses_what_it_cannot_read_in_one_line(tmp_path):
+    with pytest.raises(MissingFiles, match=r"dataset.root=\S+/nowhere: no such folder; a folder dataset reads"):
+        folder_classes(str(tmp_path / "nowhere"), None)
+    write_image_folder(tmp_path / "one_split", {"a": [10], "b": [20]})
+    (tmp_path / "one_split" / "test").rename(tmp_path / "one_split" / "val")
+    with pytest.raises(UserError, match="has train/ but no test/: give both splits"):
+        folder_classes(str(tmp_path / "one_split"), None)
+    root = write_image_folder(tmp_path / "images", GREYS)
+    with pytest.raises(UserError, match=r"dataset.names maps 'n09', which \S+ has no class folder for"):
+        folder_classes(str(root), {"n09": "dog"})
+    with pytest.raises(UserError, match=r"class folder 'n02' of \S+ is not among dataset.classnames 'n01', 'n03'"):
+        image_folder(str(root), "test", ["n01", "n03"], None, 0.2, 0)
+    (root / "train" / "n04").mkdir()
+    with pytest.raises(MissingFiles, match="Found no valid file for the classes n04"):
+        image_folder(str(root), "train", ["n01", "n02", "n03", "n04"], None, 0.2, 0)

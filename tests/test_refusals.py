@@ -23,7 +23,7 @@ BAD_INPUTS = {
     "method=finetune;method.lr=0": "lr must be a positive finite number",
     "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run `make data`",
     "model=vit_b32_openai;model.name=ViT-B-99": "unknown open_clip model 'ViT-B-99'",
-    "model=vit_b32_openai": "could not download the 'openai' weights of ViT-B-32",
+    "model=vit_b32_openai": "the 'openai' weights of ViT-B-32 are not on this machine and their host does not answer",
     "model=vit_b32_openai;model.pretrained=README.md": "README.md is not a checkpoint of ViT-B-32",
     "method=retrain;model=vit_b32_openai": "comes with pretrained weights whose training data and recipe the suite",
     "method=retrain;forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]":
@@ -42,6 +42,8 @@ UNRESOLVED = {
     "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. method.lr=...",
     "dataset=cifar10;forget=protocol_1": "error: dataset=cifar10 has no published protocol forget classes "
                                          "(protocol_forget), so forget=protocol_* has nothing to pick",
+    "dataset=folder;dataset.root=/nonexistent": "error: dataset.root=/nonexistent: no such folder; a folder dataset "
+                                                "reads /nonexistent/train/<class>/*",
 }
 UNCOMPOSED = {
     "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",

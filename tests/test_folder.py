@@ -1,0 +1,58 @@
+"""Your own images end to end: README's folder walk-through run as written, on real garments the embedded model
+knows, in class folders named by id."""
+import json
+import re
+import shlex
+
+import pytest
+from helpers import ROOT, compose, finish, python
+from hydra.utils import instantiate
+
+pytestmark = pytest.mark.slow
+FOLDERS = {"n01": "sandal", "n02": "trouser", "n03": "bag"}  # as README's example names them
+PER_CLASS = 16
+
+
+def write_garments(root, per_class: int = PER_CLASS) -> None:
+    """Fashion-MNIST images of FOLDERS' classes as PNG files, root/<split>/<folder>/<i>.png."""
+    data = instantiate(compose().dataset)
+    for split in ("train", "test"):
+        images = data.load(split=split)
+        for folder, name in FOLDERS.items():
+            label = list(data.classnames).index(name)
+            members = [i for i, target in enumerate(images.targets.tolist()) if target == label][:per_class]
+            (root / split / folder).mkdir(parents=True)
+            for i in members:
+                images[i][0].save(root / split / folder / f"{i}.png")
+
+
+def readme_commands() -> list[list[str]]:
+    """The command lines of README's folder example, continuation lines joined."""
+    section = (ROOT / "README.md").read_text().split("### Your own images")[1]
+    block = section.split("```bash\n")[1].split("```")[0].replace("\\\n", " ")
+    return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
+
+
+def test_readmes_folder_example_runs_ccup_a_baseline_the_report_and_export_as_written(tmp_path):
+    write_garments(tmp_path / "my_images")
+    commands = readme_commands()
+    assert [command[:2] for command in commands] == [["python", "run.py"], ["python", "-m"],
+                                                     ["ls", "multirun/*/*/checkpoint/manifest.json"]]
+    for command in commands[:2]:
+        args = [str(ROOT / "run.py"), *command[2:]] if command[1] == "run.py" else command[1:]
+        result = finish(python(*args, cwd=tmp_path))
+        assert result.returncode == 0, result.stderr
+    records = [json.loads(path.read_text()) for path in sorted((tmp_path / "results" / "records").glob("*.json"))]
+    by_method = {record["choices"]["method"]: record for record in records}
+    assert sorted(by_method) == ["ccup", "finetune"] and all(r["status"] == "complete" for r in records)
+    for record in records:
+        metrics = record["metrics"]
+        assert record["config"]["dataset"]["classnames"] == list(FOLDERS.values())  # folders named by `names`
+        assert metrics["forget/acc_before"] > 80 and metrics["retain/acc_before"] > 80  # labels by name, not position
+        assert metrics["forget/acc"] < metrics["forget/acc_before"] - 30
+        assert metrics["class/sandal/acc"] == metrics["forget/acc"]  # forget.classes=[n01] is the sandal folder
+    report = (tmp_path / "results" / "report.md").read_text()
+    assert re.search(r"^\| ccup ", report, re.MULTILINE) and re.search(r"^\| finetune ", report, re.MULTILINE)
+    manifests = [json.loads(path.read_text()) for path in tmp_path.glob(commands[2][1])]
+    assert sorted(m["method"] for m in manifests) == ["ccup", "finetune"]
+    assert all(m["forget"] == ["sandal"] and m["classnames"] == list(FOLDERS.values()) for m in manifests)
