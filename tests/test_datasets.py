@@ -6,8 +6,16 @@ import pickle
 import numpy as np
 import pytest
 import torchvision.datasets.cifar
-from helpers import (SPLIT_LAYOUTS, SPLIT_SIZES, compose, config_names, dataset, write_image_folder, write_jpeg,
-                     write_split_dataset)
+from helpers import (
+    SPLIT_LAYOUTS,
+    SPLIT_SIZES,
+    compose,
+    config_names,
+    dataset,
+    write_image_folder,
+    write_jpeg,
+    write_split_dataset,
+)
 from hydra.utils import instantiate
 from sklearn.datasets import load_digits
 from torchvision.transforms import ToTensor
