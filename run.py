@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
+from ccup.errors import UserError
 from ccup.job import composition_error, recorded
 from ccup.record import manifest
 from ccup.task import UnlearnTask
@@ -59,3 +60,5 @@ if __name__ == "__main__":
         main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
     except (ConfigCompositionException, OverrideParseException) as exc:  # an unknown option or key, a bad override
         sys.exit(composition_error(exc))
+    except UserError as exc:  # refused before any job started: a launcher's submission
+        sys.exit(f"error: {exc}")

@@ -8,6 +8,7 @@ far) and `steps` (the trainer's max_steps).
 """
 import copy
 import functools
+import sys
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -123,6 +124,12 @@ def saliency_masks(model, classifier, loader, trainable: list[str], fraction: fl
     threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values
     model.zero_grad()
     return {name: (g >= threshold).to(g.dtype) for name, g in grads.items()}
+
+
+def watched() -> bool:
+    """Whether a person watches the output, a terminal: a progress bar for them, none in a log file (a sweep's jobs,
+    SLURM), where each redraw would append to one endless line."""
+    return sys.stdout.isatty()
 
 
 def check_trainer(trainer: Callable[[], object], key: str) -> None:

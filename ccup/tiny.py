@@ -22,6 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from ccup import quiet_lightning, storage
 from ccup.data import labels_of, materialize
 from ccup.errors import UserError
+from ccup.loop import watched
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.record import provenance
@@ -95,7 +96,7 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
         # CPU on every machine: the cached weights must not depend on which device trained them.
         trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
-                             enable_checkpointing=False, enable_model_summary=False)
+                             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=watched())
         trainer.fit(module, loader)
         clip.model.eval()
         return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}

@@ -2,6 +2,7 @@
 Lipschitz baseline's schedule."""
 import copy
 import math
+import sys
 
 import pytest
 import pytorch_lightning as pl
@@ -49,6 +50,13 @@ def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tm
     assert again.stats == {**first.stats, "unlearn/cache_hit": 1}  # the cost reported is that of the training
     midpoint = (random_tiny.model.visual.proj + full.visual.proj) / 2
     torch.testing.assert_close(half(random_tiny.model, task).visual.proj, midpoint)
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_training_shows_a_progress_bar_in_a_terminal_only(random_tiny, tmp_path, monkeypatch, capsys, terminal):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    finetune(tmp_path)(random_tiny.model, task_for(random_tiny))
+    assert ("3/3" in capsys.readouterr().out) == terminal  # the bar's count of steps
 
 
 def test_another_setting_trains_again(random_tiny, tmp_path):

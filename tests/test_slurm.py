@@ -5,7 +5,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, finish, records, run_suite, start_suite
+from helpers import CONF, ROOT, finish, records, run_suite, start_suite
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 
 pytestmark = pytest.mark.slow
 SLURM = ROOT / ".ci" / "slurm"
@@ -64,3 +66,17 @@ def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path)
     assert after[1]["status"] == "complete" and all(after[a] == first[a] for a in first)  # the others not run again
     for job in ("0", "1"):  # each job logs into its folder, on whichever node ran it
         assert "skipped: the record" in (tmp_path / "multirun" / job / "run.log").read_text()
+
+
+def test_a_submission_slurm_refuses_ends_the_command_with_one_error_line(cluster, tmp_path):
+    result = run_suite(tmp_path, *SWEEP, "hydra.launcher.partition=nosuch")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: SLURM refused the sweep's submission (sbatch: error: invalid partition specified: nosuch")
+    assert not (tmp_path / "results").exists()  # no job ran
+
+
+def test_jobs_are_named_by_their_sweep():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["hydra/launcher=slurm", "sweep=benchmark"], return_hydra_config=True)
+    assert cfg.hydra.launcher.name == "ccup-benchmark"

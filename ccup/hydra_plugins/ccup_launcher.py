@@ -9,6 +9,8 @@ accounting (`sacct`) submitit never learns that such a job ended. This launcher 
 which every SLURM cluster answers, writes a failed record into the folder of each job that ended without one, and
 lets the sweep end with its summary, its report and a non-zero exit status.
 """
+import contextlib
+import io
 import json
 import logging
 import subprocess
@@ -47,9 +49,18 @@ class SlurmLauncher(HydraSlurmLauncher):
         numbers = range(initial_job_idx, initial_job_idx + len(job_overrides))
         for number, overrides in zip(numbers, job_overrides, strict=True):
             log.info(f"\t#{number} : {' '.join(filter_overrides(overrides))}")
-        jobs = executor.map_array(self, [list(o) for o in job_overrides], ["hydra.sweep.dir"] * len(job_overrides),
-                                  list(numbers), [f"job_id_for_{n}" for n in numbers],
-                                  [Singleton.get_state()] * len(job_overrides))
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's complaint, then raises it
+                jobs = executor.map_array(self, [list(o) for o in job_overrides],
+                                          ["hydra.sweep.dir"] * len(job_overrides), list(numbers),
+                                          [f"job_id_for_{n}" for n in numbers],
+                                          [Singleton.get_state()] * len(job_overrides))
+        except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError) as exc:
+            from ccup.errors import UserError
+
+            said = " ".join(str(exc).split()) or type(exc).__name__
+            raise UserError(f"SLURM refused the sweep's submission ({said}): check hydra.launcher.partition, "
+                            "account, qos and gres against `sinfo` and your allocation") from exc
         return [self.settle(job, list(overrides), number)
                 for job, overrides, number in zip(jobs, job_overrides, numbers, strict=True)]
 
