@@ -1,11 +1,15 @@
-"""How a sweep holds together: its jobs share one name, a failed job fails alone (its record says why and the
-launcher goes on with the others), and the sweep ends with a summary naming every failure, the report of its results,
-and an exit status that is non-zero if a job or the report failed."""
+"""How a sweep holds together: its jobs share one name, each says how far the sweep has got, a failed job fails
+alone (its record says why and the launcher goes on with the others), and the sweep ends with a summary naming every
+failure, the report of its results, and an exit status that is non-zero if a job or the report failed."""
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,6 +21,26 @@ from ccup.report import write_report
 log = logging.getLogger(__name__)
 
 NO_RECORD = "no record: the job was killed, or its record could not be written (see its log)"
+PROGRESS = "progress.json"  # in the sweep's folder: how many jobs it launches, and when it started
+
+
+def planned_jobs(config: DictConfig) -> int | None:
+    """How many jobs Hydra's basic sweeper launches for this multirun: its configured and command-line axes expanded
+    as it expands them (later values of a key win, `glob(*)` reads the config folder). None for another sweeper: a
+    search asks for its trials a few at a time."""
+    if not config.hydra.sweeper._target_.endswith("BasicSweeper"):
+        return None
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    configured = [f"{key}={value}" for key, value in (config.hydra.sweeper.params or {}).items()]
+    overrides = parser.parse_overrides([*configured, *config.hydra.overrides.task])
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, max_batch_size=None))
+
+
+def progress_line(done: int, jobs: int, elapsed_s: float) -> str:
+    """`sweep: 4 of 30 jobs done, about 13 min left`: the time left at the pace so far."""
+    left = elapsed_s / done * (jobs - done)
+    when = f"{left / 60:.0f} min" if left >= 90 else f"{left:.0f} s"
+    return f"sweep: {done} of {jobs} jobs done" + (f", about {when} left" if done < jobs else "")
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -65,6 +89,22 @@ class Sweep(Callback):
         # resolving the time itself wherever hydra.sweep.dir does not refer to it.
         name = config.sweep
         log.info(f"sweep {name}: records in {Path(config.results_dir) / 'records'}")
+        jobs = planned_jobs(config)
+        if jobs:
+            plan = {"jobs": jobs, "start": time.time()}
+            storage.write_bytes(json.dumps(plan).encode(), Path(config.hydra.sweep.dir) / PROGRESS)
+
+    def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """In the job's process, wherever it runs: how far the sweep has got, counting the job folders whose record
+        was written since it started (a job skipped as complete writes one too)."""
+        path = Path(config.hydra.sweep.dir) / PROGRESS
+        if config.hydra.mode.name != "MULTIRUN" or not path.exists():
+            return
+        plan = json.loads(path.read_text())
+        done = sum(record.stat().st_mtime >= plan["start"]
+                   for record in Path(config.hydra.sweep.dir).glob("*/record.json"))
+        if done:
+            log.info(progress_line(done, plan["jobs"], time.time() - plan["start"]))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Raises SystemExit with one `error:` line when a job or the report failed: Hydra turns any other exception

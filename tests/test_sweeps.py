@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
+import hydra.types
 import pytest
 import submitit
 import torch
@@ -569,3 +570,28 @@ def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_pat
                         r"device: .*", result.stderr.strip().splitlines()[-1])
     assert list((tmp_path / "results" / "records").iterdir()) == []
     assert not (tmp_path / "outputs" / "record.json").exists()
+
+
+# --- progress -----------------------------------------------------------------------------------------------------
+def test_a_sweep_plans_as_many_jobs_as_its_sweeper_launches():
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra_compose("config", overrides=["experiment=compare"], return_hydra_config=True)
+        methods = len(list((CONF / "method").glob("*.yaml")))
+        assert sweep.planned_jobs(cfg) == 3 * methods  # every method at alpha = 0, 0.5, 1
+        cfg.hydra.overrides.task.extend(["alpha=0,1", "seed=0,1,2"])  # the command line's alpha replaces the config's
+        assert sweep.planned_jobs(cfg) == 2 * methods * 3
+
+
+def test_each_job_says_how_far_its_sweep_has_got(tmp_path, caplog):
+    cfg = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}, "mode": "MULTIRUN"}})
+    cfg.hydra.mode = hydra.types.RunMode.MULTIRUN
+    (tmp_path / sweep.PROGRESS).write_text(json.dumps({"jobs": 4, "start": time.time() - 60}))
+    for job in ("0", "1"):
+        (tmp_path / job).mkdir()
+        (tmp_path / job / "record.json").write_text("{}")
+    os.utime(tmp_path / "1" / "record.json", (0, 0))  # a record of an earlier run of the same sweep
+    caplog.set_level("INFO", logger="ccup.sweep")
+    sweep.Sweep().on_job_end(cfg)
+    assert caplog.messages == ["sweep: 1 of 4 jobs done, about 3 min left"]
+    assert sweep.progress_line(4, 4, 100.0) == "sweep: 4 of 4 jobs done"
+    assert sweep.progress_line(2, 3, 30.0) == "sweep: 2 of 3 jobs done, about 15 s left"
