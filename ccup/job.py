@@ -4,6 +4,7 @@ with its metrics and warnings of implausible numbers, or failed with its error o
 command line that never became a job."""
 import difflib
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -12,7 +13,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import _locate, instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
@@ -148,9 +149,27 @@ def composition_error(exc: Exception) -> str:
     if isinstance(cause, ConfigAttributeError | ConfigKeyError) and parent is not None and cause.full_key:
         keys = [str(key) for key in parent.keys() if key != "hydra"]
         where = cause.full_key.rpartition(".")[0] or "the config"
-        return (f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)} "
-                f"(+{cause.full_key}=... adds a key)")
+        if cause.full_key == "model.pretrained" and parent.get("_target_") == "ccup.tiny.load_tiny":
+            return ("error: model.pretrained: the embedded model (model=tiny) is trained by its recipe and loads no "
+                    "checkpoint; load one with an open_clip model config: model=vit_b32_openai "
+                    "model.name=ccup-tiny-p7 model.pretrained=PATH (or another architecture's name)")
+        known = f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)}"
+        if not takes(parent.get("_target_"), str(cause.key)):
+            return f"{known} ({parent['_target_']} takes no {cause.key!r})"
+        return f"{known} (+{cause.full_key}=... adds a key)"
     return "error: " + " ".join(str(exc).split())
+
+
+def takes(target: str | None, key: str) -> bool:
+    """Whether the callable a config instantiates takes `key` (True where the config instantiates nothing, or the
+    callable cannot be found or read): only then does adding the key make sense."""
+    if not isinstance(target, str):
+        return True
+    try:
+        parameters = inspect.signature(_locate(target)).parameters
+    except (ImportError, ValueError, TypeError):
+        return True
+    return key in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
 
 
 def closest(name: str, names: Sequence[str]) -> str:

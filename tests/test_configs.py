@@ -145,7 +145,14 @@ def test_comparisons_sweep_every_method_of_the_registry_the_oracle_included(expe
     (["method=ccupp"], "error: method=ccupp: no such option; did you mean 'ccup'? method has "
                        + ", ".join(config_names("method"))),
     (["method.lamb=1"], "error: method.lamb: no such key; did you mean 'lam'? method has _target_, alpha, lam, mu "
-                        "(+method.lamb=... adds a key)"),
+                        "(ccup.method.CCUP takes no 'lamb')"),  # adding the key would fail: no "+method.lamb" hint
+    (["dataset.splitt=train"], "error: dataset.splitt: no such key; did you mean 'split'? dataset has name, split, "
+                               "classnames, protocol_forget, templates, load, synonyms, heldout_templates, "
+                               "validation_forget, test_forget (+dataset.splitt=... adds a key)"),
+    (["model.pretrained=/x.pt"], "error: model.pretrained: the embedded model (model=tiny) is trained by its recipe "
+                                 "and loads no checkpoint; load one with an open_clip model config: "
+                                 "model=vit_b32_openai model.name=ccup-tiny-p7 model.pretrained=PATH (or another "
+                                 "architecture's name)"),
     (["alpha=["], "error: cannot read the override 'alpha=[': no viable alternative at input '[' See "
                   "https://hydra.cc/docs/1.2/advanced/override_grammar/basic for details"),
 ])
