@@ -80,7 +80,7 @@ def records_table(records: list[dict]) -> pd.DataFrame:
              "method": record["choices"]["method"], **setting_ids_of(record),
              "forget": "+".join(record["config"]["forget"]["classes"]), "classes": split_of(record["config"]),
              "alpha": record["config"]["alpha"],
-             "seed": record["config"]["seed"], "dirty": record.get("git_dirty"),
+             "seed": record["config"]["seed"], "dirty": record.get("git_dirty"), "data": seen(record["config"]),
              "flagged": bool(record.get("warnings")), **record["metrics"]} for record in records]
     table = pd.DataFrame(rows)
     table.insert(4, "setting", setting_labels(table, records))
@@ -88,6 +88,20 @@ def records_table(records: list[dict]) -> pd.DataFrame:
         if f"{metric}_before" in table and not metric.endswith("_before"):
             table[f"{metric}_delta"] = table[metric] - table[f"{metric}_before"]
     return with_gaps(table)
+
+
+def seen(config: dict) -> str:
+    """What a method learnt from, beside the class names every method gets: the oracle's recipe's train splits, a
+    fine-tuning baseline's (or LEACE's) samples, or nothing more."""
+    method = config["method"]
+    if "recipe" in method:
+        datasets = ", ".join(sorted(method["recipe"].get("train_data", {})))
+        return f"all train images of {datasets} but the forget classes'"
+    samples = method.get("samples")
+    if not isinstance(samples, dict):
+        return "class names only"
+    kind = "synthetic" if samples.get("_target_", "").endswith("SyntheticSamples") else "train"
+    return f"up to {samples['per_class']} {kind} images per class of {config['dataset']['name']}"
 
 
 def setting_ids_of(record: dict) -> dict[str, str]:
@@ -357,8 +371,8 @@ def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> p
 
 def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
     """A table of formatted cells as tabulate writes it: names left-aligned, numbers right-aligned."""
-    align = ["left" if c in ("model", "dataset", "method", "setting", "classes", "forget", "resolved") else "right"
-             for c in table.columns]
+    names = ("model", "dataset", "method", "setting", "classes", "forget", "resolved", "data")
+    align = ["left" if c in names else "right" for c in table.columns]
     return table.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True, colalign=align)
 
 
@@ -405,6 +419,9 @@ def write_report(*results_dirs: Path) -> str:
     if pairs is not None:
         tables[f"Paired with {REFERENCE} at alpha = 1: {GAP} difference, {ci}"] = paired_table(pairs)
         pairs.to_csv(out / "paired.csv", index=False)
+    tables["What each method learnt from, beside the class names"] = (
+        records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
+        .drop_duplicates().reset_index(drop=True))
     tables[f"Every metric, {ci}"] = with_intervals(summary)
     summary.to_csv(out / "report.csv", index=False)
     leaks = leakage(records)

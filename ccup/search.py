@@ -87,18 +87,62 @@ def studies(root: Path) -> pd.DataFrame:
         ended = [t for t in study.trials if t.datetime_complete is not None]
         states = [t.state.name for t in study.trials]
         best = study.best_trial if "COMPLETE" in states else None
-        wall = (max(t.datetime_complete for t in ended) - min(t.datetime_start for t in ended)) if ended else None
+        wall = busy_seconds([(t.datetime_start.timestamp(), t.datetime_complete.timestamp()) for t in ended])
         rows.append({"method": study.study_name, "complete": states.count("COMPLETE"), "failed": states.count("FAIL"),
-                     "wall min": wall.total_seconds() / 60 if wall else float("nan"),
+                     "wall min": wall / 60 if ended else float("nan"),
                      "best gap": best.value if best else float("nan"),
                      "best settings": " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                for k, v in (best.params if best else {}).items())})
     return pd.DataFrame(rows)
 
 
+def busy_seconds(spans: list[tuple[float, float]]) -> float:
+    """How long at least one of the (start, end) spans was under way: a search's wall time, without the time between
+    a killed search and its resumption."""
+    busy, reached = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        busy += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return busy
+
+
+def tuned_config(root: Path, name: str, conf: Path) -> str:
+    """The text of conf/method/tuned/<name>.yaml: the method's config (`conf`/method/<name>.yaml) with the settings of
+    the best trial of its study under `root`, headed by where they come from. A config group the search chose
+    (method/lipschitz_schedule) is written out as the option's values."""
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / name / 'optuna.db'}")
+    best, complete = study.best_trial, sum(t.state.name == "COMPLETE" for t in study.trials)
+    commits = sorted({json.loads(path.read_text())["git_sha"][:7] for path in (root / name / "records").glob("*.json")})
+    settings = OmegaConf.create()
+    for key, value in sorted(best.params.items()):
+        if "/" in key:  # a group's option: its values where its `# @package` header puts them
+            option = conf / f"{key}/{value}.yaml"
+            package = option.read_text().split("# @package ", 1)[1].split()[0].removeprefix("method.")
+            OmegaConf.update(settings, package, OmegaConf.load(option), merge=True)
+        else:
+            OmegaConf.update(settings, key.removeprefix("method."), value)
+    header = (f"# {name} with the settings its search chose: hparams_search={name}, the best of its {complete} "
+              f"trials (mean\n# gap/forget_retain_cross {best.value:.4f} over the validation classes; study "
+              f"{root / name / 'optuna.db'}, its\n# records beside it, run at commit {', '.join(commits)}). Written by "
+              f"`python -m ccup.search --tuned {name}`;\n# the authors' or hand-set defaults stay in ../{name}.yaml.\n")
+    defaults = f"defaults:\n  - /method/{name}@_here_\n  - _self_\n\n"
+    return header + defaults + OmegaConf.to_yaml(settings)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ccup.search [results/search]`: the searches' table."""
-    root = Path((argv if argv is not None else sys.argv[1:] or ["results/search"])[0])
+    """`python -m ccup.search [results/search]`: the searches' table. `python -m ccup.search --tuned NAME ...`: write
+    conf/method/tuned/NAME.yaml from the study of each NAME under results/search."""
+    args = argv if argv is not None else sys.argv[1:]
+    if args[:1] == ["--tuned"]:
+        conf = Path(__file__).parents[1] / "conf" / "method"
+        for name in args[1:]:
+            path = storage.write_bytes(tuned_config(Path("results/search"), name, conf).encode(),
+                                       conf / "tuned" / f"{name}.yaml")
+            print(f"wrote {path}")
+        return
+    root = Path((args or ["results/search"])[0])
     table = studies(root)
     print(render(table) if not table.empty else f"no searches under {root}")
 

@@ -130,8 +130,20 @@ def test_report_files_hold_one_row_per_setting(sweep):
         assert markdown.count(title) == 1
     assert markdown.count("4.00 [1.00, 7.00]") == 2  # forget/acc in both tables
     tex = (sweep / "report.tex").read_text()
-    assert tex.count("\\begin{tabular}") == 2 and tex.count("\\end{table}") == 2  # the headline, every metric
+    # the headline, what each method learnt from, every metric
+    assert tex.count("\\begin{tabular}") == 3 and tex.count("\\end{table}") == 3
+    assert "## What each method learnt from, beside the class names" in markdown
     assert tex.count("4.00 [1.00, 7.00]") == 2
+
+
+def test_the_report_says_what_each_method_learnt_from():
+    dataset = {"name": "fashion_mnist"}
+    oracle = {"recipe": {"train_data": {"fashion_mnist": {}, "digits": {}}}}
+    real = {"samples": {"_target_": "baselines.samples.RealSamples", "per_class": 256}}
+    synthetic = {"samples": {"_target_": "baselines.samples.SyntheticSamples", "per_class": 64}}
+    assert [report.seen({"method": method, "dataset": dataset}) for method in ({"lam": 1}, oracle, real, synthetic)] == [
+        "class names only", "all train images of digits, fashion_mnist but the forget classes'",
+        "up to 256 train images per class of fashion_mnist", "up to 64 synthetic images per class of fashion_mnist"]
 
 
 def test_the_headline_gives_intervals_change_from_before_and_median_cost(sweep):
@@ -326,7 +338,8 @@ def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_lea
     assert markdown.count("## Leakage at alpha = 1 (first: the original model)") == 1
     assert "| before forgetting |" in markdown and "0.970 [0.960, 0.980]" in markdown  # AUROCs: three decimals
     assert "setting" not in markdown.split("## Leakage")[1].split("##")[0]  # one setting per method: names suffice
-    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 3  # headline, every metric, leakage
+    # headline, what each method learnt from, every metric, leakage
+    assert (tmp_path / "report.tex").read_text().count("\\begin{tabular}") == 4
     assert pd.read_csv(tmp_path / "leakage.csv")["method"].tolist() == [report.ORIGINAL, "ccup", "finetune"]
     width, height = png_size(tmp_path / "leakage_tiny_fashion_mnist.png")
     assert width > 300 and height > 300 and "](leakage_tiny_fashion_mnist.png)" in markdown

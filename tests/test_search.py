@@ -2,6 +2,7 @@
 the oracle, each leaving its records, and a killed search run again going on where it stopped."""
 import json
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -10,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ccup.configs import compose as job_config
-from ccup.search import render, studies
+from ccup.search import busy_seconds, render, studies, tuned_config
 
 pytestmark = pytest.mark.slow
 # CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
@@ -82,10 +83,22 @@ def test_readme_quotes_the_committed_searches_as_their_studies_give_them():
 
 
 @pytest.mark.parametrize("name", config_names("method/tuned"))
-def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name):
+def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name, monkeypatch):
     best = optuna.load_study(study_name=name, storage=f"sqlite:///{ROOT}/results/search/{name}/optuna.db").best_trial
     tuned = job_config(f"method=tuned/{name}")
     for key, value in best.params.items():
-        assert OmegaConf.select(tuned, key) == value, key
-    assert f"the best of its 20 trials (mean\n# gap/forget_retain_cross {best.value:.4f}" in (
-        CONF / "method" / "tuned" / f"{name}.yaml").read_text()
+        if "/" in key:  # a config group's option (method/lipschitz_schedule): its values, in the method's config
+            option = OmegaConf.load(CONF / f"{key}/{value}.yaml")
+            assert all(tuned.method.module[k] == v for k, v in option.items()), key
+        else:
+            assert OmegaConf.select(tuned, key) == value, key
+    text = (CONF / "method" / "tuned" / f"{name}.yaml").read_text()
+    assert f"the best of its 20 trials (mean\n# gap/forget_retain_cross {best.value:.4f}" in text
+    monkeypatch.chdir(ROOT)
+    assert text == tuned_config(Path("results/search"), name, CONF / "method"), "python -m ccup.search --tuned"
+
+
+def test_a_searchs_wall_time_leaves_out_the_time_it_was_not_running():
+    # two trials side by side (0-10, 5-12), then the search killed and resumed a day later (86400-86410)
+    assert busy_seconds([(5, 12), (0, 10), (86400, 86410)]) == 22
+    assert busy_seconds([]) == 0
