@@ -1,9 +1,11 @@
 """Sweeps on a real SLURM scheduler: a single-node cluster on this machine (.ci/slurm), the suite's launcher
 (hydra/launcher=slurm), a job cancelled with scancel, and the rerun that completes only that job."""
+import json
 import subprocess
 import time
 from pathlib import Path
 
+import optuna
 import pytest
 from helpers import CONF, ROOT, finish, records, run_suite, start_suite
 from hydra import compose as hydra_compose
@@ -80,3 +82,19 @@ def test_jobs_are_named_by_their_sweep():
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["hydra/launcher=slurm", "sweep=benchmark"], return_hydra_config=True)
     assert cfg.hydra.launcher.name == "ccup-benchmark"
+
+
+def test_a_search_runs_its_trials_side_by_side_as_slurm_jobs(cluster, tmp_path, tiny):
+    """CCUP's search cut short (two trials at once, one class, an oracle retrained for two steps) on the cluster:
+    each trial a SLURM job whose method and oracle jobs leave their records, each trial's value in the study."""
+    result = run_suite(tmp_path, "-m", "hparams_search=ccup", "hydra.sweeper.n_trials=2", "search.forget=[sandal]",
+                       "search.oracle.max_steps=2", *SWEEP[1:5])
+    assert result.returncode == 0, result.stdout + result.stderr
+    study = optuna.load_study(study_name="ccup", storage=f"sqlite:///{tmp_path}/results/optuna.db")
+    assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]
+    assert len(list((tmp_path / "multirun" / ".submitit").glob("*_1"))) == 1  # the second trial: task 1 of an array
+    for number, trial in enumerate(study.trials):
+        summary = json.loads((tmp_path / "multirun" / str(number) / "record.json").read_text())
+        assert summary["value"] == trial.value and len(summary["records"]) == 2  # CCUP's job, the oracle's
+    methods = sorted(record["choices"]["method"] for record in records(tmp_path))
+    assert methods.count("ccup") == 2 and "retrain" in methods
