@@ -27,32 +27,26 @@ import torch
 from concept_erasure import LeaceFitter
 from torch.utils.data import DataLoader, Dataset
 
-from ccup.adapter import fold_projection, projection_names
 from ccup.errors import UserError
-from ccup.projection import LowRank, check_alpha
+from ccup.method import Projection
+from ccup.projection import LowRank
 from ccup.task import UnlearnTask
 
 USES = ("forget", "retain")  # the concept needs both sides: images that have it and images that do not
 
 
-class Leace:
+class Leace(Projection):
     """Fits LEACE's eraser of "is a forget class" on the normalised image embeddings of the samples that `samples`
-    builds and folds W_alpha = I - alpha P into the image tower's final projection (see the module's docstring)."""
+    builds; its linear part is the map folded (see the module's docstring)."""
 
     def __init__(self, alpha: float, samples: Callable, batch_size: int):
-        check_alpha(alpha)
+        super().__init__(alpha)
         if not batch_size >= 1:
             raise UserError(f"method.batch_size must be at least 1, got {batch_size}")
-        self.alpha = alpha
         self.samples = samples
         self.batch_size = batch_size
-        self.stats = {}
 
-    def edits(self, model: torch.nn.Module) -> list[str]:
-        """Names of the parameters this method may change: the final image projection, as CCUP's."""
-        return projection_names(model)
-
-    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+    def unlearning_map(self, model: torch.nn.Module, task: UnlearnTask) -> LowRank:
         data, sample_stats = self.samples(model, task, USES)
         forget = embed(model, data["forget"], self.batch_size)
         retain = embed(model, data["retain"], self.batch_size)
@@ -65,7 +59,7 @@ class Leace:
         W = LowRank(eraser.proj_left, eraser.proj_right.mH)
         shift = eraser.proj_left @ (eraser.proj_right @ eraser.bias)  # P mu, the dropped part
         self.stats = {**sample_stats, "unlearn/leace_shift": shift.norm().item()}
-        return fold_projection(model, W.with_strength(self.alpha))
+        return W
 
 
 @torch.no_grad()

@@ -1,31 +1,70 @@
-"""CCUP as a method: the contract every method follows is `method(model, task) -> unlearned model`."""
+"""What every method of conf/method/ is (`Method`), and the base of the methods that are one linear map folded into
+the image tower (`Projection`): CCUP, the nullspace projection it generalises, LEACE."""
+from typing import Protocol, runtime_checkable
+
 import torch
 
 from ccup.adapter import fold_projection, projection_names
 from ccup.errors import UserError
-from ccup.projection import ccup_factors, check_alpha, check_weights
+from ccup.projection import LowRank, ccup_factors, check_alpha, check_weights
 from ccup.task import UnlearnTask
 
 
-class CCUP:
-    """Consistent Class Unlearning Projection: folds W_alpha(lam, mu) into the image tower's final projection.
+@runtime_checkable
+class Method(Protocol):
+    """A method, as its config's `_target_` builds it (refusing bad settings there, before any work) and a job uses
+    it: called once, then its `stats` read.
+
+    Attributes:
+        alpha: the strength in [0, 1]: 0 gives back the model's weights bit for bit, 1 the fully unlearned model.
+        stats: what the method reports beside the evaluator's metrics once called, e.g. `unlearn/steps` ({} for
+            nothing); a job records them.
+    """
+
+    alpha: float
+    stats: dict
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        """The unlearned model: a new module; `model` is left as it was."""
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """Names of the parameters of `model` a call may change; all others stay bit for bit."""
+
+
+class Projection:
+    """A method that folds one linear map W of the joint embedding space into the image tower's final projection
+    (ccup.adapter), as W_alpha = I - alpha (I - W). A subclass gives `unlearning_map`, W at full strength; a new
+    projection is that one function."""
+
+    def __init__(self, alpha: float):
+        check_alpha(alpha)
+        self.alpha = alpha
+        self.stats = {}
+
+    def unlearning_map(self, model: torch.nn.Module, task: UnlearnTask) -> LowRank:
+        raise NotImplementedError
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        return fold_projection(model, self.unlearning_map(model, task).with_strength(self.alpha))
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """The final image projection (`visual.proj`, a ResNet's `attnpool.c_proj`, a timm tower's `head.proj`)."""
+        return projection_names(model)
+
+
+class CCUP(Projection):
+    """Consistent Class Unlearning Projection: W(lam, mu) from the class text embeddings alone (docs/method.md).
 
     lam = inf and mu = 0 is the plain nullspace projection the paper generalises.
     """
 
     def __init__(self, alpha: float, lam: float, mu: float, rtol: float = 1e-6):
-        check_alpha(alpha)
+        super().__init__(alpha)
         check_weights(lam, mu)
         if not (isinstance(rtol, int | float) and 0 < rtol < 1):
             raise UserError(f"method.rtol (singular values kept, relative to the largest) lies in (0, 1), got {rtol!r}")
-        self.alpha, self.lam, self.mu, self.rtol = alpha, lam, mu, rtol
-        self.stats = {}  # what a method reports beside the evaluator's metrics; CCUP has nothing to add
+        self.lam, self.mu, self.rtol = lam, mu, rtol
 
-    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+    def unlearning_map(self, model: torch.nn.Module, task: UnlearnTask) -> LowRank:
         T = task.classifier
-        W = ccup_factors(T[:, task.forget_idx], T[:, task.retain_idx], self.lam, self.mu, self.rtol)
-        return fold_projection(model, W.with_strength(self.alpha))
-
-    def edits(self, model: torch.nn.Module) -> list[str]:
-        """Names of the parameters this method may change."""
-        return projection_names(model)
+        return ccup_factors(T[:, task.forget_idx], T[:, task.retain_idx], self.lam, self.mu, self.rtol)

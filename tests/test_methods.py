@@ -7,7 +7,7 @@ from torch.utils.data import Subset
 
 from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
-from ccup.method import CCUP
+from ccup.method import CCUP, Method, Projection
 from ccup.models import load_clip
 from ccup.projection import ccup_factors, ccup_map
 from ccup.task import UnlearnTask
@@ -48,6 +48,19 @@ def differing(a: torch.nn.Module, b: torch.nn.Module) -> set[str]:
 def cache(tmp_path_factory):
     """One cache of trained weights for the tests that need not train anew: each setting trains once."""
     return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_follows_the_written_contract(name, setup, cache):
+    built = method(name, 1.0, cache)
+    assert isinstance(built, Method) and built.alpha == 1.0 and built.stats == {}  # stats: filled by a call
+    built(setup[0].model, setup[1])
+    assert all(key.startswith(("unlearn/", "samples/", "time/")) for key in built.stats), built.stats
+
+
+def test_the_projections_are_the_methods_that_say_so():
+    projections = {name for name in METHODS if isinstance(instantiate(compose(f"method={name}").method), Projection)}
+    assert projections == {"ccup", "nullspace", "leace"}
 
 
 @pytest.mark.parametrize("name", METHODS)
