@@ -135,10 +135,20 @@ def test_protocol_experiments_compose_every_job_of_their_sweep(experiment, model
             assert sorted(cross.datasets) == sorted(set(params.dataset.split(",")) - {dataset})
 
 
-@pytest.mark.parametrize("experiment", ["compare", "benchmark", "leakage"])
+@pytest.mark.parametrize("experiment", ["compare", "leakage"])
 def test_comparisons_sweep_every_method_of_the_registry_the_oracle_included(experiment):
     methods = sorted({job["method"] for job in sweep_jobs(experiment)})
     assert methods == config_names("method") and "retrain" in methods
+
+
+def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classes_at_full_strength():
+    jobs = sweep_jobs("benchmark")
+    tuned = [f"tuned/{name}" for name in config_names("method/tuned")]
+    assert sorted({job["method"] for job in jobs}) == sorted(config_names("method") + tuned)
+    assert set(tuned) >= {f"tuned/{name}" for name in config_names("hparams_search")}  # every search's choice
+    test_classes = [name.replace(" ", "_").replace("-", "_") for name in DATASETS["fashion_mnist"].test_forget]
+    assert sorted({job["forget"] for job in jobs}) == sorted(test_classes)
+    assert compose("experiment=benchmark").alpha == 1 and len(jobs) == len({tuple(job.items()) for job in jobs})
 
 
 @pytest.mark.parametrize("overrides, line", [
@@ -186,3 +196,11 @@ def test_wandb_runs_are_named_by_what_sets_them_apart_and_one_off_runs_share_a_g
                                      f"dataset.templates_file={CONF}/prompts/example.txt")
     assert cfg.logger.wandb.group == "runs"
     assert compose("sweep=mine").logger.wandb.group == "mine"
+
+
+def test_the_ablation_is_a_config_headed_by_its_command_and_sweeps_ccups_grid_on_every_class():
+    jobs = sweep_jobs("ablation")
+    assert len(jobs) == 3 * 3 * 10 and {job["method.lam"] for job in jobs} == {"100", "1000", "inf"}
+    garments = [name.replace(" ", "_").replace("-", "_") for name in DATASETS["fashion_mnist"].classnames]
+    assert sorted({job["forget"] for job in jobs}) == sorted(garments)
+    assert "#   python run.py -m experiment=ablation" in (CONF / "experiment" / "ablation.yaml").read_text()
