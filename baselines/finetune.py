@@ -14,10 +14,10 @@ from torch.utils.data import DataLoader
 from ccup import storage
 from ccup.data import dataset_key
 from ccup.errors import UserError
-from ccup.loop import check_trainer, watched
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
+from ccup.trainers import check_trainer, watched
 
 
 class FineTune:

@@ -17,9 +17,9 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ccup.errors import UserError
 from ccup.features import FeatureCache, Features
-from ccup.loop import check_trainer
 from ccup.metrics import unlearning_metrics
 from ccup.task import UnlearnTask
+from ccup.trainers import check_trainer
 from ccup.zeroshot import predict
 
 

@@ -8,14 +8,12 @@ far) and `steps` (the trainer's max_steps).
 """
 import copy
 import functools
-import sys
 from collections.abc import Callable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from ccup.errors import UserError, one_line
 from ccup.task import UnlearnTask
 from ccup.zeroshot import zero_shot_logits
 
@@ -124,25 +122,3 @@ def saliency_masks(model, classifier, loader, trainable: list[str], fraction: fl
     threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values
     model.zero_grad()
     return {name: (g >= threshold).to(g.dtype) for name, g in grads.items()}
-
-
-def watched() -> bool:
-    """Whether a person watches the output, a terminal: a progress bar for them, none in a log file (a sweep's jobs,
-    SLURM), where each redraw would append to one endless line."""
-    return sys.stdout.isatty()
-
-
-def check_trainer(trainer: Callable[[], object], key: str) -> None:
-    """Refuse Trainer settings that Lightning refuses (an accelerator this machine lacks, devices=0, an unknown
-    precision) as the job starts, in one line naming the keys, not halfway through it: build one Trainer now. The
-    global flags a Trainer sets (deterministic algorithms, cuDNN benchmark) are put back: they belong to the training
-    that builds its own."""
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark)
-    try:
-        trainer()
-    except Exception as exc:
-        raise UserError(f"Lightning refuses the Trainer settings {key}.*: {one_line(exc)}") from exc
-    finally:
-        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
-        torch.backends.cudnn.benchmark = flags[2]

@@ -22,10 +22,10 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from ccup import quiet_lightning, storage
 from ccup.data import labels_of, materialize
 from ccup.errors import UserError
-from ccup.loop import watched
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.record import provenance
+from ccup.trainers import watched
 from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from ccup.data import materialize, per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
-from ccup.loop import Unlearning, check_trainer, classification_loss, uses
+from ccup.loop import Unlearning, classification_loss, uses
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
+from ccup.trainers import check_trainer
 from ccup.zeroshot import classify, predict
 
 
