@@ -21,8 +21,8 @@ from omegaconf import DictConfig
 from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
-from ccup.errors import UserError
-from ccup.job import composition_error, recorded
+from ccup.errors import UserError, composition_error
+from ccup.job import recorded
 from ccup.record import manifest
 from ccup.task import UnlearnTask
 

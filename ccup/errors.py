@@ -1,6 +1,13 @@
-"""The one exception type for bad user input, and the checks every job runs on its config before anything else."""
+"""The one exception type for bad user input, the checks every job runs on its config before anything else, and the
+one line of a command line that never became a job."""
+import difflib
+import inspect
 import math
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
+
+from hydra.errors import MissingConfigException, OverrideParseException
+from hydra.utils import _locate
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
 class UserError(ValueError):
@@ -69,3 +76,46 @@ def some(names, shown: int = 10) -> str:
     names = list(names)
     more = f", … and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(repr(name) for name in names[:shown]) + more
+
+
+def composition_error(exc: Exception) -> str:
+    """The `error:` line for a command line that Hydra cannot compose into a config: an option a config group does not
+    have, with the options it has; a key a config does not have, with the keys it has; an override Hydra cannot
+    parse."""
+    if isinstance(exc, MissingConfigException) and exc.options and exc.missing_cfg_file:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        options = ", ".join(exc.options)
+        return f"error: {group}={option}: no such option; {closest(option, exc.options)}{group} has {options}"
+    if isinstance(exc, OverrideParseException):
+        return f"error: cannot read the override {exc.override!r}: " + " ".join(str(exc).split())
+    cause = exc.__cause__
+    parent = getattr(cause, "parent_node", None)
+    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and parent is not None and cause.full_key:
+        keys = [str(key) for key in parent.keys() if key != "hydra"]
+        where = cause.full_key.rpartition(".")[0] or "the config"
+        if cause.full_key == "model.pretrained" and parent.get("_target_") == "ccup.tiny.load_tiny":
+            return ("error: model.pretrained: the embedded model (model=tiny) is trained by its recipe and loads no "
+                    "checkpoint; load one with an open_clip model config: model=vit_b32_openai "
+                    "model.name=ccup-tiny-p7 model.pretrained=PATH (or another architecture's name)")
+        known = f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)}"
+        if not takes(parent.get("_target_"), str(cause.key)):
+            return f"{known} ({parent['_target_']} takes no {cause.key!r})"
+        return f"{known} (+{cause.full_key}=... adds a key)"
+    return "error: " + " ".join(str(exc).split())
+
+
+def takes(target: str | None, key: str) -> bool:
+    """Whether the callable a config instantiates takes `key` (True where the config instantiates nothing, or the
+    callable cannot be found or read): only then does adding the key make sense."""
+    if not isinstance(target, str):
+        return True
+    try:
+        parameters = inspect.signature(_locate(target)).parameters
+    except (ImportError, ValueError, TypeError):
+        return True
+    return key in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def closest(name: str, names: Sequence[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""

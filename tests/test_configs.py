@@ -10,7 +10,7 @@ from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ccup.job import composition_error
+from ccup.errors import composition_error
 
 FOLDERS = {"bag": [10], "sandal": [20], "trouser": [30]}  # a folder dataset of three classes, an image each
 # Options that need a value: a template file, a folder of images.
