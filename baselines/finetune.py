@@ -71,7 +71,7 @@ class FineTune:
             "weights": weights_digest(model), "module": self.module, "samples": self.samples, "trainer": self.trainer,
             "params": self.params, "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed,
             "classnames": task.classnames, "forget": task.forget, "templates": task.templates,
-            "train": dataset_key(task.train()) if task.train is not None else None}, length=20)
+            "train": dataset_key(task.load_train()) if task.load_train is not None else None}, length=20)
 
 
 def matching(model: torch.nn.Module, params: list[str]) -> list[str]:

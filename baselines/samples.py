@@ -45,10 +45,10 @@ class RealSamples:
         return asdict(self)
 
     def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
-        if task.train is None:
+        if task.load_train is None:
             raise UserError("samples=real needs the dataset's train split; use samples=synthetic for data-free "
                             "unlearning")
-        train = task.train()
+        train = task.load_train()
         generator = torch.Generator().manual_seed(self.seed)  # one stream over the sample sets, in `uses` order
         sets = {}
         for name, classes in class_indices(task, uses).items():

@@ -132,5 +132,5 @@ class SSD:
             "method": "ssd", "weights": weights_digest(model), "samples": self.samples, "params": self.params,
             "selection_weighting": self.selection_weighting, "dampening_constant": self.dampening_constant,
             "batch_size": self.batch_size, "classnames": task.classnames, "forget": task.forget,
-            "templates": task.templates, "train": dataset_key(task.train()) if task.train is not None else None},
-            length=20)
+            "templates": task.templates,
+            "train": dataset_key(task.load_train()) if task.load_train is not None else None}, length=20)

@@ -7,14 +7,14 @@ import pandas as pd
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per ratio of `table` (every benchmark's rows, with their `benchmark`), formatted."""
     return pd.DataFrame({"benchmark": table["benchmark"], "case": table["case"], "compared": table["compared"],
-                         "ratio": table["ratio"].map(times),
+                         "ratio": table["ratio"].map(ratio_text),
                          "spread": table["spread"].map(lambda s: f"{100 * s:.0f} %"),
                          "rounds": table["rounds"].astype(int).astype(str),
                          "change from the run before": table["change"].map(lambda c: "" if pd.isna(c) else
                                                                             f"{100 * c:+.0f} %")})
 
 
-def times(ratio: float) -> str:
+def ratio_text(ratio: float) -> str:
     """A ratio as README reads it: 0.95×, 16.3×, 3,060×."""
     return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.1f}×" if ratio < 100 else f"{ratio:,.0f}×"
 

@@ -31,7 +31,7 @@ class MatrixHead:
     def fold(self, W: torch.Tensor | LowRank) -> None:
         if self.visual.proj is None:
             raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs one to edit")
-        self.visual.proj.copy_(times(W, self.visual.proj.T).T)  # (W z)^T = h @ proj @ W^T
+        self.visual.proj.copy_(apply_map(W, self.visual.proj.T).T)  # (W z)^T = h @ proj @ W^T
 
     @contextmanager
     def removed(self):
@@ -55,9 +55,9 @@ class LinearHead:
         return [f"{self.name}.{param}" for param, _ in self.linear.named_parameters()]
 
     def fold(self, W: torch.Tensor | LowRank) -> None:
-        self.linear.weight.copy_(times(W, self.linear.weight))
+        self.linear.weight.copy_(apply_map(W, self.linear.weight))
         if self.linear.bias is not None:
-            self.linear.bias.copy_(times(W, self.linear.bias[:, None])[:, 0])
+            self.linear.bias.copy_(apply_map(W, self.linear.bias[:, None])[:, 0])
 
     @contextmanager
     def removed(self):
@@ -89,9 +89,9 @@ def projection_head(model: torch.nn.Module) -> MatrixHead | LinearHead:
                     "CCUP edits ViT (visual.proj), ModifiedResNet (attnpool.c_proj) and timm towers with head.proj")
 
 
-def times(W: torch.Tensor | LowRank, X: torch.Tensor) -> torch.Tensor:
+def apply_map(W: torch.Tensor | LowRank, X: torch.Tensor) -> torch.Tensor:
     """W X for a map of the embedding space, a (d, d) matrix or CCUP's low-rank I - U V^T, and (d, n) X."""
-    return W.times(X) if isinstance(W, LowRank) else W.to(X) @ X
+    return W.apply(X) if isinstance(W, LowRank) else W.to(X) @ X
 
 
 def fold_projection(model: torch.nn.Module, W: torch.Tensor | LowRank) -> torch.nn.Module:

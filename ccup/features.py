@@ -19,7 +19,7 @@ from ccup.models import same_weights, weights_digest
 from ccup.record import versions
 
 
-class HeadFeatures(pl.LightningModule):
+class PreProjectionEncoder(pl.LightningModule):
     """`Trainer.predict` yields (features before the final projection (B, D), labels (B,)) per batch."""
 
     def __init__(self, model: torch.nn.Module):
@@ -92,7 +92,7 @@ def write_features(entry: tuple[torch.Tensor, torch.Tensor], path: Path) -> None
 
 def encode(trainer: pl.Trainer, model: torch.nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass of `model`'s image tower over `loader`: (N, D) features before the final projection, (N,) labels."""
-    features, labels = zip(*trainer.predict(HeadFeatures(model), loader), strict=True)
+    features, labels = zip(*trainer.predict(PreProjectionEncoder(model), loader), strict=True)
     return torch.cat(features).float().cpu(), torch.cat(labels).cpu()
 
 

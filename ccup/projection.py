@@ -72,7 +72,7 @@ class LowRank:
         check_alpha(alpha)
         return LowRank(alpha * self.U, self.V)
 
-    def times(self, X: torch.Tensor) -> torch.Tensor:
+    def apply(self, X: torch.Tensor) -> torch.Tensor:
         """W X for (d, n) X, as X - U (V^T X) in float64, returned in X's dtype: O(d n k), not O(d^2 n)."""
         X64 = X.double()
         return (X64 - self.U.to(X64.device) @ (self.V.to(X64.device).T @ X64)).to(X.dtype)

@@ -18,7 +18,7 @@ class UnlearnTask:
     templates: tuple[str, ...]
     tokenizer: Callable
     classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
-    train: Callable[[], Dataset] | None = None  # the train split, built only for methods that use real images
+    load_train: Callable[[], Dataset] | None = None  # loads the train split, for methods that use real images
     original: torch.nn.Module | None = field(default=None, repr=False)  # whose text tower gave `classifier`
     preprocess: Callable | None = None  # the model's image transform, for evaluations that load more images
 
@@ -27,12 +27,12 @@ class UnlearnTask:
 
     @classmethod
     def of(cls, clip, classnames: Sequence[str], templates: Sequence[str], forget: Sequence[str],
-           train: Callable[[], Dataset] | None = None) -> "UnlearnTask":
+           load_train: Callable[[], Dataset] | None = None) -> "UnlearnTask":
         """The task for a model; the forget set is checked before any text is encoded."""
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
-        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, train, clip.model,
-                   clip.preprocess)
+        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, load_train,
+                   clip.model, clip.preprocess)
 
     @property
     def forget_idx(self) -> list[int]:

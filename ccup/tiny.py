@@ -148,7 +148,7 @@ def class_names(data) -> list[list[str]]:
     return [[name, *synonyms.get(name, ())] for name in data.classnames]
 
 
-class Kept(Dataset):
+class TrainingSplit(Dataset):
     """A train split as training reads it: labels shifted by `offset` (`targets`, known without transforming an image),
     each image transformed when first read and then kept, so that every epoch after the first reads it from memory and
     a training cut to a few steps transforms only the images it reads."""
@@ -172,7 +172,7 @@ def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Call
     the classes of the ones before it."""
     parts, offset = [], 0
     for data in datasets:
-        split = Kept(data.load(split="train", transform=transform), offset)
+        split = TrainingSplit(data.load(split="train", transform=transform), offset)
         left_out = {offset + c for c, name in enumerate(data.classnames) if name in exclude}
         kept = [i for i, label in enumerate(split.targets) if label not in left_out]
         parts += [Subset(split, kept)] * repeats[data.name]

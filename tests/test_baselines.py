@@ -26,7 +26,7 @@ from ccup.zeroshot import zero_shot_logits
 def task_for(clip, forget=("sandal",), train_range=range(512)):
     data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), train_range)
-    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), train=lambda: train)
+    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), load_train=lambda: train)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def test_a_method_needing_retain_data_refuses_a_split_without_retain_images(rand
     data = compose().dataset
     train = fashion_mnist("train", data.load.roots, data.load.cache_dir, random_tiny.preprocess)
     sandals_only = Subset(train, (train.targets == 5).nonzero().flatten()[:50].tolist())
-    task = UnlearnTask.of(random_tiny, data.classnames, data.templates, ["sandal"], train=lambda: sandals_only)
+    task = UnlearnTask.of(random_tiny, data.classnames, data.templates, ["sandal"], load_train=lambda: sandals_only)
     with pytest.raises(UserError, match="no images of the retain classes"):
         RealSamples(per_class=8, seed=0)(random_tiny.model, task, ("forget", "retain"))
 

@@ -69,7 +69,7 @@ def clip():
 def task_of(model, classnames, forget, train=None, classifier=None, templates=("a photo of a {}.",), tokenizer=None):
     classifier = torch.eye(D)[:, :len(classnames)] if classifier is None else classifier
     return UnlearnTask(tuple(classnames), tuple(forget), tuple(templates), tokenizer, classifier,
-                       train=(lambda: train) if train is not None else None, original=model)
+                       load_train=(lambda: train) if train is not None else None, original=model)
 
 
 # --- linear-probe leakage ----------------------------------------------------------------------------------------

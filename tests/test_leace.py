@@ -20,7 +20,7 @@ def setup():
     clip = load_clip("ccup-tiny-p7")
     data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], train=lambda: train)
+    task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
     samples = RealSamples(per_class=32, seed=0)
     sets, _ = samples(clip.model, task, ("forget", "retain"))
     return clip.model, task, samples, sets

@@ -23,7 +23,7 @@ def setup():
     clip = load_clip("ccup-tiny-p7")
     data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    return clip, UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], train=lambda: train)
+    return clip, UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
 
 
 def method(name: str, alpha: float, cache_dir):

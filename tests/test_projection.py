@@ -126,7 +126,7 @@ def test_partial_projection_scales_forget_scores_by_one_minus_alpha(problem, alp
     T_f, T_r, _, _ = problem
     z = torch.randn(T_f.shape[0], 5, dtype=torch.float64)  # image embeddings as columns
     W = ccup_factors(T_f, T_r, math.inf, 0.0).with_strength(alpha)  # the nullspace projection at strength alpha
-    torch.testing.assert_close(T_f.T @ W.times(z), (1 - alpha) * T_f.T @ z)
+    torch.testing.assert_close(T_f.T @ W.apply(z), (1 - alpha) * T_f.T @ z)
 
 
 @pytest.mark.parametrize("lam, mu", [(-1.0, 0.0), (1.0, -0.5), (math.nan, 0.0), (1.0, math.inf), (1.0, math.nan)])
@@ -167,7 +167,7 @@ def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem,
     t = T_f[:, :1]  # one forget class: its score <W_alpha t, t> = 1 - alpha lam t^T A^-1 t, A positive definite
     W = ccup_factors(t, T_r, lam, mu)
     low, high = sorted([a, b])
-    score = {alpha: (t.T @ W.with_strength(alpha).times(t)).item() for alpha in (low, high)}
+    score = {alpha: (t.T @ W.with_strength(alpha).apply(t)).item() for alpha in (low, high)}
     assert score[high] <= score[low] + 1e-12
 
 
@@ -179,9 +179,9 @@ def test_the_low_rank_map_acts_as_its_dense_matrix(problem, hard, alpha, seed):
     assert W.U.shape == W.V.shape and W.U.shape[1] <= T_f.shape[1] + T_r.shape[1]
     X = torch.randn(T_f.shape[0], 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     dense = with_strength(W.dense(), alpha)
-    torch.testing.assert_close(W.with_strength(alpha).times(X), dense @ X, atol=1e-10, rtol=0)
+    torch.testing.assert_close(W.with_strength(alpha).apply(X), dense @ X, atol=1e-10, rtol=0)
     X32 = X.float()  # a model's weights: alpha = 0 leaves them bit for bit, whatever their dtype
-    assert torch.equal(W.with_strength(0.0).times(X32), X32) and W.with_strength(0.0).times(X32).dtype == X32.dtype
+    assert torch.equal(W.with_strength(0.0).apply(X32), X32) and W.with_strength(0.0).apply(X32).dtype == X32.dtype
 
 
 @st.composite

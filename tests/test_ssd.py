@@ -77,7 +77,7 @@ def task_for(clip) -> UnlearnTask:
     """Forget sandals, with the first 512 training images (some 50 sandals) as the samples' train split."""
     data = compose().dataset
     train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    return UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], train=lambda: train)
+    return UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
 
 
 def ssd(cache_dir, *overrides) -> SSD:

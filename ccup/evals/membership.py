@@ -40,12 +40,12 @@ class LossThreshold:
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
-        if task.train is None:
+        if task.load_train is None:
             raise UserError("eval=mia needs the dataset's train split: its members")
         metrics = {}
         for name, classes, count in [("forget", task.forget_idx, self.per_class),
                                      ("retain", task.retain_idx, self.retain_per_class)]:
-            members = per_class(task.train(), classes, count, self.seed)
+            members = per_class(task.load_train(), classes, count, self.seed)
             others = per_class(test_set, classes, count, self.seed)
             for suffix, model in [("", unlearned), ("_before", original)]:
                 classifier = task.classifier_of(model)

@@ -38,10 +38,10 @@ class LinearProbe:
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
-        if task.train is None:
+        if task.load_train is None:
             raise UserError("eval=probe fits its probes on the dataset's train split, which this job has none of")
         classes = range(len(task.classnames))
-        train = per_class(task.train(), classes, self.per_class, self.seed)
+        train = per_class(task.load_train(), classes, self.per_class, self.seed)
         test = per_class(test_set, classes, self.test_per_class, self.seed)
         forget = torch.tensor(task.forget_idx)
         metrics = {}
@@ -68,7 +68,7 @@ def forget_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Ten
     """(AUROC, balanced accuracy in percent) on the test set of a binary probe fit on (N, d) embeddings, y True for
     the forget classes."""
     fitted = fit(probe(C), x_train, y_train)
-    x_test, y_test = numpy(x_test), numpy(y_test)
+    x_test, y_test = to_numpy(x_test), to_numpy(y_test)
     return (float(roc_auc_score(y_test, fitted.decision_function(x_test))),
             100 * float(balanced_accuracy_score(y_test, fitted.predict(x_test))))
 
@@ -80,15 +80,15 @@ def class_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_test: torch.Tens
     if len(y_train.unique()) < 2:
         return float("nan")
     fitted = fit(probe(C), x_train, y_train)
-    return accuracy(torch.from_numpy(fitted.predict(numpy(x_test))), y_test)
+    return accuracy(torch.from_numpy(fitted.predict(to_numpy(x_test))), y_test)
 
 
 def fit(model, x: torch.Tensor, y: torch.Tensor):
     # One BLAS thread: the matrices are small (N x d), and threads on shared cores cost more than they save (15x
     # slower fits measured on 2 busy cores).
     with threadpool_limits(1):
-        return model.fit(numpy(x), numpy(y))
+        return model.fit(to_numpy(x), to_numpy(y))
 
 
-def numpy(tensor: torch.Tensor) -> np.ndarray:
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.double().numpy() if tensor.is_floating_point() else tensor.numpy()

@@ -39,7 +39,7 @@ class Relearning:
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
-        if task.train is None:
+        if task.load_train is None:
             raise UserError("eval=relearn fine-tunes on forget images of the dataset's train split, which this job has "
                             "none of")
         forget_test = per_class(test_set, task.forget_idx, self.test_per_class, self.seed)
@@ -49,7 +49,7 @@ class Relearning:
         trainable = [name for name, _ in model.named_parameters() if any(fnmatch.fnmatch(name, p) for p in self.params)]
         if not trainable:
             raise UserError(f"eval.relearn.params {self.params} match no parameter of the model")
-        shots = materialize(per_class(task.train(), task.forget_idx, self.shots, self.seed))
+        shots = materialize(per_class(task.load_train(), task.forget_idx, self.shots, self.seed))
         steps, reached, forget_acc = relearn(
             model, dataclasses.replace(task, classifier=task.classifier_of(unlearned)), shots,
             materialize(forget_test), target, trainable, self.lr, self.max_steps, self.trainer, self.seed)
