@@ -11,7 +11,7 @@ from benchmarks import cost, feature_cache, overhead, solve, throughput
 from benchmarks.common import ROUNDS
 from benchmarks.summary import render, summary
 from ccup import quiet_lightning
-from ccup.record import provenance
+from ccup.provenance import provenance
 
 BENCHMARKS = {
     "feature cache": feature_cache,  # naive re-encoding against the cached sweep

@@ -16,7 +16,7 @@ from ccup import storage
 from ccup.adapter import projection_names, projection_removed
 from ccup.data import dataset_key
 from ccup.models import same_weights, weights_digest
-from ccup.record import versions
+from ccup.provenance import versions
 
 
 class PreProjectionEncoder(pl.LightningModule):

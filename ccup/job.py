@@ -16,15 +16,8 @@ from omegaconf.errors import OmegaConfBaseException
 from ccup.errors import UserError, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
 from ccup.metrics import implausible
-from ccup.record import (
-    NOT_IDENTITY,
-    check_writable,
-    config_id,
-    provenance,
-    read_record,
-    setting_ids,
-    write_record,
-)
+from ccup.provenance import provenance
+from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, setting_ids, write_record
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from ccup.data import labels_of, materialize
 from ccup.errors import UserError
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
-from ccup.record import provenance
+from ccup.provenance import provenance
 from ccup.trainers import watched
 from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
 

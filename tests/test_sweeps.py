@@ -33,7 +33,8 @@ from pytorch_lightning.strategies import DDPStrategy
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
 from ccup.job import end_failed
-from ccup.record import NOT_IDENTITY, config_id, git_state, write_record
+from ccup.provenance import git_state
+from ccup.record import NOT_IDENTITY, config_id, write_record
 from ccup.task import UnlearnTask
 
 # --- Identity: what a job computes, not where it reports ---------------------------------------------------------
