@@ -131,9 +131,34 @@ def tuned_config(root: Path, name: str, conf: Path) -> str:
     return header + defaults + OmegaConf.to_yaml(settings)
 
 
+def defaults_and_tuned(root: Path, conf: Path) -> pd.DataFrame:
+    """One row per searched setting of each method with a tuned config: its value in the method's own config (the
+    authors' or hand-set default) and the value its search chose (the best trial of its study under `root`)."""
+    import optuna
+
+    from ccup.configs import compose as job_config
+
+    rows = []
+    for path in sorted((conf / "method" / "tuned").glob("*.yaml")):
+        name = path.stem
+        best = optuna.load_study(study_name=name, storage=f"sqlite:///{root / name / 'optuna.db'}").best_trial
+        default = job_config(f"method={name}")
+        choices = HydraConfig.get().runtime.choices
+        for key, chosen in sorted(best.params.items()):
+            value = choices[key] if "/" in key else OmegaConf.select(default, key)
+            rows.append({"method": name, "setting": key.removeprefix("method."), "default": short(value),
+                         "tuned": short(chosen)})
+    return pd.DataFrame(rows)
+
+
+def short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """`python -m ccup.search [results/search]`: the searches' table. `python -m ccup.search --tuned NAME ...`: write
-    conf/method/tuned/NAME.yaml from the study of each NAME under results/search."""
+    """`python -m ccup.search [results/search]`: the searches' table, then each searched setting's default and tuned
+    value. `python -m ccup.search --tuned NAME ...`: write conf/method/tuned/NAME.yaml from the study of each NAME
+    under results/search."""
     args = argv if argv is not None else sys.argv[1:]
     if args[:1] == ["--tuned"]:
         conf = Path(__file__).parents[1] / "conf" / "method"
@@ -145,11 +170,18 @@ def main(argv: list[str] | None = None) -> None:
     root = Path((args or ["results/search"])[0])
     table = studies(root)
     print(render(table) if not table.empty else f"no searches under {root}")
+    if not table.empty:
+        print("\n" + render_settings(defaults_and_tuned(root, Path(__file__).parents[1] / "conf")))
 
 
 def render(table: pd.DataFrame) -> str:
     """The searches' table as README quotes it."""
     return table.to_markdown(index=False, floatfmt=".3f")
+
+
+def render_settings(table: pd.DataFrame) -> str:
+    """The defaults and tuned values as README quotes them, each value as written (4 significant digits)."""
+    return table.to_markdown(index=False, disable_numparse=True, colalign=["left", "left", "right", "right"])
 
 
 if __name__ == "__main__":
