@@ -19,10 +19,11 @@ PROJECTIONS = [name for name in APPROXIMATE if isinstance(instantiate(compose(f"
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory, tiny):
-    """`python run.py -m experiment=compare alpha=1 eval=[]`: CCUP and every baseline on the default forget set."""
+    """`python run.py -m experiment=compare alpha=1 eval=[]`: CCUP and every baseline on the default forget set, two
+    jobs at a time (the longest module of the tests: its jobs in a row would be their critical path)."""
     tmp_path = tmp_path_factory.mktemp("compare")
     result = run_suite(tmp_path, "-m", "experiment=compare", f"method={','.join(APPROXIMATE)}", "alpha=1", "eval=[]",
-                       "logger=none")
+                       "logger=none", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert result.returncode == 0, result.stderr
     return tmp_path
 
