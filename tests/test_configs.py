@@ -204,3 +204,10 @@ def test_the_ablation_is_a_config_headed_by_its_command_and_sweeps_ccups_grid_on
     garments = [name.replace(" ", "_").replace("-", "_") for name in DATASETS["fashion_mnist"].classnames]
     assert sorted({job["forget"] for job in jobs}) == sorted(garments)
     assert "#   python run.py -m experiment=ablation" in (CONF / "experiment" / "ablation.yaml").read_text()
+
+
+def test_the_debug_preset_trains_three_steps_without_logger_or_extra_evaluations(tmp_path):
+    cfg = compose("debug=default", "method=finetune", f"cache_dir={tmp_path}")
+    assert (cfg.trainer.fast_dev_run, dict(cfg.logger), dict(cfg.eval)) == (3, {}, {})
+    assert cfg.results_dir == "results/debug"  # never among real results
+    assert instantiate(cfg.method).trainer(max_steps=200).max_steps == 3  # Lightning's fast_dev_run wins

@@ -13,7 +13,7 @@ GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt"
 
 def job(tmp_path, *overrides: str) -> dict:
     """Runs one job of the default config with `overrides`, without logger or extra evaluations; its record."""
-    run.unlearn(compose(*overrides, "logger=none", "eval=[]", f"results_dir={tmp_path}/results",
+    run.unlearn(compose(*overrides, "debug=default", f"results_dir={tmp_path}/results",
                         f"hydra.run.dir={tmp_path}/out"))
     return json.loads((tmp_path / "out" / "record.json").read_text())
 
