@@ -48,7 +48,7 @@ search: data  ## every method's search on the validation classes (SEARCHES="ccup
 	for method in $(SEARCHES); do \
 		$(PY) run.py -m hparams_search=$$method hydra/launcher=joblib hydra.launcher.n_jobs=2 || exit 1; done
 
-paper: data  ## the embedded benchmark and leakage sweep into results/benchmark, results/leakage (~2 h on 2 cores)
+paper: data  ## the embedded benchmark and leakage sweep into results/benchmark, results/leakage (hours on 2 cores)
 	$(PY) run.py -m experiment=benchmark hydra/launcher=joblib hydra.launcher.n_jobs=2
 	$(PY) run.py -m experiment=leakage hydra/launcher=joblib hydra.launcher.n_jobs=2
 

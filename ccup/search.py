@@ -118,7 +118,7 @@ def tuned_config(root: Path, name: str, conf: Path) -> str:
     settings = OmegaConf.create()
     for key, value in sorted(best.params.items()):
         if "/" in key:  # a group's option: its values where its `# @package` header puts them
-            option = conf / f"{key}/{value}.yaml"
+            option = conf.parent / f"{key}/{value}.yaml"
             package = option.read_text().split("# @package ", 1)[1].split()[0].removeprefix("method.")
             OmegaConf.update(settings, package, OmegaConf.load(option), merge=True)
         else:
