@@ -44,7 +44,7 @@ def test_readmes_folder_example_runs_ccup_a_baseline_the_report_and_export_as_wr
         assert result.returncode == 0, result.stderr
     records = [json.loads(path.read_text()) for path in sorted((tmp_path / "results" / "records").glob("*.json"))]
     by_method = {record["choices"]["method"]: record for record in records}
-    assert sorted(by_method) == ["ccup", "finetune"] and all(r["status"] == "complete" for r in records)
+    assert sorted(by_method) == ["ccup", "grad_ascent"] and all(r["status"] == "complete" for r in records)
     for record in records:
         metrics = record["metrics"]
         assert record["config"]["dataset"]["classnames"] == list(FOLDERS.values())  # folders named by `names`
@@ -52,7 +52,7 @@ def test_readmes_folder_example_runs_ccup_a_baseline_the_report_and_export_as_wr
         assert metrics["forget/acc"] < metrics["forget/acc_before"] - 30
         assert metrics["class/sandal/acc"] == metrics["forget/acc"]  # forget.classes=[n01] is the sandal folder
     report = (tmp_path / "results" / "report.md").read_text()
-    assert re.search(r"^\| ccup ", report, re.MULTILINE) and re.search(r"^\| finetune ", report, re.MULTILINE)
+    assert re.search(r"^\| ccup ", report, re.MULTILINE) and re.search(r"^\| grad_ascent ", report, re.MULTILINE)
     manifests = [json.loads(path.read_text()) for path in tmp_path.glob(commands[2][1])]
-    assert sorted(m["method"] for m in manifests) == ["ccup", "finetune"]
+    assert sorted(m["method"] for m in manifests) == ["ccup", "grad_ascent"]
     assert all(m["forget"] == ["sandal"] and m["classnames"] == list(FOLDERS.values()) for m in manifests)
