@@ -422,6 +422,7 @@ def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
 @pytest.mark.parametrize("folder, csv, table", [("benchmark", "report", report.headline),
                                                  ("benchmark", "paired", report.paired_table),
                                                  ("ablation", "report", report.headline),
+                                                 ("oracles", "report", report.headline),
                                                  ("leakage", "leakage", report.with_intervals)])
 def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, csv, table):
     regenerated = table(pd.read_csv(ROOT / "results" / folder / f"{csv}.csv"))
