@@ -22,6 +22,7 @@ from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
 from ccup.errors import UserError, composition_error
+from ccup.evals import check_config
 from ccup.job import recorded
 from ccup.record import manifest
 from ccup.task import UnlearnTask
@@ -32,6 +33,7 @@ def unlearn(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
     about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
+    check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
     method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first

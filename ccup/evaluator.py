@@ -3,8 +3,7 @@
 Images go through a model's image tower once (`Trainer.predict`) up to its final projection; the unlearned model
 reuses the original's features when its image tower differs only there (CCUP, the nullspace projection), and the
 original's features are cached on disk across the jobs of a sweep (ccup.features). Evaluations beyond forget and
-retain accuracy (the `eval` config group) are callables `(features, original, unlearned, task, test_set) -> metrics`
-run after it, `features(model, dataset)` being how they see the models' images.
+retain accuracy (the `eval` config group) follow `ccup.evals.Evaluation` and run after it.
 """
 import resource
 import time
@@ -16,6 +15,7 @@ from torch.utils.data import Dataset
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ccup.errors import UserError
+from ccup.evals import Evaluation, check_evaluations
 from ccup.features import FeatureCache, Features
 from ccup.metrics import unlearning_metrics
 from ccup.task import UnlearnTask
@@ -27,13 +27,14 @@ class Evaluator:
     """Forget/retain metrics of the unlearned model next to the original's (`*_before`), with time and memory."""
 
     def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int, cache: FeatureCache,
-                 evals: Mapping[str, Callable[..., dict]] | None = None):
+                 evals: Mapping[str, Evaluation] | None = None):
         if not (batch_size >= 1 and num_workers >= 0):
             raise UserError(f"evaluator.batch_size must be at least 1 and evaluator.num_workers at least 0, got "
                             f"{batch_size} and {num_workers}")
         check_trainer(trainer, "evaluator.trainer")
         self.trainer, self.batch_size, self.num_workers, self.cache = trainer, batch_size, num_workers, cache
         self.evals = dict(evals) if evals is not None else {}
+        check_evaluations(self.evals)
 
     def features(self, original: torch.nn.Module) -> Features:
         """How this evaluator sees the images of `original` and of the models unlearned from it."""

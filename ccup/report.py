@@ -8,20 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from hydra.utils import get_class
 from scipy import stats
 
 from ccup import plots, storage
 from ccup.errors import UserError
 from ccup.record import AXES, METHOD_KEYS, NOT_IDENTITY
 
-# The report's metric columns, in this order; a metric no record has is left out, so a new metric is one entry here.
-METRICS = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "retain/acc_delta", "all/acc",
-           "forget/acc_heldout_prompts", "leak/probe_auroc", "relearn/steps_to_half", "time/unlearn_s"]
-# The leakage table: per method at the sweep's largest alpha, forget accuracy beside what the evaluations of
-# conf/eval/{probe,prompts,relearn,mia}.yaml find left of the class; shown when a record has one of them. Its first
-# row is the original model: each metric's `_before`.
-LEAKAGE = ["forget/acc", "leak/probe_auroc", "leak/probe_acc", "retain/probe_acc", "forget/acc_heldout_templates",
-           "forget/acc_heldout_prompts", "relearn/steps_to_half", "relearn/reached", "mia/forget_auroc"]
+# The evaluator's own metric columns, first in every table; each evaluation's follow, as it declares them
+# (ccup.evals.Evaluation.columns, read from the records' configs), then the cost.
+SCORES = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "retain/acc_delta", "all/acc"]
+COST = "time/unlearn_s"
 ORIGINAL = "before forgetting"  # the method cell of the original model's row
 ORACLE = plots.ORACLE  # its records at alpha = 1 are the gold standard every other method is read against
 REFERENCE = "ccup"  # at alpha = 1, what every other method's gap is paired with
@@ -81,13 +78,32 @@ def records_table(records: list[dict]) -> pd.DataFrame:
              "forget": "+".join(record["config"]["forget"]["classes"]), "classes": split_of(record["config"]),
              "alpha": record["config"]["alpha"],
              "seed": record["config"]["seed"], "dirty": record.get("git_dirty"), "data": seen(record["config"]),
-             "flagged": bool(record.get("warnings")), **record["metrics"]} for record in records]
+             "flagged": bool(record.get("warnings")), "declared": declared(record["config"]), **record["metrics"]}
+            for record in records]
     table = pd.DataFrame(rows)
     table.insert(4, "setting", setting_labels(table, records))
     for metric in ["retain/acc", *cross_accuracies(table)]:
         if f"{metric}_before" in table and not metric.endswith("_before"):
             table[f"{metric}_delta"] = table[metric] - table[f"{metric}_before"]
     return with_gaps(table)
+
+
+def declared(config: dict) -> tuple[str, ...]:
+    """The metric columns a record's evaluations declare (`columns`), in its config's order; none of an evaluation
+    whose code this interpreter cannot import (its metrics stay in report.csv)."""
+    columns = []
+    for node in config.get("eval", {}).values():
+        try:
+            columns += get_class(node["_target_"]).columns
+        except (ImportError, ValueError, AttributeError):
+            continue
+    return tuple(columns)
+
+
+def declared_columns(records: pd.DataFrame) -> list[str]:
+    """The columns the records' evaluations declare that some record has, each once, in order."""
+    columns = dict.fromkeys(column for row in records.get("declared", []) for column in row)
+    return [column for column in columns if column in records]
 
 
 def seen(config: dict) -> str:
@@ -210,10 +226,11 @@ def cross_accuracies(records: pd.DataFrame) -> list[str]:
 
 
 def metric_columns(records: pd.DataFrame) -> list[str]:
-    """The metrics of METRICS that the records have, every cross-dataset accuracy, each beside its before and its
-    change, then the gaps to the oracle."""
+    """The evaluator's SCORES, the columns the evaluations declare, the COST, every cross-dataset accuracy beside its
+    before and its change, then the gaps to the oracle: those the records have."""
     crosses = [c for m in cross_accuracies(records) for c in (m, f"{m}_delta") if c in records]
-    return ([m for m in METRICS if m in records] + crosses
+    return ([m for m in SCORES if m in records] + declared_columns(records) + [m for m in [COST] if m in records]
+            + crosses
             + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: c != GAP))
 
 
@@ -314,15 +331,16 @@ def verdict(low: float, high: float) -> str:
 
 
 def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
-    """LEAKAGE summarised per setting over the records at the largest alpha that have a leakage metric, under one row
-    per model and dataset for the original model (method ORIGINAL, alpha 0: the `_before` metrics of the same records);
-    None when no record has a leakage metric."""
-    leaks = [m for m in LEAKAGE[1:] if m in records]
+    """Forget accuracy beside what the evaluations declare (`declared_columns`), summarised per setting over the records
+    at the largest alpha that have one of them, under one row per model and dataset for the original model (method
+    ORIGINAL, alpha 0: the `_before` metrics of the same records); None when no record has one."""
+    leaks = declared_columns(records)
     if not leaks:
         return None
+    shown = ["forget/acc", *leaks]
     measured = records[records[leaks].notna().any(axis=1)]
     top = measured[measured["alpha"] == measured["alpha"].max()]
-    metrics = [m for m in LEAKAGE if m in top] + [f"gap/{m}" for m in LEAKAGE if f"gap/{m}" in top]
+    metrics = [m for m in shown if m in top] + [f"gap/{m}" for m in shown if f"gap/{m}" in top]
     before = {f"{m}_before": m for m in metrics if f"{m}_before" in top}
     original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, setting="", alpha=0.0)
     original = original.drop_duplicates(["task_id", "forget", "seed"])  # one original per task, not per method
@@ -431,7 +449,8 @@ def write_report(*results_dirs: Path) -> str:
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
-    plotted += [c for c in records.columns if c.removesuffix("_before") in LEAKAGE and c not in plotted]
+    plotted += [c for c in records.columns if c.removesuffix("_before") in declared_columns(records)
+                and c not in plotted]
     pngs = write_plots(summarize(records, plotted), out)
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",

@@ -94,6 +94,15 @@ def run_group(sweep: str) -> str:
     return sweep if named or HydraConfig.get().mode == RunMode.MULTIRUN else "runs"
 
 
+def every_option(group: str, *excluded: str) -> str:
+    """Every option of a config group but `excluded`, as one override value `[a,b]`: a sweep that runs every
+    evaluation takes its list from the folder (every folder of the search path) as `glob(*)` takes a sweep's."""
+    from hydra.core.global_hydra import GlobalHydra  # set up by a running Hydra app: its search path, not CONF alone
+
+    options = GlobalHydra.instance().config_loader().get_group_options(group)
+    return f"[{','.join(option for option in options if option not in excluded)}]"
+
+
 def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
     """A resolver whose list comes back as a config node: OmegaConf.resolve, which instantiate calls, cannot put a
     plain list where an interpolation was."""
@@ -110,3 +119,4 @@ OmegaConf.register_new_resolver("open_clip_templates", as_node(open_clip_templat
 OmegaConf.register_new_resolver("read_templates", as_node(read_templates), replace=True)
 OmegaConf.register_new_resolver("other_overrides", other_overrides, replace=True)
 OmegaConf.register_new_resolver("run_group", run_group, replace=True)
+OmegaConf.register_new_resolver("every_option", every_option, replace=True)

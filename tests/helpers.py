@@ -1,6 +1,5 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
 and offline W&B runs read back, and datasets written in their published layouts."""
-import atexit
 import json
 import multiprocessing
 import os
@@ -10,15 +9,15 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.hydra import Hydra
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import create_config_search_path
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
@@ -34,13 +33,20 @@ def config_names(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
-def sweep_jobs(experiment: str) -> list[dict[str, str]]:
-    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` included): one
-    {key: value} per job."""
-    params = OmegaConf.load(CONF / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
-    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
-    overrides = OverridesParser.create(config_loader=loader).parse_overrides([f"{k}={v}" for k, v in params.items()])
-    (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str, str]]:
+    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` and `every_option`
+    included), with `config_dir` on the search path as `--config-dir` puts it: one {key: value} per job."""
+    search_path = create_config_search_path(str(CONF))
+    if config_dir is not None:
+        search_path.prepend("command-line", f"file://{config_dir}")
+    hydra = Hydra.create_main_hydra2("run", search_path)  # the GlobalHydra that every_option reads, as in a sweep
+    try:
+        cfg = hydra.compose_config("config", [f"experiment={experiment}"], run_mode=RunMode.MULTIRUN)
+        params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+        overrides = OverridesParser.create(config_loader=hydra.config_loader).parse_overrides(params)
+        (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
+    finally:
+        GlobalHydra.instance().clear()
     return [dict(override.split("=", 1) for override in job) for job in jobs]
 
 
@@ -81,37 +87,22 @@ def python(*args: str, cwd: Path = ROOT, env: dict | None = None, prelude: str =
 
 
 def interpreter(args: list[str], cwd: str, env: dict, output: Path, prelude: str) -> None:
-    """What `python ARGS` does, run in the fork server's child: standard output and error into files, the exit status
-    and the last words (sys.exit's message or a traceback, then the threads' and atexit's) as the interpreter has
-    them."""
+    """What `python ARGS` does, run in the fork server's child: standard output and error into files. Its end is
+    multiprocessing's: sys.exit's status or message, a traceback and status 1 for an error, the threads joined and
+    the streams flushed. What it does not do is run the command's atexit hooks; no test reads what they would write."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     for fd, name in ((1, "stdout"), (2, "stderr")):
         with open(output / name, "wb") as file:
             os.dup2(file.fileno(), fd)
-    try:
-        exec(prelude, {"__name__": "__prelude__"})
-        if args[0] == "-m":
-            sys.argv = args[1:]
-            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-        else:
-            sys.argv = args
-            runpy.run_path(args[0], run_name="__main__")
-        status = 0
-    except SystemExit as exit:
-        status = exit.code
-    except BaseException:
-        traceback.print_exc()
-        status = 1
-    if status is not None and not isinstance(status, int):
-        print(status, file=sys.stderr)
-        status = 1
-    threading._shutdown()  # as the interpreter ends: its threads joined (loky stops its workers here), then atexit
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status or 0)
+    exec(prelude, {"__name__": "__prelude__"})
+    if args[0] == "-m":
+        sys.argv = args[1:]
+        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = args
+        runpy.run_path(args[0], run_name="__main__")
 
 
 def finish(command: Command, timeout: float = 600) -> subprocess.CompletedProcess:

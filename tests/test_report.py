@@ -26,10 +26,13 @@ PNG = b"\x89PNG\r\n\x1a\n"
 KINDS = ["alpha", "pareto", "cost"]
 
 
-def record(method="ccup", forget="sandal", seed=0, alpha=1.0, lam=1000.0, status="complete", **metrics) -> dict:
-    """A result record as run.py writes it, reduced to the fields the report reads; metrics by keyword,
-    slashes written as double underscores (forget__acc=1 is forget/acc)."""
-    config = {"alpha": alpha, "seed": seed, "dataset": {"name": "fashion_mnist"},
+def record(method="ccup", forget="sandal", seed=0, alpha=1.0, lam=1000.0, status="complete", evals=(),
+           **metrics) -> dict:
+    """A result record as run.py writes it, reduced to the fields the report reads; `evals` the names of the
+    evaluations it ran (conf/eval/), metrics by keyword, slashes written as double underscores (forget__acc=1 is
+    forget/acc)."""
+    config = {"alpha": alpha, "seed": seed, "dataset": {"name": "fashion_mnist"}, "eval": {
+                  name: OmegaConf.to_container(OmegaConf.load(CONF / "eval" / f"{name}.yaml")[name]) for name in evals},
               "forget": {"classes": forget.split("+")},
               "method": {"_target_": f"ccup.method.{method}", "alpha": alpha, "seed": seed, "lam": lam}}
     return {"id": f"{method}-{forget}-{seed}-{alpha}-{lam}", "status": status, "config": config,
@@ -311,7 +314,8 @@ def leaks(probe: float, heldout: float, steps: int, probe_before=0.99, heldout_b
 
 # Two methods on two forget sets at alpha = 1 with leakage metrics, the same at alpha = 0.5 (left out of the table),
 # and a method run without the leakage evaluations (left out too). The original's probe AUROC differs by forget set.
-LEAKS = [record(method, forget, alpha=alpha, **accuracies(f, 85.0), **leaks(p, h, s, probe_before=pb))
+LEAKS = [record(method, forget, alpha=alpha, evals=("probe", "prompts", "relearn"), **accuracies(f, 85.0),
+                **leaks(p, h, s, probe_before=pb))
          for alpha in (1.0, 0.5)
          for method, forget, f, p, h, s, pb in [("ccup", "sandal", 0.0, 0.98, 60.0, 4, 0.99),
                                                 ("ccup", "bag", 2.0, 0.96, 40.0, 6, 0.97),

@@ -15,6 +15,8 @@ class CrossDataset:
     """`cross/<dataset>/acc` and `cross/<dataset>/acc_before` on the test split of each dataset in `datasets` (dataset
     configs by name: name, split, classnames, templates, load), except the one the task unlearns from (`exclude`)."""
 
+    columns = ()  # cross/<dataset>/acc, one per dataset: the report shows every one it finds (ccup.report.CROSS)
+
     def __init__(self, datasets: Mapping, exclude: str):
         self.datasets = {name: data for name, data in datasets.items() if data.name != exclude}
 

@@ -26,6 +26,8 @@ class LossThreshold:
     here: `model_train_data` lists the dataset configs it was trained on (the embedded model's `model.train_data`;
     None for any other model, for which this evaluation refuses to run)."""
 
+    columns = ("mia/forget_auroc",)
+
     def __init__(self, per_class: int, retain_per_class: int, seed: int, dataset: str,
                  model_train_data: Mapping | None):
         if not (per_class >= 1 and retain_per_class >= 1):

@@ -28,6 +28,8 @@ class LinearProbe:
       images: how much of the retained classes' information the method kept, read beside the leakage.
     """
 
+    columns = ("leak/probe_auroc", "leak/probe_acc", "retain/probe_acc")
+
     def __init__(self, per_class: int, test_per_class: int | None, seed: int, C: float):
         if not (per_class >= 1 and (test_per_class is None or test_per_class >= 1)):
             raise UserError(f"eval.probe.per_class and test_per_class must be at least 1, got {per_class} and "

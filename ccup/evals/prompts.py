@@ -29,6 +29,8 @@ class HeldOutPrompts:
     A dataset without `synonyms` and `heldout_templates` (None here) is skipped with a warning, so that this
     evaluation can be on by default."""
 
+    columns = ("forget/acc_heldout_templates", "forget/acc_heldout_prompts")
+
     def __init__(self, synonyms: Mapping[str, Sequence[str]] | None, templates: Sequence[str] | None):
         self.synonyms = None if synonyms is None else {name: list(words) for name, words in synonyms.items()}
         self.templates = None if templates is None else list(templates)

@@ -29,6 +29,8 @@ class Relearning:
     forget accuracy (percent) where it stopped. The original model's own count is 0 by construction: compare methods
     with each other, and with the cap."""
 
+    columns = ("relearn/steps_to_half", "relearn/reached")
+
     def __init__(self, shots: int, max_steps: int, lr: float, params: Sequence[str], test_per_class: int | None,
                  seed: int, trainer: Callable[..., pl.Trainer]):
         if not (shots >= 1 and max_steps >= 1 and lr > 0):
