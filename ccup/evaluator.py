@@ -42,6 +42,18 @@ class Evaluator:
 
     def __call__(self, original: torch.nn.Module, unlearned: torch.nn.Module, task: UnlearnTask,
                  dataset: Dataset) -> dict:
+        """Scores both models on the same images.
+
+        Args:
+            original: the model before unlearning.
+            unlearned: the model a method returned.
+            task: the classes, the forget set and the original's class text embeddings.
+            dataset: the test split, transformed by the model's preprocessing.
+
+        Returns:
+            {metric: value}: forget, retain, all and per-class accuracy (`ccup.metrics`), each with its `_before`, what
+            every evaluation returns, `time/eval_s` and `memory/peak_mb`.
+        """
         start = time.perf_counter()
         features = self.features(original)
         before = {f"{key}_before": value for key, value in scores(original, *features(original, dataset), task).items()}

@@ -31,7 +31,18 @@ class Clip:
 
 
 def load_clip(name: str, pretrained: str | None = None) -> Clip:
-    """An open_clip model; `pretrained` is a tag (e.g. 'openai'), a checkpoint file, or None for random weights."""
+    """An open_clip model, in eval mode.
+
+    Args:
+        name: an open_clip architecture (`open_clip.list_models()`), or `ccup-tiny-p7`, the embedded model.
+        pretrained: a tag (e.g. 'openai', downloaded by open_clip), a checkpoint file, or None for random weights.
+
+    Returns:
+        `Clip`: the model, its image preprocessing, its tokenizer and its name.
+
+    Raises:
+        UserError: an unknown architecture or tag, or a tag whose weights are neither cached nor downloadable.
+    """
     if name not in open_clip.list_models():
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
         raise UserError(f"unknown open_clip model {name!r}; closest: {close} (see open_clip.list_models())")

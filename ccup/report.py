@@ -422,9 +422,18 @@ def write_plots(summary: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def write_report(*results_dirs: Path) -> str:
-    """Writes report.md, report.csv (the summary, numbers), report.tex and the plots into the first folder, and
-    leakage.csv where records have leakage metrics; returns the markdown. Raises UserError when there is no complete
-    record."""
+    """The report of every complete record in the folders' records/.
+
+    Args:
+        results_dirs: results folders (`results_dir` of the runs); the report goes into the first.
+
+    Returns:
+        The markdown of report.md, written beside report.csv (the summary, numbers), report.tex and the plots;
+        paired.csv where methods pair with CCUP at alpha = 1, leakage.csv where an evaluation declares columns.
+
+    Raises:
+        UserError: no complete record in any folder.
+    """
     out = results_dirs[0]
     records = load_records(*results_dirs)
     if records.empty:

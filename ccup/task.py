@@ -28,7 +28,21 @@ class UnlearnTask:
     @classmethod
     def of(cls, clip, classnames: Sequence[str], templates: Sequence[str], forget: Sequence[str],
            load_train: Callable[[], Dataset] | None = None) -> "UnlearnTask":
-        """The task for a model; the forget set is checked before any text is encoded."""
+        """The task for a model; the forget set is checked before any text is encoded.
+
+        Args:
+            clip: the model (`ccup.models.Clip`: model, preprocess, tokenizer).
+            classnames: the dataset's class names, in the order of its labels.
+            templates: prompt templates with `{}` where a class name goes, averaged per class.
+            forget: the class names to forget, a subset of `classnames`.
+            load_train: a function returning the train split, for the methods that need images; None for none.
+
+        Returns:
+            The task, with the (d, C) class text embeddings of `clip`'s model (`classifier`).
+
+        Raises:
+            UserError: a forget class that is not a class name, or a forget set that is empty or every class.
+        """
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
         return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, load_train,
