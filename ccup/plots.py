@@ -45,8 +45,9 @@ def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         named = named + " (" + summary["classes"].fillna("other").replace("", "other") + ")"
     summary["label"] = named.map(lambda label: textwrap.fill(label, 40, subsequent_indent="  "))
     labels = sorted(summary["label"].unique())
-    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
-    return summary, {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    names = ["tab10"] if len(labels) <= 10 else ["tab20", "tab20b"]  # 40 distinct colours before one repeats
+    palette = [color for name in names for color in matplotlib.colormaps[name].colors]
+    return summary, {label: palette[i % len(palette)] for i, label in enumerate(labels)}
 
 
 def reference(draw, summary: pd.DataFrame, metric: str) -> None:
