@@ -135,8 +135,8 @@ def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(m
 
 
 def test_the_committed_benchmark_is_what_this_code_computes(tmp_path):
-    """Two jobs of the committed embedded benchmark (results/benchmark/, made at an earlier commit whose configs
-    differ in names only) run again by today's code: CCUP and a fine-tuning baseline give the committed numbers."""
+    """Two jobs of the committed embedded benchmark (results/benchmark/) run again by today's code: CCUP and a
+    fine-tuning baseline give the committed numbers."""
     result = run_suite(tmp_path, "-m", "experiment=benchmark", "method=ccup,grad_ascent", "alpha=1", "seed=0",
                        "forget=sandal", "hydra.callbacks.sweep.report=false")
     assert result.returncode == 0, result.stderr
