@@ -458,8 +458,8 @@ def write_report(*results_dirs: Path) -> str:
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
-    plotted += [c for c in records.columns if c.removesuffix("_before") in declared_columns(records)
-                and c not in plotted]
+    declared_here = set(declared_columns(records))
+    plotted += [c for c in records.columns if c.removesuffix("_before") in declared_here and c not in plotted]
     pngs = write_plots(summarize(records, plotted), out)
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",

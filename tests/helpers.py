@@ -117,9 +117,9 @@ def interpreter(args: list[str], cwd: str, env: dict, output: Path, prelude: str
         print(status, file=sys.stderr)
         status = 1
     # The interpreter's own end, which multiprocessing's child skips (it leaves through os._exit): the threads joined,
-    # then the atexit hooks. CPython has no public call for either. Without them joblib's loky workers outlive the
-    # command and a sweep on two joblib workers waits their 300 s idle timeout (tried: make test went from 7 to 9.5
-    # min); so these private calls stay, here and nowhere else.
+    # then the atexit hooks. CPython has no public call for either, and without them joblib's loky workers outlive
+    # the command, so that a sweep on two joblib workers waits out their 300 s idle timeout: these two private calls
+    # stay, here and nowhere else.
     threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
