@@ -1,6 +1,5 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
 and offline W&B runs read back, and datasets written in their published layouts."""
-import atexit
 import json
 import multiprocessing
 import os
@@ -10,22 +9,21 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from hydra._internal.hydra import Hydra
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_config_search_path
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from PIL import Image
 from wandb.proto import wandb_internal_pb2
 
+import run
 from ccup.configs import CONF, compose
 
 ROOT = Path(__file__).parents[1]
@@ -53,6 +51,17 @@ def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str
     return [dict(override.split("=", 1) for override in job) for job in jobs]
 
 
+def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool = False,
+            folder: str = "outputs") -> dict | None:
+    """One job of run.py in this process, `unlearn` on the default config with `overrides`, writing under tmp_path
+    (records in results/, the job's own files in `folder`). `debug` adds the debug preset (a few steps, no logger, no
+    extra evaluations); `sweeping` runs it as a job of a sweep, whose failure is logged and recorded, not raised."""
+    preset = ["debug=default"] if debug else []
+    mode = ["hydra.mode=MULTIRUN"] if sweeping else []
+    return run.unlearn(compose(*preset, *overrides, *mode, f"results_dir={tmp_path}/results",
+                               f"hydra.run.dir={tmp_path}/{folder}"))
+
+
 def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
     """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path; `named=False` leaves the
     sweep its default name, the time it starts at."""
@@ -62,9 +71,12 @@ def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
 
 
 # A command of the suite spends some 6 s of CPU importing torch, Lightning and open_clip before it does anything, and
-# the tests run about forty. They run instead as children of a fork server that imported those once per test worker:
-# the same interpreter and command line, each in a process of its own, with its own working folder, environment and
-# output. `make run`'s sweep (test_run.py) runs as a plain `python run.py`, so that one command is also checked cold.
+# the tests run about thirty that need a process of their own (command-line errors and exit codes, sweeps, kill and
+# resume, SLURM). They run as children of a fork server that imported those once per test worker: the same
+# interpreter and command line, each in a process of its own, with its own working folder, environment and output.
+# Two kinds run as plain `python` instead (run_plain): `make run`'s sweep, so that one command is also checked cold,
+# and the joblib launcher's, whose workers a fork server's child cannot stop (multiprocessing ends its child by
+# joining its children, joblib's idle workers among them, before the thread hooks that would stop them run).
 SERVER = multiprocessing.get_context("forkserver")
 SERVER.set_forkserver_preload(["run", "ccup.report", "ccup.evaluator", "baselines.finetune", "wandb",
                                "sklearn.datasets", "sklearn.model_selection"])
@@ -79,20 +91,18 @@ class Command:
     output: Path
 
 
-def python(*args: str, cwd: Path = ROOT, env: dict | None = None, prelude: str = "") -> Command:
-    """`python ARGS` (a script, or -m and a module) started in a child of the fork server; `prelude`, Python
-    source, runs first (faults a test cannot ask of the OS or the command line)."""
+def python(*args: str, cwd: Path = ROOT, env: dict | None = None) -> Command:
+    """`python ARGS` (a script, or -m and a module) started in a child of the fork server."""
     output = Path(tempfile.mkdtemp(prefix="ccup-command-"))
-    process = SERVER.Process(target=interpreter, args=(list(args), str(cwd), {**os.environ, **(env or {})}, output,
-                                                      prelude))
+    process = SERVER.Process(target=interpreter, args=(list(args), str(cwd), {**os.environ, **(env or {})}, output))
     process.start()
     return Command([sys.executable, *args], process, output)
 
 
-def interpreter(args: list[str], cwd: str, env: dict, output: Path, prelude: str) -> None:
-    """What `python ARGS` does, run in the fork server's child: standard output and error into files, the exit status
-    and the last words (sys.exit's message or a traceback, then the threads' and atexit's) as the interpreter has
-    them."""
+def interpreter(args: list[str], cwd: str, env: dict, output: Path) -> None:
+    """What `python ARGS` does, run in the fork server's child: standard output and error into files, and the exit
+    status as the interpreter gives it. The child ends as multiprocessing ends any process it starts: the threads
+    joined, with threading's exit hooks (joblib's workers stop in one), and the status kept."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -100,31 +110,18 @@ def interpreter(args: list[str], cwd: str, env: dict, output: Path, prelude: str
         with open(output / name, "wb") as file:
             os.dup2(file.fileno(), fd)
     try:
-        exec(prelude, {"__name__": "__prelude__"})
         if args[0] == "-m":
             sys.argv = args[1:]
             runpy.run_module(args[1], run_name="__main__", alter_sys=True)
         else:
             sys.argv = args
             runpy.run_path(args[0], run_name="__main__")
-        status = 0
-    except SystemExit as exit:
-        status = exit.code
-    except BaseException:
+    except Exception:  # as the interpreter ends on an uncaught exception: its traceback, then status 1
         traceback.print_exc()
-        status = 1
-    if status is not None and not isinstance(status, int):
-        print(status, file=sys.stderr)
-        status = 1
-    # The interpreter's own end, which multiprocessing's child skips (it leaves through os._exit): the threads joined,
-    # then the atexit hooks. CPython has no public call for either, and without them joblib's loky workers outlive
-    # the command, so that a sweep on two joblib workers waits out their 300 s idle timeout: these two private calls
-    # stay, here and nowhere else.
-    threading._shutdown()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status or 0)
+        sys.exit(1)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
 
 
 def finish(command: Command, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -152,6 +149,11 @@ def start_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> Co
 def run_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> subprocess.CompletedProcess:
     """The suite command run to its end, its output captured."""
     return finish(start_suite(tmp_path, *args, named=named, **options))
+
+
+def run_plain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """The suite command run to its end by a plain `python`, not the fork server (see above)."""
+    return subprocess.run(suite_command(tmp_path, *args), cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
 def records(tmp_path: Path) -> list[dict]:

@@ -2,9 +2,8 @@
 import json
 
 import pytest
-from helpers import compose
+from helpers import run_job
 
-import run
 from ccup.metrics import implausible
 
 pytestmark = pytest.mark.slow
@@ -12,10 +11,9 @@ GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt"
 
 
 def job(tmp_path, *overrides: str) -> dict:
-    """Runs one job of the default config with `overrides`, without logger or extra evaluations; its record."""
-    run.unlearn(compose(*overrides, "debug=default", f"results_dir={tmp_path}/results",
-                        f"hydra.run.dir={tmp_path}/out"))
-    return json.loads((tmp_path / "out" / "record.json").read_text())
+    """The record of one job of the default config with `overrides` (helpers.run_job)."""
+    run_job(tmp_path, *overrides)
+    return json.loads((tmp_path / "outputs" / "record.json").read_text())
 
 
 def test_a_class_list_out_of_the_labels_order_is_flagged(tmp_path, tiny, caplog):

@@ -4,12 +4,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from helpers import compose, finish, records, run_python, start_suite
+from helpers import compose, records, run_job
 from hydra.utils import instantiate
 
 import ccup.tiny
 from ccup.errors import find_user_error
 from ccup.models import load_clip
+from ccup.report import write_report
 from ccup.task import UnlearnTask
 
 
@@ -58,15 +59,14 @@ def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory, tiny):
-    """The oracle at alpha = 1 and 0.5 (one sweep: the second job reads the first one's training back) beside CCUP on
-    sandal, started together, and the report of the three. The oracle is trained for 50 steps here (the test's
+    """The oracle at alpha = 1, then 0.5 (which reads the first job's training back), and CCUP on sandal, one job
+    after another in this process, and the report of the three. The oracle is trained for 50 steps here (the test's
     reduced recipe; `make paper` trains it by the whole recipe)."""
     tmp_path = tmp_path_factory.mktemp("oracle")
-    runs = [start_suite(tmp_path, *args, "eval=[cross,probe]", "logger=none", "hydra.callbacks.sweep.report=false")
-            for args in (["-m", "method=retrain", "method.max_steps=50", "alpha=1,0.5"], ["method=ccup"])]
-    for result in map(finish, runs):
-        assert result.returncode == 0, result.stderr
-    assert run_python("-m", "ccup.report", str(tmp_path / "results")).returncode == 0
+    oracle = ["method=retrain", "method.max_steps=50"]
+    for folder, job in {"oracle": [*oracle, "alpha=1"], "half": [*oracle, "alpha=0.5"], "ccup": ["method=ccup"]}.items():
+        run_job(tmp_path, *job, "eval=[cross,probe]", "logger=none", debug=False, folder=folder)
+    write_report(tmp_path / "results")
     return tmp_path
 
 

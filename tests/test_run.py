@@ -2,13 +2,12 @@
 checkpoints and W&B runs, and forget sets of several classes."""
 import json
 import re
-import subprocess
 
 import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_python, run_suite, suite_command, wandb_run
+from helpers import ROOT, compose, records, run_plain, run_python, run_suite, wandb_run
 
 from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
@@ -18,11 +17,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def alpha_sweep(tmp_path_factory, tiny):
-    """`python run.py -m alpha=0,0.5,1` on the default config, as `make run` runs it: a plain interpreter, the one
-    suite command of the tests that does not run in a child of their fork server (helpers.py)."""
+    """`python run.py -m alpha=0,0.5,1` on the default config, as `make run` runs it: a plain interpreter, not a
+    child of the tests' fork server (helpers.py)."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    result = subprocess.run(suite_command(tmp_path, "-m", "alpha=0,0.5,1", "export=true"), cwd=ROOT,
-                            capture_output=True, text=True, timeout=600)
+    result = run_plain(tmp_path, "-m", "alpha=0,0.5,1", "export=true")
     assert result.returncode == 0, result.stderr
     return tmp_path
 

@@ -2,6 +2,7 @@
 launchers, concurrent writers, and one clear error for each bad input at the edges (full disk, read-only results,
 W&B refusing to start)."""
 import builtins
+import errno
 import io
 import json
 import multiprocessing
@@ -20,7 +21,7 @@ import hydra.types
 import pytest
 import submitit
 import torch
-from helpers import CONF, compose, records, run_suite, start_suite, wandb_run
+from helpers import CONF, compose, records, run_job, run_plain, run_suite, start_suite, wandb_run
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -33,6 +34,7 @@ from pytorch_lightning.strategies import DDPStrategy
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
 from ccup.job import end_failed
+from ccup.method import CCUP
 from ccup.provenance import git_state
 from ccup.record import NOT_IDENTITY, config_id, write_record
 from ccup.task import UnlearnTask
@@ -472,16 +474,24 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
         "time/job_s"]
 
 
-@pytest.mark.slow
-def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny):
-    """A bug, not a bad input: the method raises a RuntimeError at alpha = 0.5 (patched in before run.py runs)."""
-    result = run_with_fault(tmp_path, BUGGY_METHOD, "-m", "method=nullspace", "alpha=0.5,1", "eval=[]", "logger=none")
-    by_alpha = {r["config"]["alpha"]: r for r in by_id(tmp_path).values()}
-    assert sorted(by_alpha) == [0.5, 1], result.stderr
-    assert by_alpha[0.5]["status"] == "failed" and by_alpha[0.5]["error"] == "RuntimeError: a bug"
-    assert by_alpha[1]["status"] == "complete"
-    assert result.returncode != 0 and "1 of 2 jobs failed" in result.stderr
-    assert "Traceback" in (tmp_path / "multirun" / "0" / "run.log").read_text()  # a bug keeps its traceback
+def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny, monkeypatch, caplog):
+    """A bug, not a bad input: the method raises a RuntimeError at alpha = 0.5. As a job of a sweep, it is recorded
+    as failed and logged with its traceback, and the next job runs."""
+    call = CCUP.__call__
+
+    def buggy(self, model, task):
+        if self.alpha == 0.5:
+            raise RuntimeError("a bug")
+        return call(self, model, task)
+
+    monkeypatch.setattr(CCUP, "__call__", buggy)
+    for alpha in (0.5, 1):
+        run_job(tmp_path / str(alpha), "method=nullspace", f"alpha={alpha}", sweeping=True)
+    failed, complete = (records(tmp_path / str(alpha))[0] for alpha in (0.5, 1))
+    assert failed["status"] == "failed" and failed["error"] == "RuntimeError: a bug"
+    assert complete["status"] == "complete"
+    (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert logged.getMessage() == "error: RuntimeError: a bug" and logged.exc_info  # a bug keeps its traceback
 
 
 @pytest.mark.slow
@@ -495,7 +505,7 @@ def test_wandb_refusing_to_start_fails_its_jobs_not_the_sweep(tmp_path):
 
 @pytest.mark.slow
 def test_4_jobs_on_2_joblib_workers_write_4_complete_records(tmp_path, tiny):
-    result = run_suite(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=range(4)",
+    result = run_plain(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=range(4)",
                        "eval=[]", "logger=none", f"evaluator.cache.root={tmp_path}/features")
     assert result.returncode == 0, result.stderr
     found = by_id(tmp_path)
@@ -511,64 +521,42 @@ def test_4_jobs_on_2_joblib_workers_write_4_complete_records(tmp_path, tiny):
 
 
 # --- Bad input at the edges of the filesystem: one clear error, no partial record ----------------------------------
+# Faults the OS cannot be asked for here (root ignores read-only permissions; a full disk), patched into the calls
+# that write under the results folder.
 
-
-def run_with_fault(tmp_path: Path, fault: str, *args: str) -> subprocess.CompletedProcess:
-    """`python run.py ARGS` (as run_suite) with `fault`, Python source run first: faults that a test cannot ask of
-    the OS or the command line (root ignores read-only permissions; a full disk; a bug), FAULTY naming the folder
-    whose writes a filesystem fault breaks."""
-    return run_suite(tmp_path, *args, prelude=fault, env={"FAULTY": str(tmp_path / "results")})
-
-
-BUGGY_METHOD = """
-import ccup.method
-call = ccup.method.CCUP.__call__
-def buggy(self, model, task):
-    if self.alpha == 0.5:
-        raise RuntimeError("a bug")
-    return call(self, model, task)
-ccup.method.CCUP.__call__ = buggy
-"""
-
-READ_ONLY = """
-import errno, os
-def refuse(call):
+def refused_under(folder: Path, call: Callable, code: int) -> Callable:
+    """`call(path, ...)` that fails with OSError `code` for any path under `folder`."""
     def refused(path, *args, **kwargs):
-        if os.path.abspath(path).startswith(os.environ["FAULTY"]):
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+        if os.path.abspath(path).startswith(str(folder)):
+            raise OSError(code, os.strerror(code), path)
         return call(path, *args, **kwargs)
     return refused
-os.open, os.mkdir = refuse(os.open), refuse(os.mkdir)
-"""
-
-FULL_DISK = """
-import errno, os
-sync = os.fsync
-def fsync(fd):
-    if os.readlink(f"/proc/self/fd/{fd}").startswith(os.environ["FAULTY"]):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    sync(fd)
-os.fsync = fsync
-"""
 
 
-@pytest.mark.slow
-def test_a_read_only_results_dir_is_refused_before_the_job_runs(tmp_path):
-    result = run_with_fault(tmp_path, READ_ONLY, "logger=none")
-    assert result.returncode != 0
+def test_a_read_only_results_dir_is_refused_before_the_job_runs(tmp_path, monkeypatch, caplog):
+    for name in ("open", "mkdir"):
+        monkeypatch.setattr(os, name, refused_under(tmp_path / "results", getattr(os, name), errno.EROFS))
+    with pytest.raises(SystemExit) as end:
+        run_job(tmp_path)
     assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: Read-only file "
-                        r"system: free space .* or write the results elsewhere with results_dir=DIR",
-                        result.stderr.strip().splitlines()[-1])
-    assert not (tmp_path / "results").exists() and "Seed set" not in result.stderr  # nothing ran
+                        r"system: free space .* or write the results elsewhere with results_dir=DIR", str(end.value))
+    assert not (tmp_path / "results").exists() and "Seed set" not in caplog.text  # nothing ran
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the fault finds file names in /proc")
-def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_path, tiny):
-    result = run_with_fault(tmp_path, FULL_DISK, "eval=[]", "logger=none")
-    assert result.returncode != 0
+def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_path, tiny, monkeypatch):
+    sync = os.fsync
+
+    def fsync(fd):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(tmp_path / "results")):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        sync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(SystemExit) as end:
+        run_job(tmp_path)
     assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: No space left on "
-                        r"device: .*", result.stderr.strip().splitlines()[-1])
+                        r"device: .*", str(end.value))
     assert list((tmp_path / "results" / "records").iterdir()) == []
     assert not (tmp_path / "outputs" / "record.json").exists()
 

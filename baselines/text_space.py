@@ -1,0 +1,149 @@
+"""Text-space adaptation as a method: Kravets & Namboodiri, "Zero-shot CLIP forgetting via text-image space adaptation"
+(TMLR 2025), read from the authors' code (github.com/akres001/Zero-shot-CLIP-Forgetting-via-Text-image-Space-Adaptation
+at 0699eef: main.py, utils.py, utils_lora.py; conf/method/text_space.yaml names the line of each setting).
+
+No images: like CCUP it needs only class names, but it edits the text tower where CCUP edits the image tower. The text
+projection P (width x d) gets a rank-r update, P' = P + (BA)^T / r (LoRA, with their lora_alpha 1), trained so that
+the forget class's name lands on the empty prompt's embedding and the other names stay where they were:
+
+    lamb_forget ||E - H_f P'|| + lamb_preserve ||H_p P - H_p P'|| + lamb_weight ||BA||      (Frobenius norms)
+
+H_f holds the pooled text features (before P) of each forget class name, E as many copies of the empty prompt's
+normalised embedding, H_p the features of the names to keep. The authors have a language model write class names
+similar to the forget class for H_p; here they are the dataset's other class names and their synonyms (where the
+dataset config lists them), with the authors' prompt, the name alone ("{}").
+
+Each trial trains A and B (A Kaiming-uniform, B zero, as LoRA starts) with Adam at lr 0.01 for 2,000 steps and keeps
+the weights of the lowest loss (the authors' loop means to: its best loss is never updated, so it keeps the last).
+A trial that cut the forget distance ||E - H_f P'|| by less than 70 % is run again with lamb_forget raised by 0.05,
+up to 100 trials. alpha interpolates the projection, P_alpha = P + alpha (P' - P).
+"""
+import copy
+
+import torch
+from open_clip.transformer import text_global_pool
+
+from ccup.errors import UserError
+from ccup.projection import check_alpha
+from ccup.task import UnlearnTask
+
+EMPTY_NOISE = 0.5  # the authors' noise on the empty prompt's embedding while its nearest class is a forget class
+
+
+class TextSpace:
+    """Text-space adaptation of the text projection (see the module's docstring), `steps` Adam steps per trial."""
+
+    def __init__(self, alpha: float, rank: int, lamb_forget: float, lamb_preserve: float, lamb_weight: float,
+                 lr: float, steps: int, reduction: float, trials: int, raise_forget: float, templates: list[str],
+                 seed: int, synonyms: dict | None = None):
+        check_alpha(alpha)
+        if not (isinstance(rank, int) and rank >= 1 and steps >= 1 and trials >= 1):
+            raise UserError(f"method.rank, method.steps and method.trials must be at least 1, got {rank}, {steps} "
+                            f"and {trials}")
+        if not all(isinstance(w, int | float) and 0 <= w < float("inf") for w in (lamb_forget, lamb_preserve,
+                                                                                   lamb_weight, raise_forget)):
+            raise UserError("method.lamb_forget, lamb_preserve, lamb_weight and raise_forget must be finite numbers "
+                            f">= 0, got {lamb_forget}, {lamb_preserve}, {lamb_weight} and {raise_forget}")
+        if not 0 <= reduction < 1:
+            raise UserError(f"method.reduction (the forget distance's least relative cut) lies in [0, 1), got "
+                            f"{reduction}")
+        self.alpha = alpha
+        self.rank = rank
+        self.lamb_forget = lamb_forget
+        self.lamb_preserve = lamb_preserve
+        self.lamb_weight = lamb_weight
+        self.lr = lr
+        self.steps = steps
+        self.reduction = reduction
+        self.trials = trials
+        self.raise_forget = raise_forget
+        self.templates = list(templates)
+        self.seed = seed
+        self.synonyms = dict(synonyms or {})
+        self.stats = {}
+
+    def edits(self, model: torch.nn.Module) -> list[str]:
+        """The text projection."""
+        return ["text_projection"]
+
+    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
+        if not isinstance(getattr(model, "text_projection", None), torch.nn.Parameter):
+            raise UserError(f"text_space edits the text projection of open_clip's CLIP text tower (a `text_projection` "
+                            f"matrix); {type(model).__name__} has none")
+        generator = torch.Generator().manual_seed(self.seed)
+        retain = [task.classnames[i] for i in task.retain_idx]
+        preserve = [*retain, *(word for name in retain for word in self.synonyms.get(name, ()))]
+        with torch.no_grad():
+            forget_features = pooled(model, task.tokenizer, [t.format(n) for n in task.forget for t in self.templates])
+            preserve_features = pooled(model, task.tokenizer, [t.format(n) for n in preserve for t in self.templates])
+            names = class_text(model, task.tokenizer, task.classnames, self.templates)
+            target = empty_target(model, task.tokenizer, names, task.forget_idx, generator)
+        target = target.expand(len(forget_features), -1)
+        P = model.text_projection.detach()
+        lamb_forget = self.lamb_forget
+        for trial in range(1, self.trials + 1):
+            adapted, cut = self.fit(P, forget_features, preserve_features, target, lamb_forget, generator)
+            if cut >= self.reduction or trial == self.trials:
+                break
+            lamb_forget += self.raise_forget
+        self.stats = {"unlearn/trials": trial, "unlearn/lamb_forget": lamb_forget, "unlearn/forget_cut": cut}
+        unlearned = copy.deepcopy(model)
+        with torch.no_grad():
+            unlearned.text_projection.copy_(torch.lerp(P, adapted, self.alpha))
+        return unlearned
+
+    def fit(self, P: torch.Tensor, H_f: torch.Tensor, H_p: torch.Tensor, E: torch.Tensor, lamb_forget: float,
+            generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """One trial: the adapted projection of the lowest loss, and the relative cut of the forget distance."""
+        A = torch.empty(self.rank, P.shape[0])
+        torch.nn.init.kaiming_uniform_(A, a=5 ** 0.5, generator=generator)
+        A = A.to(P).requires_grad_()
+        B = torch.zeros(P.shape[1], self.rank, dtype=P.dtype, device=P.device, requires_grad=True)
+        optimizer = torch.optim.Adam([A, B], lr=self.lr)
+        kept = H_p @ P  # where the names to keep land now
+        best, best_loss = P, float("inf")
+        for _ in range(self.steps):
+            adapted = P + (B @ A).T / self.rank
+            loss = (lamb_forget * torch.linalg.norm(E - H_f @ adapted) + self.lamb_preserve *
+                    torch.linalg.norm(kept - H_p @ adapted) + self.lamb_weight * torch.linalg.norm(B @ A))
+            if loss.item() < best_loss:
+                best, best_loss = adapted.detach(), loss.item()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        start = torch.linalg.norm(E - H_f @ P)
+        return best, ((start - torch.linalg.norm(E - H_f @ best)).abs() / start).item()
+
+
+def pooled(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
+    """(N, width) text features of `texts` before the text projection, pooled as `encode_text` pools them."""
+    tokens = tokenizer(texts).to(model.text_projection.device)
+    seen = {}
+    hook = model.ln_final.register_forward_hook(lambda module, inputs, output: seen.update(x=output))
+    try:
+        model.encode_text(tokens)
+    finally:
+        hook.remove()
+    return text_global_pool(seen["x"], tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
+
+
+def class_text(model: torch.nn.Module, tokenizer, classnames, templates: list[str]) -> torch.Tensor:
+    """(C, d) normalised text embeddings of each class name in the method's prompts, averaged over them."""
+    embedded = model.encode_text(tokenizer([t.format(n) for n in classnames for t in templates]), normalize=True)
+    return torch.nn.functional.normalize(embedded.reshape(len(classnames), len(templates), -1).mean(1), dim=-1)
+
+
+def empty_target(model: torch.nn.Module, tokenizer, names: torch.Tensor, forget_idx: list[int],
+                 generator: torch.Generator, draws: int = 1000) -> torch.Tensor:
+    """(1, d) the empty prompt's normalised embedding, where the forget names are sent; while its nearest class name
+    is a forget class, it is drawn again with noise, as the authors do (main.py, compute_proj_into), here at most
+    `draws` times."""
+    empty = model.encode_text(tokenizer([""]))
+    target = torch.nn.functional.normalize(empty, dim=-1)
+    for _ in range(draws):
+        if int((names @ target.T).argmax()) not in forget_idx:
+            return target
+        noise = EMPTY_NOISE * torch.randn(empty.shape, generator=generator).to(empty)
+        target = torch.nn.functional.normalize(empty + noise, dim=-1)
+    raise UserError(f"the empty prompt's embedding stays nearest to a forget class after {draws} noisy draws: "
+                    "text_space has no place to send the forget names on this model; use another method")
