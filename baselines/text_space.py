@@ -27,7 +27,13 @@ from ccup.errors import UserError
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 
-EMPTY_NOISE = 0.5  # the authors' noise on the empty prompt's embedding while its nearest class is a forget class
+# The noise on the empty prompt's embedding while its nearest class is a forget class, in units of the embedding's
+# root-mean-square coordinate: the authors add noise of standard deviation 0.5 to CLIP's embedding, whose coordinates
+# are of that order; a model whose embeddings are scaled otherwise (the embedded model's) gets as much noise relatively.
+# It doubles every NOISE_DOUBLES draws: on the embedded model the empty prompt lies at cosine 0.99 from "dress", and
+# noise of the authors' size never moves it away.
+EMPTY_NOISE = 1.0
+NOISE_DOUBLES = 10
 
 
 class TextSpace:
@@ -134,16 +140,17 @@ def class_text(model: torch.nn.Module, tokenizer, classnames, templates: list[st
 
 
 def empty_target(model: torch.nn.Module, tokenizer, names: torch.Tensor, forget_idx: list[int],
-                 generator: torch.Generator, draws: int = 1000) -> torch.Tensor:
+                 generator: torch.Generator, draws: int = 100) -> torch.Tensor:
     """(1, d) the empty prompt's normalised embedding, where the forget names are sent; while its nearest class name
-    is a forget class, it is drawn again with noise, as the authors do (main.py, compute_proj_into), here at most
-    `draws` times."""
+    is a forget class, it is drawn again with noise, as the authors do (main.py, compute_proj_into), the noise growing
+    (EMPTY_NOISE, NOISE_DOUBLES), at most `draws` times."""
     empty = model.encode_text(tokenizer([""]))
     target = torch.nn.functional.normalize(empty, dim=-1)
-    for _ in range(draws):
+    for draw in range(draws):
         if int((names @ target.T).argmax()) not in forget_idx:
             return target
-        noise = EMPTY_NOISE * torch.randn(empty.shape, generator=generator).to(empty)
-        target = torch.nn.functional.normalize(empty + noise, dim=-1)
+        scale = EMPTY_NOISE * 2 ** (draw // NOISE_DOUBLES) * empty.square().mean().sqrt()
+        target = torch.nn.functional.normalize(empty + scale * torch.randn(empty.shape, generator=generator).to(empty),
+                                               dim=-1)
     raise UserError(f"the empty prompt's embedding stays nearest to a forget class after {draws} noisy draws: "
                     "text_space has no place to send the forget names on this model; use another method")

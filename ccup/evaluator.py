@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import Dataset
-from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ccup.errors import UserError
 from ccup.evals import Evaluation, check_evaluations
 from ccup.features import FeatureCache, Features
-from ccup.metrics import unlearning_metrics
+from ccup.metrics import class_counts, unlearning_metrics
 from ccup.task import UnlearnTask
 from ccup.trainers import check_trainer
 from ccup.zeroshot import predict
@@ -67,8 +66,8 @@ class Evaluator:
 def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, task: UnlearnTask) -> dict:
     """Unlearning metrics of `model` from its image features before the final projection."""
     classifier = task.classifier_of(model)  # (d, C), on the model's device
-    confmat = multiclass_confusion_matrix(predict(model, features, classifier), labels, num_classes=classifier.shape[1])
-    return unlearning_metrics(confmat, task.forget_idx, task.classnames)
+    counts = class_counts(predict(model, features, classifier), labels, classifier.shape[1])
+    return unlearning_metrics(*counts, task.forget_idx, task.classnames)
 
 
 def peak_memory_mb() -> float:
