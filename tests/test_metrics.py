@@ -1,7 +1,6 @@
 """Unlearning metrics on confusion matrices whose answers are known, and the per-class counts they are read from."""
 import pytest
 import torch
-
 from hypothesis import given
 from hypothesis import strategies as st
 from torchmetrics.functional.classification import multiclass_confusion_matrix

@@ -64,7 +64,8 @@ def oracle(tmp_path_factory, tiny):
     reduced recipe; `make paper` trains it by the whole recipe)."""
     tmp_path = tmp_path_factory.mktemp("oracle")
     oracle = ["method=retrain", "method.max_steps=50"]
-    for folder, job in {"oracle": [*oracle, "alpha=1"], "half": [*oracle, "alpha=0.5"], "ccup": ["method=ccup"]}.items():
+    jobs = {"oracle": [*oracle, "alpha=1"], "half": [*oracle, "alpha=0.5"], "ccup": ["method=ccup"]}
+    for folder, job in jobs.items():
         run_job(tmp_path, *job, "eval=[cross,probe]", "logger=none", debug=False, folder=folder)
     write_report(tmp_path / "results")
     return tmp_path
