@@ -35,7 +35,10 @@ class FineTune:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         check_trainer(trainer, "trainer")
         self.alpha, self.module, self.samples, self.params = alpha, module, samples, list(params)
-        self.steps, self.batch_size, self.lr, self.seed = steps, batch_size, lr, seed
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
         self.trainer, self.cache_dir = trainer, Path(cache_dir)
         self.stats = {}
 

@@ -71,9 +71,14 @@ class LipschitzUnlearning(pl.LightningModule):
             raise UserError("method.module.sigmas, k_image and k_text are one schedule, one entry per stage: give "
                             f"them the same length (at least 1), got {len(sigmas)}, {len(k_image)}, {len(k_text)}")
         self.automatic_optimization = False
-        self.model, self.task, self.trainable, self.lr = model, task, trainable, lr
+        self.model = model
+        self.task = task
+        self.trainable = trainable
+        self.lr = lr
         self.sigmas, self.k_image, self.k_text = list(sigmas), list(k_image), list(k_text)
-        self.noise_samples, self.stop_accuracy, self.epochs = noise_samples, stop_accuracy, epochs
+        self.noise_samples = noise_samples
+        self.stop_accuracy = stop_accuracy
+        self.epochs = epochs
         self.accumulate = accumulate
         self.betas, self.eps, self.weight_decay = tuple(betas), eps, weight_decay
         self.register_buffer("captions", task.tokenizer([f"A picture of {name}" for name in task.classnames]))

@@ -29,7 +29,8 @@ class Retrain:
                             "recipe the suite does not have: retrain the embedded model (model=tiny) instead")
         if max_steps is not None and not max_steps >= 1:
             raise UserError(f"method.max_steps must be at least 1 (or null for the whole recipe), got {max_steps}")
-        self.alpha, self.max_steps = alpha, max_steps
+        self.alpha = alpha
+        self.max_steps = max_steps
         self.recipe = OmegaConf.to_container(recipe, resolve=True)
         if seed is not None:
             self.recipe["seed"] = seed

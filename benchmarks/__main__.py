@@ -34,7 +34,8 @@ def main(results: Path = Path("results")) -> None:
                "`spread` is (max - min) / median of those ratios: how far one measurement on this machine may stray; "
                "`change` is this ratio against the one the run before wrote (results/benchmarks.csv as it was): how "
                "far two runs agree. Times are of this machine and run; compare the ratios.\n")
-    sections, tables = [], []
+    sections = []
+    tables = []
     for title, module in BENCHMARKS.items():
         table = with_change(module.main().assign(benchmark=title), previous)
         print(f"\n## {title}\n\n{table.drop(columns='benchmark').to_markdown(index=False)}", flush=True)

@@ -120,7 +120,9 @@ class ArrayImages(Dataset):
     """Greyscale images held in memory, (n, h, w) uint8, with their labels: (transform(PIL image), label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None):
-        self.images, self.labels, self.transform = images, labels, transform
+        self.images = images
+        self.labels = labels
+        self.transform = transform
         self.targets = labels.tolist()
 
     def __repr__(self) -> str:  # identifies the split for the feature cache

@@ -31,7 +31,10 @@ class Evaluator:
             raise UserError(f"evaluator.batch_size must be at least 1 and evaluator.num_workers at least 0, got "
                             f"{batch_size} and {num_workers}")
         check_trainer(trainer, "evaluator.trainer")
-        self.trainer, self.batch_size, self.num_workers, self.cache = trainer, batch_size, num_workers, cache
+        self.trainer = trainer
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.cache = cache
         self.evals = dict(evals) if evals is not None else {}
         check_evaluations(self.evals)
 

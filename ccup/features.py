@@ -111,8 +111,11 @@ class Features:
 
     def __init__(self, original: torch.nn.Module, trainer: Callable[[], pl.Trainer], batch_size: int,
                  num_workers: int, cache: FeatureCache):
-        self.original, self.trainer, self.cache = original, trainer, cache
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.original = original
+        self.trainer = trainer
+        self.cache = cache
+        self.batch_size = batch_size
+        self.num_workers = num_workers
         # The original's features of each dataset this job asked for, while the dataset lives: keyed by the object,
         # since a dataset built and dropped in a loop may hand its id to the next one.
         self.seen: weakref.WeakKeyDictionary[Dataset, tuple] = weakref.WeakKeyDictionary()

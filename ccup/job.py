@@ -42,7 +42,8 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
             write_record(done, paths[1])
             log.info(f"skipped: the record {paths[0]} is complete (rerun=true runs the job again)")
             return done["metrics"]
-        loggers, failure = [], None
+        loggers = []
+        failure = None
         try:
             check_values(record["config"], skip=NOT_IDENTITY)
             check_writable(*paths)  # before any work: a job that cannot keep its result does not start

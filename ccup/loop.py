@@ -69,8 +69,12 @@ class Unlearning(pl.LightningModule):
     def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float,
                  loss: Callable, saliency: float | None = None, weight_decay: float = 0.0):
         super().__init__()
-        self.model, self.loss, self.trainable = model, loss, trainable
-        self.lr, self.saliency, self.weight_decay = lr, saliency, weight_decay
+        self.model = model
+        self.loss = loss
+        self.trainable = trainable
+        self.lr = lr
+        self.saliency = saliency
+        self.weight_decay = weight_decay
         self.register_buffer("classifier", task.classifier)  # (d, C): the text tower is not trained here
         self.uses = sample_sets(loss)
         self.masks: dict[str, torch.Tensor] = {}

@@ -63,7 +63,9 @@ class CCUP(Projection):
         check_weights(lam, mu)
         if not (isinstance(rtol, int | float) and 0 < rtol < 1):
             raise UserError(f"method.rtol (singular values kept, relative to the largest) lies in (0, 1), got {rtol!r}")
-        self.lam, self.mu, self.rtol = lam, mu, rtol
+        self.lam = lam
+        self.mu = mu
+        self.rtol = rtol
 
     def unlearning_map(self, model: torch.nn.Module, task: UnlearnTask) -> LowRank:
         T = task.classifier

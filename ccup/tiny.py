@@ -41,7 +41,9 @@ class CaptionContrast(pl.LightningModule):
 
     def __init__(self, model, tokens: torch.Tensor, names: torch.Tensor, lr: float, total_steps: int):
         super().__init__()
-        self.model, self.lr, self.total_steps = model, lr, total_steps
+        self.model = model
+        self.lr = lr
+        self.total_steps = total_steps
         self.register_buffer("tokens", tokens)  # (T templates, N names, C classes, L)
         self.register_buffer("names", names)  # (C,) how many of the N names each class really has
 
@@ -170,7 +172,8 @@ def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Call
                  exclude: Sequence[str] = ()) -> ConcatDataset:
     """The train splits side by side, without the images of `exclude`d classes: labels of each dataset shifted past
     the classes of the ones before it."""
-    parts, offset = [], 0
+    parts = []
+    offset = 0
     for data in datasets:
         split = TrainingSplit(data.load(split="train", transform=transform), offset)
         left_out = {offset + c for c, name in enumerate(data.classnames) if name in exclude}

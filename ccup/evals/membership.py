@@ -38,7 +38,9 @@ class LossThreshold:
             raise UserError(f"eval=mia needs a model trained on the train split of {dataset!r}, so that members are "
                             f"known; this model's training data is {'unknown' if not trained_on else trained_on} "
                             "(the embedded model=tiny is trained on fashion_mnist and digits)")
-        self.per_class, self.retain_per_class, self.seed = per_class, retain_per_class, seed
+        self.per_class = per_class
+        self.retain_per_class = retain_per_class
+        self.seed = seed
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:

@@ -36,7 +36,10 @@ class LinearProbe:
                             f"{test_per_class}")
         if not C > 0:
             raise UserError(f"eval.probe.C must be positive, got {C}")
-        self.per_class, self.test_per_class, self.seed, self.C = per_class, test_per_class, seed, C
+        self.per_class = per_class
+        self.test_per_class = test_per_class
+        self.seed = seed
+        self.C = C
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:

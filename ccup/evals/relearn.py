@@ -37,7 +37,9 @@ class Relearning:
             raise UserError(f"eval.relearn needs shots >= 1, max_steps >= 1 and lr > 0, got {shots}, {max_steps}, {lr}")
         check_trainer(trainer, "trainer")
         self.shots, self.max_steps, self.lr, self.params = shots, max_steps, lr, list(params)
-        self.test_per_class, self.seed, self.trainer = test_per_class, seed, trainer
+        self.test_per_class = test_per_class
+        self.seed = seed
+        self.trainer = trainer
 
     def __call__(self, features: FeaturesOf, original: torch.nn.Module, unlearned: torch.nn.Module,
                  task: UnlearnTask, test_set) -> dict:
@@ -87,7 +89,9 @@ class StopAt(pl.Callback):
     """Counts optimizer steps and scores forget accuracy after each one; stops training once it reaches `target`."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, target: float):
-        self.images, self.labels, self.target = images, labels, target
+        self.images = images
+        self.labels = labels
+        self.target = target
         self.steps, self.accuracy = 0, float("nan")
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):

@@ -88,7 +88,8 @@ class SlurmLauncher(HydraSlurmLauncher):
     def wait(self, job) -> str:
         """Until the job has a result or has left the queue; what the queue last said of it. A queue that cannot be
         asked (a busy or restarting controller) is asked again, for up to `patience_s` seconds in a row."""
-        state, unanswered = "RUNNING", 0.0
+        state = "RUNNING"
+        unanswered = 0.0
         while not job.paths.result_pickle.exists() and state in ACTIVE:
             time.sleep(self.poll_s)
             try:
