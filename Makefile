@@ -36,10 +36,9 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 	$(PY) -m ccup.report
 
 # One worker more than cores: many tests wait on the jobs they start (a sweep, a SLURM queue), leaving a core free.
-# Modules start in the order tests/conftest.py gives (the longest first), not xdist's (the most tests first); each
-# runs on one worker, its fixtures computed once, but for the groups tests/conftest.py splits off.
-test: data  ## the tests, test modules side by side
-	$(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+# Modules start in the order tests/conftest.py gives (the longest first), not xdist's (the most tests first).
+test: data  ## the tests, test modules side by side (each on one worker: its fixtures computed once)
+	$(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
 	$(PY) -m ccup.tiny $(if $(SHIP),--ship)

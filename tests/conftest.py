@@ -29,19 +29,13 @@ def pytest_configure(config):
 
 
 # The modules whose end-to-end runs take longest (every method's recipe, the oracle, the sweeps, the SLURM queue) start
-# first, and the rest fill in around them: started last, one would run on alone.
+# first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
 FIRST = ["test_compare.py", "test_retrain.py", "test_sweeps.py", "test_search.py", "test_slurm.py", "test_run.py"]
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items):
-    """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep this order). Under
-    `--dist loadgroup` a module's tests run on one worker, its module fixtures computed once, but for test_compare.py,
-    whose methods are tests of their own: each is a job of a minute at most, which spreads over the workers."""
+    """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep this order)."""
     items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
-    for item in items:
-        alone = item.path.name == "test_compare.py"
-        item.add_marker(pytest.mark.xdist_group(item.nodeid if alone else item.path.name))
 
 
 def pytest_unconfigure(config):

@@ -1,5 +1,5 @@
-"""End to end: every method beside CCUP on the embedded model, each at its defaults, with one evaluator. Each method is
-a test of its own, which `make test` may run beside the others on another worker (conftest.py)."""
+"""End to end: every method beside CCUP on the embedded model, each at its defaults, with one evaluator; each method a
+test of its own."""
 import pytest
 from helpers import compose, config_names, records, run_job
 from hydra.utils import instantiate
