@@ -26,6 +26,7 @@ from open_clip.transformer import text_global_pool
 from ccup.errors import UserError
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
+from ccup.zeroshot import class_embeddings
 
 # The noise on the empty prompt's embedding while its nearest class is a forget class, in units of the embedding's
 # root-mean-square coordinate: the authors add noise of standard deviation 0.5 to CLIP's embedding, whose coordinates
@@ -82,7 +83,7 @@ class TextSpace:
         with torch.no_grad():
             forget_features = pooled(model, task.tokenizer, [t.format(n) for n in task.forget for t in self.templates])
             preserve_features = pooled(model, task.tokenizer, [t.format(n) for n in preserve for t in self.templates])
-            names = class_text(model, task.tokenizer, task.classnames, self.templates)
+            names = class_embeddings(model, task.tokenizer, task.classnames, self.templates).T
             target = empty_target(model, task.tokenizer, names, task.forget_idx, generator)
         target = target.expand(len(forget_features), -1)
         P = model.text_projection.detach()
@@ -133,17 +134,11 @@ def pooled(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
     return text_global_pool(seen["x"], tokens, model.text_pool_type, eos_token_id=getattr(model, "text_eos_id", None))
 
 
-def class_text(model: torch.nn.Module, tokenizer, classnames, templates: list[str]) -> torch.Tensor:
-    """(C, d) normalised text embeddings of each class name in the method's prompts, averaged over them."""
-    embedded = model.encode_text(tokenizer([t.format(n) for n in classnames for t in templates]), normalize=True)
-    return torch.nn.functional.normalize(embedded.reshape(len(classnames), len(templates), -1).mean(1), dim=-1)
-
-
 def empty_target(model: torch.nn.Module, tokenizer, names: torch.Tensor, forget_idx: list[int],
                  generator: torch.Generator, draws: int = 100) -> torch.Tensor:
-    """(1, d) the empty prompt's normalised embedding, where the forget names are sent; while its nearest class name
-    is a forget class, it is drawn again with noise, as the authors do (main.py, compute_proj_into), the noise growing
-    (EMPTY_NOISE, NOISE_DOUBLES), at most `draws` times."""
+    """(1, d) the empty prompt's normalised embedding, where the forget names are sent; while its nearest of the (C, d)
+    class embeddings `names` is a forget class, it is drawn again with noise, as the authors do (main.py,
+    compute_proj_into), the noise growing (EMPTY_NOISE, NOISE_DOUBLES), at most `draws` times."""
     empty = model.encode_text(tokenizer([""]))
     target = torch.nn.functional.normalize(empty, dim=-1)
     for draw in range(draws):
