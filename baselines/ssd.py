@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from baselines.finetune import matching, unlearned_once
+from baselines.gradients import mean_gradients
 from ccup import storage
 from ccup.data import dataset_key
 from ccup.errors import UserError
@@ -40,20 +41,9 @@ USES = ("forget", "retain")  # []_f needs the forget samples, []_D all of them
 
 def importances(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], parameters: dict[str, torch.Tensor],
                 batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The mean over `batches` of the squared gradient of `loss(inputs, labels)` with respect to each of `parameters`
-    (tensors that require grad): SSD's diagonal Fisher importance, one tensor per parameter, of its shape. A
-    parameter the loss does not reach has importance 0."""
-    total = {name: torch.zeros_like(tensor) for name, tensor in parameters.items()}
-    count = 0
-    for inputs, labels in batches:
-        grads = torch.autograd.grad(loss(inputs, labels), list(parameters.values()), allow_unused=True)
-        for name, grad in zip(parameters, grads, strict=True):
-            if grad is not None:
-                total[name] += grad.square()
-        count += 1
-    if count == 0:
-        raise UserError("SSD's importances need at least one batch of samples")
-    return {name: value / count for name, value in total.items()}
+    """SSD's diagonal Fisher importance of each of `parameters`: the mean over `batches` of the squared gradient of
+    `loss(inputs, labels)`."""
+    return mean_gradients(loss, parameters, batches, power=2)
 
 
 def dampening(forget: torch.Tensor, full: torch.Tensor, selection_weighting: float,
