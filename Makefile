@@ -9,7 +9,7 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test tiny search paper bench report lint slurm slurm-stop
+.PHONY: help install data run test test-full tiny search paper bench report lint slurm slurm-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,8 +37,12 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 
 # One worker more than cores: many tests wait on the jobs they start (a sweep, a SLURM queue), leaving a core free.
 # Modules start in the order tests/conftest.py gives (the longest first), not xdist's (the most tests first).
+PYTEST := $(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist loadfile --no-loadscope-reorder
 test: data  ## the tests, test modules side by side (each on one worker: its fixtures computed once)
-	$(PY) -m pytest -n $$(( $$(nproc) + 1 )) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PYTEST) -m "not recipe" $(PYTEST_ARGS)
+
+test-full: data  ## the tests and every training method's full default recipe (the `recipe` mark: minutes more)
+	$(PYTEST) $(PYTEST_ARGS)
 
 tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
 	$(PY) -m ccup.tiny $(if $(SHIP),--ship)

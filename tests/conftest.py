@@ -55,3 +55,10 @@ def random_clips():
     embedding comes out of head.proj)."""
     torch.manual_seed(0)
     return {name: load_clip(name) for name in ("ViT-B-32", "RN50", "convnext_tiny")}
+
+
+@pytest.fixture(scope="module")
+def random_tiny():
+    """The embedded model's architecture with random weights (seed 0): methods run on it in seconds."""
+    torch.manual_seed(0)
+    return load_clip("ccup-tiny-p7")

@@ -21,12 +21,23 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from PIL import Image
+from torch.utils.data import Subset
 from wandb.proto import wandb_internal_pb2
 
 import run
 from ccup.configs import CONF, compose
+from ccup.data import fashion_mnist
+from ccup.task import UnlearnTask
 
 ROOT = Path(__file__).parents[1]
+
+
+def fashion_task(clip, forget=("sandal",), train_range=range(512)) -> UnlearnTask:
+    """Forget `forget` from Fashion-MNIST, the train images in `train_range` (the first 512: some 50 of each class)
+    standing for the train split the samples are drawn from."""
+    data = compose().dataset
+    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), train_range)
+    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), load_train=lambda: train)
 
 
 def config_names(group: str) -> list[str]:

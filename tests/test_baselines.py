@@ -7,7 +7,7 @@ import sys
 import pytest
 import pytorch_lightning as pl
 import torch
-from helpers import compose
+from helpers import compose, fashion_task
 from hydra.utils import instantiate
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, Subset, TensorDataset
@@ -18,21 +18,8 @@ from baselines.samples import RealSamples, SyntheticSamples
 from ccup.data import fashion_mnist
 from ccup.errors import UserError, find_user_error
 from ccup.loop import classification_loss
-from ccup.models import load_clip
 from ccup.task import UnlearnTask
 from ccup.zeroshot import zero_shot_logits
-
-
-def task_for(clip, forget=("sandal",), train_range=range(512)):
-    data = compose().dataset
-    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), train_range)
-    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), load_train=lambda: train)
-
-
-@pytest.fixture(scope="module")
-def random_tiny():
-    torch.manual_seed(0)
-    return load_clip("ccup-tiny-p7")
 
 
 def finetune(cache_dir, *overrides) -> FineTune:
@@ -40,7 +27,7 @@ def finetune(cache_dir, *overrides) -> FineTune:
 
 
 def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tmp_path, monkeypatch):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
     first = finetune(tmp_path)
     full = first(random_tiny.model, task)
     assert first.stats["unlearn/cache_hit"] == 0 and first.stats["time/unlearn_s"] > 0
@@ -55,12 +42,12 @@ def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tm
 @pytest.mark.parametrize("terminal", [False, True])
 def test_training_shows_a_progress_bar_in_a_terminal_only(random_tiny, tmp_path, monkeypatch, capsys, terminal):
     monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)  # ccup.trainers.watched
-    finetune(tmp_path)(random_tiny.model, task_for(random_tiny))
+    finetune(tmp_path)(random_tiny.model, fashion_task(random_tiny))
     assert ("3/3" in capsys.readouterr().out) == terminal  # the bar's count of steps
 
 
 def test_another_setting_trains_again(random_tiny, tmp_path):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
     finetune(tmp_path)(random_tiny.model, task)
     other = finetune(tmp_path, "method.lr=0.01")
     other(random_tiny.model, task)
@@ -68,7 +55,7 @@ def test_another_setting_trains_again(random_tiny, tmp_path):
 
 
 def test_the_weights_are_keyed_by_their_settings_not_by_where_they_are_kept(random_tiny, tmp_path):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
 
     def key(cache_dir, *overrides):
         return finetune(cache_dir, "samples=synthetic", *overrides).key(random_tiny.model, task)
@@ -86,12 +73,12 @@ def test_the_weights_are_keyed_by_their_settings_not_by_where_they_are_kept(rand
 ])
 def test_bad_settings_are_refused(random_tiny, tmp_path, override, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
-        finetune(tmp_path, override)(random_tiny.model, task_for(random_tiny))
+        finetune(tmp_path, override)(random_tiny.model, fashion_task(random_tiny))
     assert message in str(find_user_error(error.value))
 
 
 def test_real_samples_draw_per_class_images_of_the_right_classes(random_tiny):
-    task = task_for(random_tiny, forget=("sandal", "bag"), train_range=range(2000))
+    task = fashion_task(random_tiny, forget=("sandal", "bag"), train_range=range(2000))
     sets, _ = RealSamples(per_class=7, seed=0)(random_tiny.model, task, ("forget", "retain"))
     forget_labels = sorted(int(label) for _, label in sets["forget"])
     assert forget_labels == [5] * 7 + [8] * 7
@@ -117,12 +104,12 @@ def test_synthesis_that_never_reaches_its_threshold_is_reported_not_looped(rando
     # softmax confidence never exceeds 1, so no attempt can succeed: the generator must give up at the floor.
     samples = synthetic(tmp_path, per_class=2, steps=2, threshold=1.0, threshold_floor=0.95)
     with pytest.raises(UserError, match="never reached its confidence threshold"):
-        samples(random_tiny.model, task_for(random_tiny), ("forget",))
+        samples(random_tiny.model, fashion_task(random_tiny), ("forget",))
 
 
 @pytest.mark.slow
 def test_synthetic_samples_are_classified_as_their_class(tiny, tmp_path):
-    task = task_for(tiny, forget=("sandal", "bag"))
+    task = fashion_task(tiny, forget=("sandal", "bag"))
     samples = synthetic(tmp_path, per_class=8)
     sets, stats = samples(tiny.model, task, ("forget", "retain"))
     for name in ("forget", "retain"):
@@ -145,7 +132,7 @@ def lipschitz_run(clip, tmp_path, images: int, batch_size: int, *overrides):
     method = instantiate(compose("method=lipschitz", f"cache_dir={tmp_path}", "method.module.noise_samples=1",
                                  *overrides).method)
     model = copy.deepcopy(clip.model)
-    module = method.module(model=model, task=task_for(clip), trainable=method.edits(model), lr=method.lr)
+    module = method.module(model=model, task=fashion_task(clip), trainable=method.edits(model), lr=method.lr)
     data = TensorDataset(torch.randn(images, 3, 28, 28), torch.full((images,), 5))
 
     def fit(*callbacks):
@@ -251,7 +238,7 @@ def test_distillation_kl_is_the_softened_kl_from_teacher_to_student_times_temper
 
 
 def test_scrub_loss_is_gamma_ce_on_retain_and_minus_the_kl_on_forget(random_tiny):
-    model, classifier, batch = random_tiny.model, task_for(random_tiny).classifier, scrub_batch()
+    model, classifier, batch = random_tiny.model, fashion_task(random_tiny).classifier, scrub_batch()
     loss = scrub_loss("method.module.loss.gamma=3")
     teacher = copy.deepcopy(model)
     max_step = {"teacher": teacher, "step": 0, "steps": 100}
@@ -285,7 +272,7 @@ class Reads(dict):
 
 
 def test_scrub_takes_a_max_step_every_max_every_steps_in_the_first_max_fraction_of_them(random_tiny):
-    model, classifier = random_tiny.model, task_for(random_tiny).classifier
+    model, classifier = random_tiny.model, fashion_task(random_tiny).classifier
     loss, teacher = scrub_loss(), copy.deepcopy(model)  # max_fraction 0.3, max_every 10
     max_steps = []
     for step in range(100):
@@ -300,7 +287,7 @@ def test_scrub_takes_a_max_step_every_max_every_steps_in_the_first_max_fraction_
 def test_scrubs_teacher_is_the_original_model_frozen_through_training(random_tiny, tmp_path):
     method = instantiate(compose("method=scrub", f"cache_dir={tmp_path}", "method.steps=4").method)
     model = copy.deepcopy(random_tiny.model)
-    module = method.module(model=model, task=task_for(random_tiny), trainable=method.edits(model), lr=method.lr)
+    module = method.module(model=model, task=fashion_task(random_tiny), trainable=method.edits(model), lr=method.lr)
     sets = scrub_batch(8, 16)
     loaders = {name: DataLoader(TensorDataset(*sets[name]), batch_size=4) for name in sets}
     method.trainer(max_steps=method.steps).fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
@@ -313,7 +300,7 @@ def test_scrubs_teacher_is_the_original_model_frozen_through_training(random_tin
 def test_only_a_loss_declared_with_a_teacher_gets_one(random_tiny, tmp_path):
     method = instantiate(compose("method=finetune", f"cache_dir={tmp_path}").method)
     model = copy.deepcopy(random_tiny.model)
-    assert method.module(model=model, task=task_for(random_tiny), trainable=[], lr=method.lr).teacher is None
+    assert method.module(model=model, task=fashion_task(random_tiny), trainable=[], lr=method.lr).teacher is None
 
 
 def differing(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> set[str]:

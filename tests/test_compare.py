@@ -2,8 +2,9 @@
 test of its own."""
 import pytest
 from helpers import compose, config_names, records, run_job
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
+from baselines.finetune import FineTune
 from ccup.method import Projection
 
 ORACLE = "baselines.retrain.Retrain"
@@ -31,7 +32,14 @@ def full_strength(tmp_path, name: str, alpha: float = 1) -> dict:
     return record
 
 
-@pytest.mark.parametrize("name", APPROXIMATE)
+def recipe(name: str):
+    """A method that trains, at its defaults: `make test-full` runs its whole recipe; `make test` runs the others, and
+    gradient ascent's recipe below, and every method at the debug preset's few steps (test_methods.py)."""
+    trains = issubclass(get_class(compose(f"method={name}").method._target_), FineTune)
+    return pytest.param(name, marks=pytest.mark.recipe) if trains else name
+
+
+@pytest.mark.parametrize("name", [recipe(name) for name in APPROXIMATE])
 def test_each_method_forgets_the_class_at_full_strength_or_is_flagged_and_keeps_the_others(name, tmp_path, tiny):
     record = full_strength(tmp_path, name)
     metrics = record["metrics"]

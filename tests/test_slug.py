@@ -4,15 +4,19 @@ import math
 
 import pytest
 import torch
-from helpers import compose
+from helpers import compose, fashion_task
 from hydra.utils import instantiate
-from torch.utils.data import Subset
 
-from baselines.slug import SLUG, candidates, class_cosine, layer_group, pareto_front, select_layer, step_search, \
-    text_classifier
-from ccup.data import fashion_mnist
-from ccup.models import load_clip
-from ccup.task import UnlearnTask
+from baselines.slug import (
+    SLUG,
+    candidates,
+    class_cosine,
+    layer_group,
+    pareto_front,
+    select_layer,
+    step_search,
+    text_classifier,
+)
 
 
 def test_the_front_holds_the_layers_no_other_beats_on_both_alignment_and_importance():
@@ -60,21 +64,8 @@ def test_the_step_doubles_until_the_target_then_bisects_and_keeps_the_smallest_s
     assert math.isclose(step_search(lambda s: 0.0, 3.0, 3, 0.0)[0], 0.75)  # bisected towards 0
 
 
-@pytest.fixture(scope="module")
-def random_tiny():
-    torch.manual_seed(0)
-    return load_clip("ccup-tiny-p7")
-
-
-def task_for(clip) -> UnlearnTask:
-    """Forget sandals, with the first 512 training images (some 50 sandals) as the samples' train split."""
-    data = compose().dataset
-    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    return UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
-
-
 def test_the_differentiable_classifier_is_the_zero_shot_one_and_the_forget_step_lowers_the_cosine(random_tiny):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
     model = random_tiny.model
     torch.testing.assert_close(text_classifier(model, task).detach(), task.classifier)
     images = torch.stack([task.load_train()[i][0] for i in range(8)])
@@ -96,7 +87,7 @@ def slug(cache_dir, *overrides) -> SLUG:
 
 @pytest.mark.parametrize("tower", ["text", "image"])
 def test_one_layer_moves_and_a_second_run_reuses_it_for_every_alpha(tower, random_tiny, tmp_path, monkeypatch):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
     first = slug(tmp_path, f"method.tower={tower}")
     full = first(random_tiny.model, task).state_dict()
     original = random_tiny.model.state_dict()

@@ -2,14 +2,10 @@
 per setting."""
 import pytest
 import torch
-from helpers import compose
+from helpers import compose, fashion_task
 from hydra.utils import instantiate
-from torch.utils.data import Subset
 
 from baselines.ssd import SSD, dampening, importances
-from ccup.data import fashion_mnist
-from ccup.models import load_clip
-from ccup.task import UnlearnTask
 
 
 def two_parameter_loss(parameters: dict[str, torch.Tensor]):
@@ -67,19 +63,6 @@ def test_the_two_parameter_model_dampens_only_the_parameter_of_the_forget_data(t
     assert all(dampening(f[name], d[name], 10.0, 1.0) == 1.0 for name in two_parameters)
 
 
-@pytest.fixture(scope="module")
-def random_tiny():
-    torch.manual_seed(0)
-    return load_clip("ccup-tiny-p7")
-
-
-def task_for(clip) -> UnlearnTask:
-    """Forget sandals, with the first 512 training images (some 50 sandals) as the samples' train split."""
-    data = compose().dataset
-    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    return UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
-
-
 def ssd(cache_dir, *overrides) -> SSD:
     # selection_weighting 1: with some 50 sandals among 512 images the authors' 10 may select nothing
     return instantiate(compose("method=ssd", "method.selection_weighting=1", f"cache_dir={cache_dir}",
@@ -87,7 +70,7 @@ def ssd(cache_dir, *overrides) -> SSD:
 
 
 def test_a_second_run_reuses_the_dampened_weights_for_every_alpha(random_tiny, tmp_path, monkeypatch):
-    task = task_for(random_tiny)
+    task = fashion_task(random_tiny)
     first = ssd(tmp_path)
     full = first(random_tiny.model, task)
     assert first.stats["unlearn/cache_hit"] == 0 and first.stats["unlearn/dampened"] > 0
