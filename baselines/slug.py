@@ -123,9 +123,9 @@ def step_search(forget_accuracy: Callable[[float], float], start: float, evaluat
     low, high, step = 0.0, math.inf, start
     tried = []
     for _ in range(evaluations):
-        accuracy = forget_accuracy(step)
-        tried.append((step, accuracy))
-        if accuracy <= target:
+        left = forget_accuracy(step)
+        tried.append((step, left))
+        if left <= target:
             high = step
         else:
             low = step

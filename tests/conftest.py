@@ -28,9 +28,10 @@ def pytest_configure(config):
         os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
 
 
-# The modules whose end-to-end runs take longest (every method's recipe, the oracle, the sweeps, the SLURM queue) start
-# first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
-FIRST = ["test_compare.py", "test_retrain.py", "test_sweeps.py", "test_search.py", "test_slurm.py", "test_run.py"]
+# The modules whose end-to-end runs take longest (the sweeps, the SLURM queue, every method's contract, the oracle)
+# start first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
+FIRST = ["test_sweeps.py", "test_slurm.py", "test_methods.py", "test_compare.py", "test_retrain.py", "test_run.py",
+         "test_search.py"]
 
 
 def pytest_collection_modifyitems(items):
