@@ -13,13 +13,15 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_config_search_path
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from PIL import Image
 from torch.utils.data import Subset
 from wandb.proto import wandb_internal_pb2
@@ -43,6 +45,13 @@ def fashion_task(clip, forget=("sandal",), train_range=range(512)) -> UnlearnTas
 def config_names(group: str) -> list[str]:
     """The options of a config group: the folder is the registry."""
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
+
+
+def method_class(name: str) -> type:
+    """The class conf/method/<name>.yaml builds, read from that file and its defaults alone: a fraction of a job
+    config's composition, for what decides which tests to collect."""
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return get_class(hydra_compose(config_name=f"method/{name}").method._target_)
 
 
 def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str, str]]:

@@ -1,19 +1,18 @@
 """End to end: every method beside CCUP on the embedded model, each at its defaults, with one evaluator; each method a
 test of its own."""
 import pytest
-from helpers import compose, config_names, records, run_job
-from hydra.utils import get_class, instantiate
+from helpers import compose, config_names, method_class, records, run_job
+from hydra.utils import instantiate
 
 from baselines.finetune import FineTune
+from baselines.retrain import Retrain
 from ccup.method import Projection
-
-ORACLE = "baselines.retrain.Retrain"
 
 pytestmark = pytest.mark.slow
 
 
 # Every method but the oracles, whose whole recipe takes minutes: test_retrain.py runs one on a reduced recipe.
-APPROXIMATE = [name for name in config_names("method") if compose(f"method={name}").method._target_ != ORACLE]
+APPROXIMATE = [name for name in config_names("method") if method_class(name) is not Retrain]
 # Lipschitz at its authors' settings: on this model its first epoch lowers the forget samples' accuracy a little, every
 # later one does not and is rolled back, and the class stays; its record says so. SSD at its authors'
 # selection_weighting 10: a forget class that is a tenth of the samples cannot pass the selection (baselines/ssd.py),
@@ -35,7 +34,7 @@ def full_strength(tmp_path, name: str, alpha: float = 1) -> dict:
 def recipe(name: str):
     """A method that trains, at its defaults: `make test-full` runs its whole recipe; `make test` runs the others, and
     gradient ascent's recipe below, and every method at the debug preset's few steps (test_methods.py)."""
-    trains = issubclass(get_class(compose(f"method={name}").method._target_), FineTune)
+    trains = issubclass(method_class(name), FineTune)
     return pytest.param(name, marks=pytest.mark.recipe) if trains else name
 
 

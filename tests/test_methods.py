@@ -1,38 +1,31 @@
 """Contract tests, run over every method in conf/method/: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
-from helpers import compose, config_names
+from helpers import compose, config_names, fashion_task
 from hydra.utils import instantiate
-from torch.utils.data import Subset
 
 from ccup.adapter import fold_projection
-from ccup.data import fashion_mnist
 from ccup.method import CCUP, Method, Projection
-from ccup.models import load_clip
 from ccup.projection import ccup_factors, ccup_map
-from ccup.task import UnlearnTask
 
 METHODS = config_names("method")
 
 
 @pytest.fixture(scope="module")
-def setup():
+def setup(random_tiny):
     """A random-weight tiny model (the contract does not need trained weights) and a task on its classes, with 512
     training images for the methods that fine-tune."""
-    torch.manual_seed(0)
-    clip = load_clip("ccup-tiny-p7")
-    data = compose().dataset
-    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), range(512))
-    return clip, UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"], load_train=lambda: train)
+    return random_tiny, fashion_task(random_tiny)
 
 
 def method(name: str, alpha: float, cache_dir):
     """The method as configured, with fine-tuning and retraining cut to a few steps (the contract holds for any
     length)."""
-    overrides = [f"method={name}", f"alpha={alpha}", f"cache_dir={cache_dir}"]
-    configured = compose(*overrides).method
-    overrides += [f"method.{key}=3" for key in ("steps", "max_steps") if key in configured]
-    return instantiate(compose(*overrides).method)
+    cfg = compose(f"method={name}", f"alpha={alpha}", f"cache_dir={cache_dir}")
+    for key in ("steps", "max_steps"):
+        if key in cfg.method:
+            cfg.method[key] = 3
+    return instantiate(cfg.method)
 
 
 def unlearn(name: str, alpha: float, setup, cache_dir) -> torch.nn.Module:
