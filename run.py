@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from ccup import search
 from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
-from ccup.errors import UserError, composition_error
+from ccup.errors import UserError, check_group_choices, composition_error
 from ccup.evals import check_config
 from ccup.job import recorded
 from ccup.record import manifest
@@ -59,8 +59,9 @@ def main(cfg: DictConfig) -> dict | float | None:
 if __name__ == "__main__":
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, for one error line instead of a dump
     try:
+        check_group_choices(sys.argv[1:], Path(__file__).parent / "conf")
         main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
     except (ConfigCompositionException, OverrideParseException) as exc:  # an unknown option or key, a bad override
         sys.exit(composition_error(exc))
-    except UserError as exc:  # refused before any job started: a launcher's submission
+    except UserError as exc:  # refused before any job started: a group's choice, a launcher's submission
         sys.exit(f"error: {exc}")

@@ -4,9 +4,12 @@ import difflib
 import inspect
 import math
 from collections.abc import Collection, Iterator, Sequence
+from pathlib import Path
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.utils import _locate
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
@@ -102,6 +105,46 @@ def composition_error(exc: Exception) -> str:
             return f"{known} ({parent['_target_']} takes no {cause.key!r})"
         return f"{known} (+{cause.full_key}=... adds a key)"
     return "error: " + " ".join(str(exc).split())
+
+
+def check_group_choices(args: Sequence[str], conf: Path) -> None:
+    """Refuse, before Hydra composes, two choices of a config group that Hydra would not refuse in one line:
+    an option that is not a name (`forget=5`: Hydra reads a number and raises a TypeError), and several options
+    for a group that takes one (`forget=[sandal,bag]`: Hydra merges the two files, and only bag is forgotten).
+
+    Args:
+        args: the command line's arguments; flags and what is not an override are left to Hydra.
+        conf: the config folder, whose subfolders are the groups and whose config.yaml names the groups that
+            take a list (`eval: [...]`).
+
+    Raises:
+        UserError: naming the group's options and what to write instead.
+    """
+    defaults = OmegaConf.load(conf / "config.yaml").defaults
+    takes_lists = {group for entry in defaults if isinstance(entry, DictConfig)
+                   for group, choice in entry.items() if isinstance(choice, ListConfig)}
+    try:
+        overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a and a[0] != "-"])
+    except OverrideParseException:
+        return  # Hydra says what it cannot read
+    for override in overrides:
+        group = override.key_or_group
+        if not (conf / group).is_dir():
+            continue
+        options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
+        text = override.input_line.split("=", 1)[1]
+        sweep = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
+        for choice in sweep:
+            names = choice if isinstance(choice, list) else [choice]
+            classes = ",".join(name if isinstance(name, str) else f"'{name}'" for name in names)
+            hint = f"; to forget classes by name: forget.classes=[{classes}]" if group == "forget" else ""
+            if not all(isinstance(name, str) for name in names):
+                raise UserError(f"{group}={text}: an option of {group} is the name of a file in conf/{group}/, "
+                                f"not a number ({group} has {some(options)}){hint}")
+            if len(names) > 1 and group not in takes_lists:
+                raise UserError(f"{group}={text}: {group} takes one option (the files of several would be merged, "
+                                f"the last one's settings winning): sweep them with -m {group}={','.join(names)}"
+                                f"{hint}")
 
 
 def takes(target: str | None, key: str) -> bool:

@@ -30,8 +30,8 @@ def pytest_configure(config):
 
 # The modules whose end-to-end runs take longest (the SLURM queue, every method's contract, the launchers, the oracle)
 # start first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
-FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.py", "test_retrain.py", "test_compare.py",
-         "test_run.py", "test_search.py"]
+FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.py", "test_retrain.py",
+         "test_compare.py", "test_run.py", "test_search.py"]
 
 
 def pytest_collection_modifyitems(items):

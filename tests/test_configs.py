@@ -10,7 +10,7 @@ from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from ccup.errors import composition_error
+from ccup.errors import UserError, check_group_choices, composition_error
 
 FOLDERS = {"bag": [10], "sandal": [20], "trouser": [30]}  # a folder dataset of three classes, an image each
 # Options that need a value: a template file, a folder of images.
@@ -180,6 +180,28 @@ def test_a_command_line_hydra_cannot_compose_is_one_line(overrides, line):
     assert composition_error(error.value) == line
 
 
+@pytest.mark.parametrize("args, line", [
+    (["forget=5"], "forget=5: an option of forget is the name of a file in conf/forget/, not a number (forget has "
+                   "'ankle_boot', 'bag', 'coat', 'dress', 'footwear', 'protocol_1', 'protocol_2', 'protocol_3', "
+                   "'protocol_all', 'pullover', … and 6 more); to forget classes by name: forget.classes=['5']"),
+    (["-m", "forget=[sandal,bag]"], "forget=[sandal,bag]: forget takes one option (the files of several would be "
+                                    "merged, the last one's settings winning): sweep them with -m forget=sandal,bag; "
+                                    "to forget classes by name: forget.classes=[sandal,bag]"),
+    (["method=ccup,[ccup,slug]"], "method=ccup,[ccup,slug]: method takes one option (the files of several would be "
+                                  "merged, the last one's settings winning): sweep them with -m method=ccup,slug"),
+])
+def test_a_choice_hydra_would_merge_or_not_read_as_a_name_is_one_line(args, line):
+    with pytest.raises(UserError) as error:
+        check_group_choices(args, ROOT / "conf")
+    assert str(error.value) == line
+
+
+def test_the_choices_hydra_composes_as_meant_pass():
+    for args in (["forget=sandal"], ["-m", "forget=sandal,bag"], ["eval=[cross,probe]"], ["forget.classes=[3]"],
+                 ["hydra/launcher=joblib", "--config-dir=x"], ["alpha=["]):  # the last: Hydra's own line
+        check_group_choices(args, ROOT / "conf")
+
+
 def test_a_launcher_hydra_does_not_have_is_named_beside_those_it_has():
     with pytest.raises(CompactHydraException) as error:
         compose("hydra/launcher=slurmm")
@@ -190,11 +212,15 @@ def test_a_launcher_hydra_does_not_have_is_named_beside_those_it_has():
 
 def test_readme_shows_the_lines_a_command_line_hydra_cannot_compose_gets():
     examples = re.findall(r"^\$ python run.py (.+)\n(error: .+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
-    assert len(examples) >= 2
+    assert len(examples) >= 3
     for overrides, line in examples:
-        with pytest.raises(CompactHydraException) as error:
-            compose(*overrides.split())
-        assert composition_error(error.value) == line
+        try:  # as run.py does: the group choices first, then Hydra's composition
+            check_group_choices(overrides.split(), ROOT / "conf")
+            with pytest.raises(CompactHydraException) as error:
+                compose(*overrides.split())
+            assert composition_error(error.value) == line
+        except UserError as refused:
+            assert f"error: {refused}" == line
 
 
 def test_wandb_runs_are_named_by_what_sets_them_apart_and_one_off_runs_share_a_group():

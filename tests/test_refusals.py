@@ -35,7 +35,7 @@ BAD_INPUTS = {
 }
 ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the command that ran the job alone
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
-# ccup.errors.composition_error is tested in test_configs.py).
+# ccup.errors.composition_error and of check_group_choices is tested in test_configs.py).
 # A config that composes but does not resolve: no identity, so the failed record lies in the job's folder alone.
 UNRESOLVED = {
     "alpha=${nope}": "error: the config does not resolve: Interpolation key 'nope' not found",
@@ -48,6 +48,8 @@ UNRESOLVED = {
 UNCOMPOSED = {
     "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",
     "alpha=[": "error: cannot read the override 'alpha=[': no viable alternative at input '['",
+    "forget=5": "error: forget=5: an option of forget is the name of a file in conf/forget/, not a number",
+    "forget=[sandal,bag]": "error: forget=[sandal,bag]: forget takes one option",
 }
 
 

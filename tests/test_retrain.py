@@ -60,10 +60,10 @@ def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory, tiny):
     """The oracle at alpha = 1, then 0.5 (which reads the first job's training back), and CCUP on sandal, one job
-    after another in this process, and the report of the three. The oracle is trained for 50 steps here (the test's
+    after another in this process, and the report of the three. The oracle is trained for 10 steps here (the test's
     reduced recipe; `make paper` trains it by the whole recipe)."""
     tmp_path = tmp_path_factory.mktemp("oracle")
-    oracle = ["method=retrain", "method.max_steps=50"]
+    oracle = ["method=retrain", "method.max_steps=10"]
     jobs = {"oracle": [*oracle, "alpha=1"], "half": [*oracle, "alpha=0.5"], "ccup": ["method=ccup"]}
     for folder, job in jobs.items():
         run_job(tmp_path, *job, "eval=[cross,probe]", "logger=none", debug=False, folder=folder)

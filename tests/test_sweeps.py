@@ -374,9 +374,9 @@ def test_a_record_the_job_wrote_before_slurm_stopped_it_is_kept(tmp_path, monkey
 
 # --- End to end: sweeps that fail, are killed, run again, in parallel ------------------------------------------------
 
-# The first job fails (alpha outside [0, 1]), the three others complete; evaluations beyond accuracy are left out
-# (eval=[]): what is tested here is how jobs start and end.
-SWEEP = ("-m", "alpha=2,0,0.5,1", "eval=[]")
+# The first job fails (alpha outside [0, 1]), the three others complete; on the digits (599 test images), with no
+# evaluation beyond accuracy (eval=[]): what is tested here is how jobs start and end.
+SWEEP = ("-m", "alpha=2,0,0.5,1", "dataset=digits", "forget.classes=['3']", "eval=[]")
 
 
 def by_id(tmp_path: Path) -> dict[str, dict]:
@@ -441,7 +441,7 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
     reference = by_id(failing_sweep[0])
     assert {id: outcome(r) for id, r in after.items()} == {id: outcome(r) for id, r in reference.items()}
 
-    forced = run_suite(tmp_path, "alpha=0", "eval=[]", "rerun=true", "logger=none")
+    forced = run_suite(tmp_path, "alpha=0", *SWEEP[2:], "rerun=true", "logger=none")
     assert forced.returncode == 0 and "skipped" not in forced.stdout
     assert by_id(tmp_path)[complete_before[0]]["metrics"]["time/job_s"] != after[complete_before[0]]["metrics"][
         "time/job_s"]
