@@ -59,12 +59,11 @@ def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
 
 @pytest.fixture(scope="module")
 def oracle(tmp_path_factory, tiny):
-    """The oracle at alpha = 1, then 0.5 (which reads the first job's training back), and CCUP on sandal, one job
-    after another in this process, and the report of the three. The oracle is trained for 10 steps here (the test's
-    reduced recipe; `make paper` trains it by the whole recipe)."""
+    """The oracle and CCUP on sandal, one job after another in this process, and the report of the two. The oracle
+    is trained for 10 steps here (the test's reduced recipe; `make paper` trains it by the whole recipe). Another
+    alpha reading the training back is tested above, and for every trained method by test_compare.py."""
     tmp_path = tmp_path_factory.mktemp("oracle")
-    oracle = ["method=retrain", "method.max_steps=10"]
-    jobs = {"oracle": [*oracle, "alpha=1"], "half": [*oracle, "alpha=0.5"], "ccup": ["method=ccup"]}
+    jobs = {"oracle": ["method=retrain", "method.max_steps=10"], "ccup": ["method=ccup"]}
     for folder, job in jobs.items():
         run_job(tmp_path, *job, "eval=[cross,probe]", "logger=none", debug=False, folder=folder)
     write_report(tmp_path / "results")
@@ -76,15 +75,11 @@ def by_method_and_alpha(results: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_the_oracle_never_saw_the_class_and_a_second_run_reads_it_back(oracle):
-    runs = by_method_and_alpha(oracle)
-    full, half = runs["retrain", 1.0], runs["retrain", 0.5]
+def test_the_oracle_never_saw_the_class_and_every_evaluation_scores_it(oracle):
+    full = by_method_and_alpha(oracle)["retrain", 1.0]
     assert full["forget/acc_before"] > 80 and full["forget/acc"] < 20  # no sandal photo in its training
     assert {"retain/acc", "all/acc", "cross/digits/acc", "leak/probe_auroc"} <= set(full)
-    assert full["unlearn/cache_hit"] == 0 and half["unlearn/cache_hit"] == 1
-    assert half["time/unlearn_s"] == full["time/unlearn_s"]  # the cost of the one training
-    assert full["forget/acc"] <= half["forget/acc"] < full["forget/acc_before"]
-    assert half["all/acc"] != full["all/acc"]  # halfway between the original weights and the oracle's
+    assert full["unlearn/cache_hit"] == 0 and full["time/unlearn_s"] > 0
 
 
 @pytest.mark.slow
