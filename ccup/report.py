@@ -379,12 +379,16 @@ def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> p
     cells = {m: [cell(*values, digits=decimals(m), sign="+" if m.endswith("_delta") else "")
                  for values in zip(summary[m], summary[f"{m} ci_low"], summary[f"{m} ci_high"], strict=True)]
              for m in metrics}
-    counts = {"forget sets × seeds": [f"{f} × {n}" for f, n in zip(summary["forget sets"], summary["seeds"],
-                                                                    strict=True)]}
+    counts = {"forget sets × seeds": pooled(summary)}
     if summary["flagged"].any():
         counts["flagged"] = summary["flagged"].map(lambda n: f"⚠ {n}" if n else "").tolist()
     return pd.concat([summary[settings_shown(summary)], pd.DataFrame({**cells, **counts}, index=summary.index)],
                      axis=1)
+
+
+def pooled(summary: pd.DataFrame) -> list[str]:
+    """What each row averages: `forget sets × seeds`."""
+    return [f"{f} × {n}" for f, n in zip(summary["forget sets"], summary["seeds"], strict=True)]
 
 
 def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
@@ -505,10 +509,15 @@ def settings_shown(summary: pd.DataFrame) -> list[str]:
 
 def overview(summary: pd.DataFrame) -> pd.DataFrame:
     """The few columns a console shows (what `make run` prints): accuracies after and before forgetting, on other
-    datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several."""
+    datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several;
+    and what each row averages where a row averages several records (a `forget=bag` run left beside `make run`'s
+    sandal is a second forget set of its rows, not a row of its own)."""
     shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
     shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in [GAP] if c in summary]
-    return pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
+    table = pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
+    if (summary["forget sets"] * summary["seeds"] > 1).any():
+        table["forget sets × seeds"] = pooled(summary)
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:

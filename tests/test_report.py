@@ -224,10 +224,18 @@ def test_the_console_shows_the_compact_table_and_where_the_full_report_is(tmp_pa
     lines = capsys.readouterr().out.strip().splitlines()
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
         "method", "alpha", "forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "cross/digits/acc",
-        report.GAP]
+        report.GAP, "forget sets × seeds"]  # ccup's row averages sandal and bag
     assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["retrain", "0.5", "40.00", "80.00", "87.00", "86.00",
-                                                              "97.50", "13.67"]  # the oracle's rows first
+                                                              "97.50", "13.67", "1 × 1"]  # the oracle's rows first
     assert len(lines) == 2 + 3 + 2 and lines[-1] == f"full report: {tmp_path / 'report.md'}"
+
+
+def test_the_console_says_how_many_forget_sets_and_seeds_a_row_averages_where_it_averages_several(tmp_path, capsys):
+    write(tmp_path, record(forget="sandal", **accuracies(0, 86)), record(forget="bag", **accuracies(10, 88)))
+    report.main([str(tmp_path)])
+    header, _, row = capsys.readouterr().out.strip().splitlines()[:3]
+    assert [c.strip() for c in header.split("|")[1:-1]][-1] == "forget sets × seeds"
+    assert [c.strip() for c in row.split("|")[1:-1]][2:] == ["5.00", "80.00", "87.00", "86.00", "2 × 1"]
 
 
 def test_records_of_several_folders_count_once_each(tmp_path):
