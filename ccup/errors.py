@@ -131,7 +131,6 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
         group = override.key_or_group
         if not (conf / group).is_dir():
             continue
-        options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
         text = override.input_line.split("=", 1)[1]
         sweep = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
         for choice in sweep:
@@ -139,6 +138,7 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
             classes = ",".join(name if isinstance(name, str) else f"'{name}'" for name in names)
             hint = f"; to forget classes by name: forget.classes=[{classes}]" if group == "forget" else ""
             if not all(isinstance(name, str) for name in names):
+                options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
                 raise UserError(f"{group}={text}: an option of {group} is the name of a file in conf/{group}/, "
                                 f"not a number ({group} has {some(options)}){hint}")
             if len(names) > 1 and group not in takes_lists:
