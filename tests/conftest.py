@@ -5,11 +5,9 @@ import shutil
 import tempfile
 
 import pytest
-import torch
-from helpers import compose
-from hydra.utils import instantiate
 
-from ccup.models import load_clip
+# torch and the suite are imported by the fixtures and hooks that use them, not here: `make test`'s controller loads
+# this file too and runs no test, and importing them costs every process some 8 s of CPU.
 
 
 def pytest_configure(config):
@@ -22,6 +20,8 @@ def pytest_configure(config):
     more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
     os.environ["HF_HUB_OFFLINE"] = "1"  # no internet: fail at once; set before the hub is imported (helpers.SERVER)
     if "PYTEST_XDIST_WORKER" in os.environ:
+        import torch
+
         os.environ["OMP_NUM_THREADS"] = "1"
         torch.set_num_threads(1)
     else:
@@ -46,7 +46,10 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def tiny():
-    """The embedded default model, trained once per cache directory (~3.5 min on 2 cores), shared by all tests."""
+    """The embedded default model, as jobs load it (its weights ship with the suite), shared by all tests."""
+    from helpers import compose
+    from hydra.utils import instantiate
+
     return instantiate(compose().model)
 
 
@@ -54,6 +57,10 @@ def tiny():
 def random_clips():
     """Real open_clip architectures with random weights: a ViT, a ModifiedResNet and a timm tower (ConvNeXt, whose
     embedding comes out of head.proj)."""
+    import torch
+
+    from ccup.models import load_clip
+
     torch.manual_seed(0)
     return {name: load_clip(name) for name in ("ViT-B-32", "RN50", "convnext_tiny")}
 
@@ -61,5 +68,9 @@ def random_clips():
 @pytest.fixture(scope="module")
 def random_tiny():
     """The embedded model's architecture with random weights (seed 0): methods run on it in seconds."""
+    import torch
+
+    from ccup.models import load_clip
+
     torch.manual_seed(0)
     return load_clip("ccup-tiny-p7")

@@ -1,5 +1,7 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
 and offline W&B runs read back, and datasets written in their published layouts."""
+import copy
+import functools
 import json
 import multiprocessing
 import os
@@ -19,6 +21,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.hydra import Hydra
 from hydra._internal.utils import create_config_search_path
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
@@ -27,11 +30,27 @@ from torch.utils.data import Subset
 from wandb.proto import wandb_internal_pb2
 
 import run
-from ccup.configs import CONF, compose
+from ccup import configs
+from ccup.configs import CONF
 from ccup.data import fashion_mnist
 from ccup.task import UnlearnTask
 
 ROOT = Path(__file__).parents[1]
+
+
+def compose(*overrides: str):
+    """`ccup.configs.compose`: the job config for `overrides`, with Hydra's runtime set to it. Each command line is
+    composed once per test process and copied after that: Hydra takes some 0.2 s of CPU to compose one, and the tests
+    ask for the same ones many times."""
+    hydra_config, cfg = composed(overrides)
+    HydraConfig.instance().cfg = hydra_config  # what `${hydra:...}` in the config resolves against
+    return copy.deepcopy(cfg)
+
+
+@functools.cache
+def composed(overrides: tuple[str, ...]):
+    cfg = configs.compose(*overrides)
+    return HydraConfig.instance().cfg, cfg
 
 
 def fashion_task(clip, forget=("sandal",), train_range=range(512)) -> UnlearnTask:

@@ -21,7 +21,9 @@ def setup(random_tiny):
 def method(name: str, alpha: float, cache_dir):
     """The method as configured, with fine-tuning and retraining cut to a few steps (the contract holds for any
     length)."""
-    cfg = compose(f"method={name}", f"alpha={alpha}", f"cache_dir={cache_dir}")
+    cfg = compose(f"method={name}")  # one config per method, given each alpha and cache as the command line would
+    cfg.alpha = alpha
+    cfg.cache_dir = str(cache_dir)
     for key in ("steps", "max_steps"):
         if key in cfg.method:
             cfg.method[key] = 3

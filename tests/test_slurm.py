@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import CONF, ROOT, finish, records, run_suite, start_suite
+from helpers import CONF, ROOT, finish, records, run_job, run_suite, start_suite
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
@@ -86,7 +86,15 @@ def test_jobs_are_named_by_their_sweep():
     assert cfg.hydra.launcher.name == "ccup-benchmark"
 
 
-def test_a_search_runs_its_trials_side_by_side_as_slurm_jobs(cluster, tmp_path, tiny):
+@pytest.fixture
+def encoded(tmp_path_factory, tiny):
+    """The embedded model's features of both datasets in the tests' cache, as an earlier job leaves them: the trials,
+    started together, would each encode them (the cache's own tests are in test_features.py)."""
+    run_job(tmp_path_factory.mktemp("encoded"), "dataset=digits", "forget.classes=['3']", "alpha=0", "logger=none",
+            debug=False)
+
+
+def test_a_search_runs_its_trials_side_by_side_as_slurm_jobs(cluster, tmp_path, encoded):
     """CCUP's search cut short (two trials at once, one digit, an oracle retrained for two steps) on the cluster:
     each trial a SLURM job whose method and oracle jobs leave their records, each trial's value in the study."""
     result = run_suite(tmp_path, "-m", "hparams_search=ccup", "hydra.sweeper.n_trials=2", "dataset=digits",
