@@ -66,6 +66,7 @@ def config_names(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
+@functools.cache
 def method_class(name: str) -> type:
     """The class conf/method/<name>.yaml builds, read from that file and its defaults alone: a fraction of a job
     config's composition, for what decides which tests to collect."""
