@@ -25,6 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import Subset
 from wandb.proto import wandb_internal_pb2
@@ -38,7 +39,7 @@ from ccup.task import UnlearnTask
 ROOT = Path(__file__).parents[1]
 
 
-def compose(*overrides: str):
+def compose(*overrides: str) -> DictConfig:
     """`ccup.configs.compose`: the job config for `overrides`, with Hydra's runtime set to it. Each command line is
     composed once per test process and copied after that: Hydra takes some 0.2 s of CPU to compose one, and the tests
     ask for the same ones many times."""
@@ -48,7 +49,8 @@ def compose(*overrides: str):
 
 
 @functools.cache
-def composed(overrides: tuple[str, ...]):
+def composed(overrides: tuple[str, ...]) -> tuple[DictConfig, DictConfig]:
+    """The config with Hydra's own node, as HydraConfig holds it, and the job config."""
     cfg = configs.compose(*overrides)
     return HydraConfig.instance().cfg, cfg
 
