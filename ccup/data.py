@@ -78,8 +78,8 @@ def labels_of(dataset: Dataset) -> list[int]:
         labels = labels_of(dataset.dataset)
         return [labels[i] for i in dataset.indices]
     targets = getattr(dataset, "targets", None)
-    if targets is not None:
-        return list(map(int, targets))
+    if targets is not None:  # tolist: iterating a tensor makes a tensor of every label
+        return torch.as_tensor(targets).tolist()
     return [int(label) for _, labels in DataLoader(dataset, batch_size=256) for label in labels]
 
 

@@ -116,9 +116,9 @@ def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
 # the tests run about thirty that need a process of their own (command-line errors and exit codes, sweeps, kill and
 # resume, SLURM). They run as children of a fork server that imported those once per test worker: the same
 # interpreter and command line, each in a process of its own, with its own working folder, environment and output.
-# Two kinds run as plain `python` instead (run_plain): `make run`'s sweep, so that one command is also checked cold,
-# and the joblib launcher's, whose workers a fork server's child cannot stop (multiprocessing ends its child by
-# joining its children, joblib's idle workers among them, before the thread hooks that would stop them run).
+# The joblib launcher's sweep runs as a plain `python` instead (run_plain), which also checks one command cold: a
+# fork server's child cannot stop joblib's workers (multiprocessing ends its child by joining its children, joblib's
+# idle workers among them, before the thread hooks that would stop them run).
 SERVER = multiprocessing.get_context("forkserver")
 SERVER.set_forkserver_preload(["run", "ccup.report", "ccup.evaluator", "baselines.finetune", "wandb",
                                "sklearn.datasets", "sklearn.model_selection"])

@@ -7,7 +7,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_plain, run_python, run_suite, wandb_run
+from helpers import ROOT, compose, records, run_python, run_suite, wandb_run
 
 from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
@@ -17,10 +17,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def alpha_sweep(tmp_path_factory, tiny):
-    """`python run.py -m alpha=0,0.5,1` on the default config, as `make run` runs it: a plain interpreter, not a
-    child of the tests' fork server (helpers.py)."""
+    """`python run.py -m alpha=0,0.5,1` on the default config, as `make run` runs it."""
     tmp_path = tmp_path_factory.mktemp("sweep")
-    result = run_plain(tmp_path, "-m", "alpha=0,0.5,1", "export=true")
+    result = run_suite(tmp_path, "-m", "alpha=0,0.5,1", "export=true")
     assert result.returncode == 0, result.stderr
     return tmp_path
 
