@@ -1,5 +1,6 @@
 """Shared fixtures: the tests' own cache, random-weight open_clip models, and the embedded tiny model (helpers.py holds
 what else the tests share)."""
+import gc
 import os
 import shutil
 import tempfile
@@ -37,6 +38,14 @@ FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.p
 def pytest_collection_modifyitems(items):
     """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep this order)."""
     items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
+
+
+def pytest_collection_finish(session):
+    """What collection imported (torch, Lightning, Hydra, the suite) lives until the end: it is moved out of the
+    collector's sight, and the collector runs ten times less often. The tests compose and instantiate hundreds of
+    configs, each thousands of short-lived objects, and every collection rescanned that long-lived heap."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def pytest_unconfigure(config):
