@@ -2,6 +2,7 @@
 and offline W&B runs read back, and datasets written in their published layouts."""
 import copy
 import functools
+import gc
 import json
 import multiprocessing
 import os
@@ -145,6 +146,9 @@ def interpreter(args: list[str], cwd: str, env: dict, output: Path) -> None:
     """What `python ARGS` does, run in the fork server's child: standard output and error into files, and the exit
     status as the interpreter gives it. The child ends as multiprocessing ends any process it starts: the threads
     joined, with threading's exit hooks (joblib's workers stop in one), and the status kept."""
+    # What the fork server imported stays: out of the collector's sight, as in the test workers (conftest.py).
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
