@@ -16,12 +16,14 @@ help:  ## list the targets
 
 # uv unpacks the packages side by side, pip one after another (a fresh install in about a third of pip's time). It
 # compiles nothing, nor does a job where PYTHONDONTWRITEBYTECODE is set: importing what jobs and tests use compiles
-# that, once, and no more (compiling all of torch would take as long again).
+# that, once, and no more (compiling all of torch would take as long again); the suite's side and the rest, on two
+# cores.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip install -q --python $(PY) $(TORCH) -e '.[dev]'
-	PYTHONDONTWRITEBYTECODE= $(PY) -c 'import run, ccup.report, ccup.evaluator, baselines.finetune, wandb, sklearn.datasets, pytest, xdist'
+	PYTHONDONTWRITEBYTECODE= $(PY) -c 'import wandb, sklearn.datasets, pandas, matplotlib.pyplot, pytest, xdist' & \
+		PYTHONDONTWRITEBYTECODE= $(PY) -c 'import run, ccup.report, ccup.evaluator, baselines.finetune' && wait $$!
 	touch $@
 
 install: $(VENV)/.installed  ## create .venv and install the suite with its test tools
