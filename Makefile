@@ -16,8 +16,7 @@ help:  ## list the targets
 
 # uv unpacks the packages side by side, pip one after another (a fresh install in about a third of pip's time). It
 # compiles nothing, nor does a job where PYTHONDONTWRITEBYTECODE is set: importing what jobs and tests use compiles
-# that, once, and no more (compiling all of torch would take as long again); the suite's side and the rest, on two
-# cores.
+# that, once, and no more (compiling all of torch would take as long again), in two imports side by side.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q uv
