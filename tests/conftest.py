@@ -1,6 +1,5 @@
 """Shared fixtures: the tests' own cache, random-weight open_clip models, and the embedded tiny model (helpers.py holds
 what else the tests share)."""
-import gc
 import os
 import shutil
 import tempfile
@@ -41,11 +40,10 @@ def pytest_collection_modifyitems(items):
 
 
 def pytest_collection_finish(session):
-    """What collection imported (torch, Lightning, Hydra, the suite) lives until the end: it is moved out of the
-    collector's sight, and the collector runs ten times less often. The tests compose and instantiate hundreds of
-    configs, each thousands of short-lived objects, and every collection rescanned that long-lived heap."""
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    """What collection imported lives until the end (helpers.spare_the_collector)."""
+    from helpers import spare_the_collector
+
+    spare_the_collector()
 
 
 def pytest_unconfigure(config):

@@ -56,6 +56,14 @@ def composed(overrides: tuple[str, ...]) -> tuple[DictConfig, DictConfig]:
     return HydraConfig.instance().cfg, cfg
 
 
+def spare_the_collector() -> None:
+    """For a test process whose imports (torch, Lightning, Hydra, the suite) live until it ends: they are moved out of
+    the collector's sight, and the collector runs ten times less often. The tests compose and instantiate hundreds of
+    configs, each thousands of short-lived objects, and every collection rescanned that long-lived heap."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
+
+
 def fashion_task(clip, forget=("sandal",), train_range=range(512)) -> UnlearnTask:
     """Forget `forget` from Fashion-MNIST, the train images in `train_range` (the first 512: some 50 of each class)
     standing for the train split the samples are drawn from."""
@@ -146,9 +154,7 @@ def interpreter(args: list[str], cwd: str, env: dict, output: Path) -> None:
     """What `python ARGS` does, run in the fork server's child: standard output and error into files, and the exit
     status as the interpreter gives it. The child ends as multiprocessing ends any process it starts: the threads
     joined, with threading's exit hooks (joblib's workers stop in one), and the status kept."""
-    # What the fork server imported stays: out of the collector's sight, as in the test workers (conftest.py).
-    gc.freeze()
-    gc.set_threshold(10_000, 10, 10)
+    spare_the_collector()  # what the fork server imported stays, as in the test workers
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
