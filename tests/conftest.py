@@ -14,7 +14,7 @@ def pytest_configure(config):
     """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
     whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
 
-    Under pytest-xdist (`make test` runs test modules side by side, a worker more than cores), the workers share the
+    Under pytest-xdist (`make test` runs test modules side by side, a worker per core), the workers share the
     cache the controller made, so that what one encodes or trains the others read; and one thread per process, for
     each worker and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
     more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
@@ -28,8 +28,8 @@ def pytest_configure(config):
         os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
 
 
-# The modules whose end-to-end runs take longest (the SLURM queue, every method's contract, the launchers, the oracle)
-# start first, each on a worker of its own, and the rest fill in around them: started last, one would run on alone.
+# The modules whose end-to-end runs take longest (the SLURM queue under `make test-full`, every method's contract, the
+# launchers, the oracle) start first, and the rest fill in around them: started last, one would run on alone.
 FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.py", "test_retrain.py",
          "test_compare.py", "test_run.py", "test_search.py"]
 

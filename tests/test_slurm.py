@@ -1,5 +1,6 @@
 """Sweeps on a real SLURM scheduler: a single-node cluster on this machine (.ci/slurm), the suite's launcher
-(hydra/launcher=slurm), a job cancelled with scancel, and the rerun that completes only that job."""
+(hydra/launcher=slurm), a job cancelled with scancel, and the rerun that completes only that job. The tests on the
+cluster carry the `cluster` mark: `make test-cluster` runs them (CI, as root, after `make test`)."""
 import json
 import subprocess
 import time
@@ -43,6 +44,7 @@ def cluster():
     subprocess.run([str(SLURM), "stop"], capture_output=True, timeout=120)
 
 
+@pytest.mark.cluster
 def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path):
     """The third job is cancelled while it waits in the queue: it never starts, so only the launcher can say it
     failed. The sweep is not named, so its jobs, each a cluster job of its own, must share the launching process's
@@ -72,6 +74,7 @@ def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path)
         assert "skipped: the record" in (tmp_path / "multirun" / job / "run.log").read_text()
 
 
+@pytest.mark.cluster
 def test_a_submission_slurm_refuses_ends_the_command_with_one_error_line(cluster, tmp_path):
     result = run_suite(tmp_path, *SWEEP, "hydra.launcher.partition=nosuch")
     assert result.returncode != 0 and "Traceback" not in result.stderr
@@ -94,6 +97,7 @@ def encoded(tmp_path_factory, tiny):
             debug=False)
 
 
+@pytest.mark.cluster
 def test_a_search_runs_its_trials_side_by_side_as_slurm_jobs(cluster, tmp_path, encoded):
     """CCUP's search cut short (two trials at once, one digit, an oracle retrained for two steps) on the cluster:
     each trial a SLURM job whose method and oracle jobs leave their records, each trial's value in the study."""
