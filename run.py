@@ -12,24 +12,27 @@ from functools import partial
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import ConfigCompositionException, OverrideParseException
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from ccup import search
-from ccup.adapter import export_checkpoint
-from ccup.data import by_class_name
 from ccup.errors import UserError, check_group_choices, composition_error
-from ccup.evals import check_config
 from ccup.job import recorded
-from ccup.record import manifest
-from ccup.task import UnlearnTask
 
 
 @recorded
 def unlearn(cfg: DictConfig) -> dict:
+    # Imported here, once the job's own checks have passed (ccup.job): a mistake on the command line is answered
+    # before torch, Lightning and open_clip load.
+    import pytorch_lightning as pl
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from ccup.adapter import export_checkpoint
+    from ccup.classnames import by_class_name
+    from ccup.evals import check_config
+    from ccup.record import manifest
+    from ccup.task import UnlearnTask
+
     pl.seed_everything(cfg.seed, workers=True)
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
     about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
@@ -52,6 +55,8 @@ def unlearn(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict | float | None:
     if "search" in cfg:  # a trial of conf/hparams_search/: the validation classes in turn, one number to minimise
+        from ccup import search
+
         return search.trial(cfg, unlearn)
     return unlearn(cfg)
 

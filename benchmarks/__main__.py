@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks import cost, feature_cache, overhead, solve, throughput
+from benchmarks import cost, feature_cache, overhead, solve, startup, throughput
 from benchmarks.common import ROUNDS
 from benchmarks.summary import render, summary
 from ccup import quiet_lightning
 from ccup.provenance import provenance
 
 BENCHMARKS = {
+    "start-up": startup,  # a command line's mistake answered, against a bare interpreter
     "feature cache": feature_cache,  # naive re-encoding against the cached sweep
     "evaluator throughput": throughput,  # the Lightning pass against a bare encode_image loop
     "job overhead": overhead,  # what a Hydra multirun job costs beyond unlearning and evaluating

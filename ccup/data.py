@@ -13,6 +13,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, O
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
 
 from ccup import storage
+from ccup.classnames import class_folders, split_folder
 from ccup.errors import MissingFiles, UserError, one_line, some
 
 IMAGENET_CLASSES = 1000
@@ -260,44 +261,6 @@ def image_folder(root: str, split: str, classnames: Sequence[str], names: Mappin
     if flat:
         samples = flat_split(samples, split, test_fraction, split_seed)
     return ImageList(samples, transform)
-
-
-def split_folder(root: str, split: str) -> tuple[Path, bool]:
-    """Where a folder dataset keeps `split`: `root/<split>` when the root holds train/ and test/, else the root itself
-    (flat: its class folders hold both splits)."""
-    base = Path(root)
-    if not base.is_dir():
-        raise MissingFiles(f"dataset.root={root}: no such folder; a folder dataset reads {root}/train/<class>/* and "
-                           f"{root}/test/<class>/*, or {root}/<class>/*")
-    present = [name for name in ("train", "test") if (base / name).is_dir()]
-    if len(present) == 1:
-        raise UserError(f"{base} has {present[0]}/ but no {({'train', 'test'} - set(present)).pop()}/: give both "
-                        "splits, or put the class folders directly under the root to have them split")
-    return (base / split, False) if present else (base, True)
-
-
-def class_folders(path: Path) -> list[str]:
-    """The class folders under `path`, in sorted order (hidden ones skipped)."""
-    return sorted(entry.name for entry in path.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-
-
-def folder_classes(root: str, names: Mapping[str, str] | None) -> list[str]:
-    """A folder dataset's class names: its train split's class folders in sorted order, each as `names` maps it."""
-    names = names or {}
-    folders = class_folders(split_folder(root, "train")[0])
-    unused = sorted(set(names) - set(folders))
-    if unused:
-        raise UserError(f"dataset.names maps {some(unused)}, which {root} has no class folder for: its class folders "
-                        f"are {some(folders)}")
-    return [names.get(folder, folder) for folder in folders]
-
-
-def by_class_name(classes, names: Mapping[str, str] | None):
-    """Forget classes as class names: one given by its folder (a key of a folder dataset's `names`) becomes the class
-    name it maps to. Anything else, malformed lists included, passes as it is, for the forget set's own checks."""
-    if isinstance(classes, str) or not names:
-        return classes
-    return [names.get(name, name) if isinstance(name, str) else name for name in classes]
 
 
 def flat_split(samples: Sequence[tuple[str, int]], split: str, test_fraction: float,

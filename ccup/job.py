@@ -13,9 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ccup.classnames import by_class_name, check_forget_set
 from ccup.errors import UserError, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
-from ccup.metrics import implausible
 from ccup.provenance import provenance
 from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, setting_ids, write_record
 
@@ -79,6 +79,8 @@ def new_record(cfg: DictConfig) -> dict:
     hydra = HydraConfig.get()
     choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
     try:
+        # First: the forget set is the mistake a command line makes most, and the cheapest to find (no model, no data)
+        check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")), cfg.dataset.classnames)
         missing = sorted(OmegaConf.missing_keys(cfg))
         identity = config_id(cfg)
         settings = setting_ids(cfg)
@@ -122,3 +124,20 @@ def done_line(metrics: dict) -> str:
     return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
             f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
             f"(before {metrics['retain/acc_before']:.2f})")
+
+
+def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:
+    """What makes a complete job's numbers suspect, as sentences saying what to check: the forget classes recognised no
+    better than chance before unlearning (a class list out of the labels' order reads 0.00 before and after), or a full
+    unlearning that left their accuracy where it was (a projection can lower the class's score while every other
+    score falls further)."""
+    before, after = metrics.get("forget/acc_before"), metrics.get("forget/acc")
+    chance = 100 / classes
+    warnings = []
+    if before is not None and before <= chance:
+        warnings.append(f"forget/acc before unlearning is {before:.2f} %, at or below chance ({chance:.2f} % for "
+                        f"{classes} classes): check that the class names follow the order of the dataset's labels")
+    if alpha == 1 and before is not None and after is not None and before > chance and after >= before:
+        warnings.append(f"forget/acc did not fall at alpha = 1 ({after:.2f} %, {before:.2f} % before): the method "
+                        "left the class as it was; check its settings")
+    return warnings

@@ -38,20 +38,3 @@ def unlearning_metrics(correct: torch.Tensor, support: torch.Tensor, forget_idx:
 def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy in percent."""
     return 100 * (predictions.cpu() == labels.cpu()).double().mean().item()
-
-
-def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:
-    """What makes a complete job's numbers suspect, as sentences saying what to check: the forget classes recognised no
-    better than chance before unlearning (a class list out of the labels' order reads 0.00 before and after), or a full
-    unlearning that left their accuracy where it was (a projection can lower the class's score while every other
-    score falls further)."""
-    before, after = metrics.get("forget/acc_before"), metrics.get("forget/acc")
-    chance = 100 / classes
-    warnings = []
-    if before is not None and before <= chance:
-        warnings.append(f"forget/acc before unlearning is {before:.2f} %, at or below chance ({chance:.2f} % for "
-                        f"{classes} classes): check that the class names follow the order of the dataset's labels")
-    if alpha == 1 and before is not None and after is not None and before > chance and after >= before:
-        warnings.append(f"forget/acc did not fall at alpha = 1 ({after:.2f} %, {before:.2f} % before): the method "
-                        "left the class as it was; check its settings")
-    return warnings

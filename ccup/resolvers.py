@@ -5,12 +5,11 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-import open_clip.zero_shot_metadata
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import ListConfig, OmegaConf
 
+from ccup.classnames import folder_classes
 from ccup.errors import UserError
 
 
@@ -34,6 +33,8 @@ def validation_classes(classnames: Sequence[str], exclude: Sequence[str], k: int
     """The forget classes a search tunes on, by a rule fixed before any result is read: the classes outside `exclude`
     (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, the first `k`, or half
     of them where there are fewer than 2k, so that at least as many are left to report."""
+    import numpy as np  # numpy and open_clip wait for the configs that ask: composing a config stays cheap
+
     candidates = [name for name in classnames if name not in set(exclude)]
     return [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[:min(k, len(candidates) // 2)]]
 
@@ -43,15 +44,10 @@ def other_classes(classnames: Sequence[str], taken: Sequence[str]) -> list[str]:
     return [name for name in classnames if name not in set(taken)]
 
 
-def folder_classes(root: str, names) -> list[str]:
-    """A folder dataset's class names, read from its folders (ccup.data.folder_classes)."""
-    from ccup.data import folder_classes  # torchvision's import is for jobs, not for every config the suite composes
-
-    return folder_classes(root, names)
-
-
 def open_clip_templates(name: str) -> list[str]:
     """A template list that open_clip ships (OPENAI_IMAGENET_TEMPLATES, SIMPLE_IMAGENET_TEMPLATES) as format strings."""
+    import open_clip.zero_shot_metadata
+
     return [template("{}") for template in getattr(open_clip.zero_shot_metadata, name)]
 
 
@@ -68,7 +64,7 @@ def read_templates(path: str) -> list[str]:
 
 def joined(classes: Sequence[str]) -> str:
     """A forget set as one word, as reports name it: `sandal+sneaker+ankle boot`."""
-    return "+".join(classes)
+    return "+".join(map(str, classes))  # a class given as a number is refused by the forget set's check, by name
 
 
 # Overrides a W&B run's name leaves out: those its name already says (method=, alpha=, the forget set, the seed), and

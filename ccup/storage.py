@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -73,6 +72,8 @@ def check_writable(folder: str | Path) -> None:
 
 def save(obj, path: str | Path) -> Path:
     """torch.save, atomically."""
+    import torch  # torch is for the jobs that save tensors: the command line's checks never pay for it
+
     return replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
@@ -82,6 +83,8 @@ def write_bytes(data: bytes, path: str | Path) -> Path:
 
 def load(path: Path):
     """torch.load of a cache entry onto the CPU, tensors and containers only."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 

@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from ccup import storage
 from ccup.errors import one_line
 from ccup.record import read_record
-from ccup.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +126,8 @@ class Sweep(Callback):
     @staticmethod
     def write_report(results: Path) -> str | None:
         """Builds the report; the `error:` line of a report that cannot be built, else None."""
+        from ccup.report import write_report  # pandas, scipy and matplotlib: for the sweep's end, not every job
+
         try:
             write_report(results)
         except Exception as exc:

@@ -1,13 +1,12 @@
 """The unlearning task every method receives: the classes, the ones to forget, how to name them, and where the
 training images are for methods that need data."""
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch.utils.data import Dataset
 
-from ccup.errors import UserError, some
+from ccup.classnames import check_forget_set
 from ccup.zeroshot import class_embeddings, classifier_of
 
 
@@ -62,22 +61,3 @@ class UnlearnTask:
             return class_embeddings(own, self.tokenizer, self.classnames, self.templates)
 
         return encode(model) if self.original is None else classifier_of(model, self.original, self.classifier, encode)
-
-
-def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
-    """Forget sets name classes of the dataset: at least one, each once, and not all of them."""
-    if isinstance(forget, str) or not all(isinstance(name, str) for name in forget):
-        raise UserError(f"forget.classes must be a list of class names, got {forget!r}: write e.g. "
-                        "forget.classes=[sandal], and quote names that look like numbers, forget.classes=['5']")
-    if len(forget) == 0:
-        raise UserError("the forget set is empty: name at least one class, e.g. forget.classes=[sandal]")
-    for name in forget:
-        if name not in classnames:
-            close = difflib.get_close_matches(name, classnames, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"unknown forget class {name!r}: {hint}the dataset's classes are {some(classnames)} "
-                            "(dataset.classnames)")
-    if len(set(forget)) < len(forget):
-        raise UserError(f"a forget class is given twice in {list(forget)}: name each class once")
-    if set(forget) == set(classnames):
-        raise UserError("cannot forget every class: nothing would be left to retain or to classify as")

@@ -20,7 +20,8 @@ from hydra.utils import instantiate
 from sklearn.datasets import load_digits
 from torchvision.transforms import ToTensor
 
-from ccup.data import folder_classes, image_folder
+from ccup.classnames import folder_classes
+from ccup.data import image_folder
 from ccup.errors import MissingFiles, UserError
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).

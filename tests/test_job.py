@@ -4,7 +4,7 @@ import json
 import pytest
 from helpers import run_job
 
-from ccup.metrics import implausible
+from ccup.job import implausible
 
 pytestmark = pytest.mark.slow
 GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]

@@ -3,10 +3,11 @@ record; a command line Hydra cannot compose ends with one `error:` line naming w
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import CONF, finish, records, start_suite
+from helpers import CONF, ROOT, finish, records, start_suite
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
@@ -19,25 +20,27 @@ pytestmark = pytest.mark.slow
 # range check (alpha=2) fails a job of test_sweeps.py's sweep, with its W&B run marked failed.
 BAD_INPUTS = {
     "alpha=nan": "alpha=nan is not a number",
-    "forget.classes=[sandals]": "unknown forget class 'sandals': did you mean 'sandal'?",
     "method=finetune;method.lr=0": "lr must be a positive finite number",
     "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run `make data`",
     "model=vit_b32_openai;model.name=ViT-B-99": "unknown open_clip model 'ViT-B-99'",
     "model=vit_b32_openai": "the 'openai' weights of ViT-B-32 are not on this machine and their host does not answer",
     "model=vit_b32_openai;model.pretrained=README.md": "README.md is not a checkpoint of ViT-B-32",
     "method=retrain;model=vit_b32_openai": "comes with pretrained weights whose training data and recipe the suite",
-    "method=retrain;forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]":
-        "cannot forget every class",
     "method=grad_ascent;trainer.accelerator=nosuch":
         "Lightning refuses the Trainer settings trainer.*: ValueError: You selected an invalid accelerator name",
     "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
-    "dataset=cifar10": "CIFAR-10 not found or incomplete in",  # the data first, not the default forget class
+    "dataset=cifar10;forget.classes=[cat]": "CIFAR-10 not found or incomplete in",
 }
-ALONE = "forget.classes=[sandals]"  # the same message, as the last line of the command that ran the job alone
+ALONE = "evaluator.batch_size=0"  # the same message, as the last line of the command that ran the job alone
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
 # ccup.errors.composition_error and of check_group_choices is tested in test_configs.py).
-# A config that composes but does not resolve: no identity, so the failed record lies in the job's folder alone.
+# A config that composes but does not resolve, or names a class its dataset does not have (checked first, before the
+# rest resolves): no identity, so the failed record lies in the job's folder alone.
 UNRESOLVED = {
+    "forget.classes=[sandals]": "error: unknown forget class 'sandals': did you mean 'sandal'?",
+    "dataset=cifar10": "error: unknown forget class 'sandal': the dataset's classes are 'airplane'",  # a garment
+    "forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]":
+        "error: cannot forget every class",
     "alpha=${nope}": "error: the config does not resolve: Interpolation key 'nope' not found",
     "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. method.lr=...",
     "dataset=cifar10;forget=protocol_1": "error: dataset=cifar10 has no published protocol forget classes "
@@ -129,3 +132,14 @@ def test_a_config_that_does_not_resolve_fails_its_job_with_one_error_line(refusa
     record = json.loads((tmp_path / "outputs" / "record.json").read_text())
     assert record["status"] == "failed" and f"error: {record['error']}" == result.stderr.strip().splitlines()[-1]
     assert record["overrides"][:override.count(";") + 1] == override.split(";") and not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("mistake", [["metod=ccup"], ["forget.classes=[sandl]"], ["method=ccupp"]])
+def test_a_mistake_is_answered_before_torch_lightning_and_open_clip_are_imported(mistake):
+    code = ("import runpy, sys\n"
+            f"sys.argv = ['run.py', *{mistake!r}, 'logger=none']\n"
+            "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
+            "except SystemExit as exc:\n    print(exc.code, file=sys.stderr)\n"
+            "print(sorted({'torch', 'pytorch_lightning', 'open_clip', 'pandas'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and result.stdout.strip() == "[]"

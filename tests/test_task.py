@@ -2,10 +2,11 @@
 import pytest
 import torch
 
+from ccup.classnames import check_forget_set
 from ccup.errors import UserError
 from ccup.method import CCUP
 from ccup.models import load_clip
-from ccup.task import UnlearnTask, check_forget_set
+from ccup.task import UnlearnTask
 
 CLASSES = ("t-shirt", "trouser", "sandal", "bag")
 
