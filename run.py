@@ -27,17 +27,20 @@ def unlearn(cfg: DictConfig) -> dict:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from ccup import quiet_lightning
     from ccup.adapter import export_checkpoint
     from ccup.classnames import by_class_name
     from ccup.evals import check_config
+    from ccup.method import build
     from ccup.record import manifest
     from ccup.task import UnlearnTask
 
+    quiet_lightning()  # Lightning sets its loggers to INFO as it is imported, after Hydra configured them
     pl.seed_everything(cfg.seed, workers=True)
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
     about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
     check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
-    method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
+    method, evaluator = build(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
     train = partial(data.load, split="train", transform=clip.preprocess)

@@ -14,9 +14,10 @@ importances take a forward and a backward pass per sample, 2,816 of them for the
 As the authors' code does, the importances are of batch gradients (their `calc_importance`: the squared gradient of
 each batch's mean loss, averaged over batches), and the batches of D are not shuffled: retain images first, then the
 forget images. Where the retain images fill whole batches (samples=real: 256 per class, 64 per batch), D's last
-batches are the forget set's own, and []_D >= []_f * (forget batches / all batches) for every entry: with
-selection_weighting 10 and a forget set of a tenth of D (one class of ten, as many samples of each), no entry can pass
-the selection, and SSD leaves the model as it is (`unlearn/dampened`, the number of entries dampened, is then 0).
+batches are the forget set's own, and []_D >= []_f * (forget batches / all batches) for every entry: with the
+authors' ResNet selection_weighting 10 and a forget set of a tenth of D (one class of ten, as many samples of each),
+no entry can pass the selection. Their ViT value, 5, the default here, lets the entries through whose forget
+importance is more than half the bound (`unlearn/dampened` counts the entries dampened).
 """
 import copy
 import time

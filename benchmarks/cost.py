@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 
 from benchmarks.common import ratio, rounds, task
 from ccup.configs import CONF, compose
-from ccup.method import Projection
+from ccup.method import Projection, build
 
 
 def unlearn(method, clip, job, cache_root: Path) -> None:
@@ -30,7 +30,7 @@ def main() -> pd.DataFrame:
     names = sorted(path.stem for path in (CONF / "method").glob("*.yaml")
                    if compose(f"method={path.stem}").method._target_ != "baselines.retrain.Retrain")
     with tempfile.TemporaryDirectory() as cache_root:
-        methods = {name: instantiate(compose(f"method={name}").method) for name in names}
+        methods = {name: build(compose(f"method={name}").method) for name in names}
         sides = {name: partial(unlearn, method, clip, job, Path(cache_root)) for name, method in methods.items()}
         sides["ccup"]()  # warm-up; the fine-tuning methods cost the same from the first call
         closed_forms = {name: 20 for name, method in methods.items() if isinstance(method, Projection)}

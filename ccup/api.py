@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ccup import quiet_lightning
 from ccup.configs import compose
+from ccup.method import build
 from ccup.models import Clip
 from ccup.task import UnlearnTask
 
@@ -67,7 +68,7 @@ def unlearn(model: torch.nn.Module, tokenizer: Callable, classnames: Sequence[st
     cfg = config("method", method, settings, alpha=alpha)
     task = UnlearnTask.of(Clip(model, None, tokenizer, "model"), classnames, templates, forget,
                           None if train is None else lambda: train)
-    return instantiate(cfg.method)(model, task)
+    return build(cfg.method)(model, task)
 
 
 def score(model: torch.nn.Module, tokenizer: Callable, data: Dataset, classnames: Sequence[str],

@@ -69,7 +69,7 @@ class Evaluator:
 def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, task: UnlearnTask) -> dict:
     """Unlearning metrics of `model` from its image features before the final projection."""
     classifier = task.classifier_of(model)  # (d, C), on the model's device
-    counts = class_counts(predict(model, features, classifier), labels, classifier.shape[1])
+    counts = class_counts(predict(model, features, classifier, task.classnames), labels, classifier.shape[1])
     return unlearning_metrics(*counts, task.forget_idx, task.classnames)
 
 

@@ -8,7 +8,7 @@ far) and `steps` (the trainer's max_steps).
 """
 import copy
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -62,19 +62,24 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class Unlearning(pl.LightningModule):
-    """AdamW on the `trainable` parameters of `model`; the rest stay frozen. With `saliency`, only that fraction of
-    the trainable weights, those with the largest forget-loss gradient, may move (SalUn's weight mask). A loss declared
-    `with_teacher` gets `teacher`, a frozen copy of `model` as given, built for such a loss only."""
+    """`optimizer` (a torch optimizer taking the parameters and `lr`; AdamW without weight decay where None) on the
+    `trainable` parameters of `model`; the rest stay frozen. The learning rate is multiplied by `lr_decay` at each of
+    `lr_milestones`, fractions of the trainer's max_steps (a method's schedule in epochs, mapped onto steps). With
+    `saliency`, only that fraction of the trainable weights, those with the largest forget-loss gradient, may move
+    (SalUn's weight mask). A loss declared `with_teacher` gets `teacher`, a frozen copy of `model` as given, built for
+    such a loss only."""
 
     def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float,
-                 loss: Callable, saliency: float | None = None, weight_decay: float = 0.0):
+                 loss: Callable, saliency: float | None = None, optimizer: Callable | None = None,
+                 lr_milestones: Sequence[float] = (), lr_decay: float = 0.1):
         super().__init__()
         self.model = model
         self.loss = loss
         self.trainable = trainable
         self.lr = lr
         self.saliency = saliency
-        self.weight_decay = weight_decay
+        self.optimizer = optimizer or functools.partial(torch.optim.AdamW, weight_decay=0.0)
+        self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
         self.register_buffer("classifier", task.classifier)  # (d, C): the text tower is not trained here
         self.uses = sample_sets(loss)
         self.masks: dict[str, torch.Tensor] = {}
@@ -108,7 +113,12 @@ class Unlearning(pl.LightningModule):
 
     def configure_optimizers(self):
         parameters = [p for name, p in self.model.named_parameters() if name in self.trainable]
-        return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = self.optimizer(parameters, lr=self.lr)
+        if not self.lr_milestones:
+            return optimizer
+        steps = [round(fraction * self.trainer.max_steps) for fraction in self.lr_milestones]
+        schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, steps, gamma=self.lr_decay)
+        return [optimizer], [{"scheduler": schedule, "interval": "step"}]
 
     @property
     def stats(self) -> dict:

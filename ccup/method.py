@@ -1,12 +1,17 @@
-"""What every method of conf/method/ is (`Method`), and the base of the methods that are one linear map folded into
-the image tower (`Projection`): CCUP, the nullspace projection it generalises, LEACE."""
+"""What every method of conf/method/ is (`Method`), how a config builds one (`build`, reading its `role`), and the base
+of the methods that are one linear map folded into the image tower (`Projection`): CCUP, the nullspace projection it
+generalises, LEACE."""
+import copy
 from typing import Protocol, runtime_checkable
 
 import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 
 from ccup.adapter import fold_projection, projection_names
 from ccup.errors import UserError
 from ccup.projection import LowRank, ccup_factors, check_alpha, check_weights
+from ccup.roles import role_of
 from ccup.task import UnlearnTask
 
 
@@ -29,6 +34,16 @@ class Method(Protocol):
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters of `model` a call may change; all others stay bit for bit."""
+
+
+def build(node: DictConfig) -> Method:
+    """The method a conf/method/ config describes: its `_target_` built with its settings, `role` aside (the report's,
+    not the method's). The config itself is left as it is."""
+    role_of(node)
+    settings = copy.copy(node)  # a shallow copy keeps its place in the config: `${alpha}` still resolves
+    with open_dict(settings):
+        settings.pop("role", None)
+    return instantiate(settings)
 
 
 class Projection:

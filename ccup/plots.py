@@ -14,12 +14,12 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 
 ACCURACIES = ["forget/acc", "retain/acc"]
-COLUMNS = ["method", "setting", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before", "time/unlearn_s",
-           "leak/probe_auroc", "leak/probe_auroc_before"]
+COLUMNS = ["method", "role", "setting", "alpha", *ACCURACIES, "forget/acc_before", "retain/acc_before",
+           "time/unlearn_s", "leak/probe_auroc", "leak/probe_auroc_before"]
 PERCENT = (-2, 102)  # accuracy axes: the whole range, a margin for markers at 0 and 100
 UNIT = (0, 1)  # AUROC axes
 BEFORE = {"color": "grey", "linestyle": "--", "linewidth": 1, "label": "before forgetting"}
-ORACLE = "retrain"  # the method whose alpha = 1 is the gold standard: the model retrained without the forget classes
+ORACLE = "oracle"  # the role whose alpha = 1 is the gold standard: the model retrained without the forget classes
 RETRAINED = {"color": "black", "linestyle": ":", "linewidth": 1.2, "label": "retrained without the forget classes"}
 
 
@@ -36,7 +36,7 @@ def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The summary with every plotted column (NaN where the records lack a metric) and a `label` per method and
     settings, and one colour per label, the same in every plot. A label names the settings only of a method run with
     several (an ablation), wrapped: one method's dozen settings in full would crowd the axes out of the figure."""
-    columns = [*COLUMNS, *(f"{c} {b}" for c in COLUMNS[3:] for b in ("ci_low", "ci_high"))]
+    columns = [*COLUMNS, *(f"{c} {b}" for c in COLUMNS[4:] for b in ("ci_low", "ci_high"))]
     summary = summary.reindex(columns=[*summary.columns, *(c for c in columns if c not in summary)])
     setting = summary["setting"].fillna("")
     several = summary.groupby("method")["setting"].transform("nunique") > 1
@@ -52,10 +52,10 @@ def prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
 
 def reference(draw, summary: pd.DataFrame, metric: str) -> None:
     """The references of a metric, where the records have them: a dashed line at its mean before forgetting, a
-    dotted one at the oracle's (ORACLE at alpha = 1)."""
+    dotted one at the oracle's (the `oracle` role at alpha = 1)."""
     if pd.notna(value := summary[f"{metric}_before"].mean()):
         draw(value, **BEFORE)
-    if pd.notna(value := summary.loc[(summary["method"] == ORACLE) & (summary["alpha"] == 1), metric].mean()):
+    if pd.notna(value := summary.loc[(summary["role"] == ORACLE) & (summary["alpha"] == 1), metric].mean()):
         draw(value, **RETRAINED)
 
 

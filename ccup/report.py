@@ -14,24 +14,30 @@ from scipy import stats
 from ccup import plots, storage
 from ccup.errors import UserError
 from ccup.record import AXES, METHOD_KEYS, NOT_IDENTITY
+from ccup.roles import record_role
 
 # The evaluator's own metric columns, first in every table; each evaluation's follow, as it declares them
 # (ccup.evals.Evaluation.columns, read from the records' configs), then the cost.
 SCORES = ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "retain/acc_delta", "all/acc"]
 COST = "time/unlearn_s"
 ORIGINAL = "before forgetting"  # the method cell of the original model's row
-ORACLE = plots.ORACLE  # its records at alpha = 1 are the gold standard every other method is read against
-REFERENCE = "ccup"  # at alpha = 1, what every other method's gap is paired with
+# Roles a method's config declares (ccup.method.ROLES): the oracle's records at alpha = 1 are the truth every gap is
+# measured against; the anchor's, what every other row is paired with.
+ORACLE, ANCHOR = "oracle", "anchor"
 # Metrics read as a gap to the oracle on the same task, forget set and seed: |method - retrain|, but for relearning,
 # whose sign matters (SIGNED: method - retrain, positive where the class comes back slower than after retraining).
-GAPPED = ["forget/acc", "retain/acc", "all/acc", "leak/probe_auroc", "forget/acc_heldout_prompts",
-          "relearn/steps_to_half", "mia/forget_auroc"]
+GAPPED = ["forget/acc", "retain/acc", "all/acc", "retrieval/forget_ap", "retrieval/retain_map", "leak/probe_auroc",
+          "forget/acc_heldout_prompts", "relearn/steps_to_half", "mia/forget_auroc"]
 SIGNED = ["relearn/steps_to_half"]
 GAP = "gap/forget_retain_cross"  # the mean of the forget, retain and cross-dataset accuracy gaps, each once
+# The headline: the mean gap over the accuracies and the evidence that the class is gone, in percentage points
+# (docs/method.md#the-headline-score). Retrieval is what a blocklist cannot fake: without it there is no headline.
+HEADLINE = "gap/headline"
+EVIDENCE = ["retrieval/forget_ap", "retrieval/retain_map", "forget/acc_heldout_prompts"]
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
 # A row: its setting is everything else that differs; `classes` says whether its forget classes are the dataset's
 # validation ones (what searches tune on) or its test ones (what a benchmark reports), never both in one row.
-SETTING = ["model", "dataset", "method", "setting", "classes", "alpha"]
+SETTING = ["model", "dataset", "method", "role", "setting", "classes", "alpha"]
 ROW = [*SETTING, "task_id"]  # and the task it shares with its oracle, which the setting determines
 MEDIAN = re.compile(r"time/.+")  # central value of these is the median: shared cores give a job the odd slow run
 CONFIDENCE = 0.95
@@ -49,15 +55,22 @@ shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval i
 deterministic method repeats one number over seeds); over the seeds where a row has one forget set. No interval
 where a row has one record.
 
-`gap/<metric>` compares a record with the oracle, the `retrain` record at alpha = 1 of the same task (model, data,
-prompts), forget set and seed: |method − retrain|, except `gap/relearn/steps_to_half`, method − retrain, positive
-where the class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and
-cross-dataset accuracy gaps, each once (several other datasets: their mean gap). `*_delta` is after − before
-forgetting. Without an oracle record the gap columns are absent.
+`role` is what a method's config declares it to be: the `oracle` (the model retrained without the forget classes),
+a `reference` (a second oracle, another oracle definition, the blocklist), the `anchor` (the method every other row
+is paired with), or a `method`.
 
-The paired table compares each row's `{GAP}` with CCUP's at alpha = 1 on the same task, forget set by forget set
-(their means over seeds): the mean difference with its bootstrap interval, and the Wilcoxon signed-rank p. A
-difference is resolved where the interval leaves out 0."""
+`gap/<metric>` compares a record with the oracle's record at alpha = 1 of the same task (model, data, prompts),
+forget set and seed: |method − oracle|, except `gap/relearn/steps_to_half`, method − oracle, positive where the
+class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and cross-dataset
+accuracy gaps, each once (several other datasets: their mean gap). `{HEADLINE}`, the headline, is the mean of those
+three and of the gaps of the evidence that the class is gone: the forget classes' and the retained classes' retrieval
+average precision and the forget accuracy with held-out prompts, each in percentage points, each once (those the
+records have; none without retrieval, which a blocklist cannot fake). `*_delta` is after − before forgetting.
+Without an oracle record the gap columns are absent.
+
+The paired table compares each row's headline (`{GAP}` where there is none) with the anchor's at alpha = 1 on the
+same task, forget set by forget set (their means over seeds): the mean difference with its bootstrap interval, and
+the Wilcoxon signed-rank p. A difference is resolved where the interval leaves out 0."""
 
 
 def load_records(*results_dirs: Path) -> pd.DataFrame:
@@ -74,14 +87,15 @@ def records_table(records: list[dict]) -> pd.DataFrame:
     if not records:
         return pd.DataFrame()
     rows = [{"id": record["id"], "model": record["choices"]["model"], "dataset": record["config"]["dataset"]["name"],
-             "method": record["choices"]["method"], **setting_ids_of(record),
+             "method": record["choices"]["method"], "role": record_role(record),
+             **setting_ids_of(record),
              "forget": "+".join(record["config"]["forget"]["classes"]), "classes": split_of(record["config"]),
              "alpha": record["config"]["alpha"],
              "seed": record["config"]["seed"], "dirty": record.get("git_dirty"), "data": seen(record["config"]),
              "flagged": bool(record.get("warnings")), "declared": declared(record["config"]), **record["metrics"]}
             for record in records]
     table = pd.DataFrame(rows)
-    table.insert(4, "setting", setting_labels(table, records))
+    table.insert(5, "setting", setting_labels(table, records))
     for metric in ["retain/acc", *cross_accuracies(table)]:
         if f"{metric}_before" in table and not metric.endswith("_before"):
             table[f"{metric}_delta"] = table[metric] - table[f"{metric}_before"]
@@ -201,12 +215,13 @@ def with_gaps(records: pd.DataFrame) -> pd.DataFrame:
     """The records with `gap/<metric>` and GAP (DEFINITIONS) where an oracle record matches; unchanged when the
     records hold no oracle. Raises UserError when two oracle settings match one record: which one is the truth?"""
     key = ["task_id", "forget", "seed"]
-    oracle = records[(records["method"] == ORACLE) & (records["alpha"] == 1)]
+    oracle = records[(records["role"] == ORACLE) & (records["alpha"] == 1)]
     if oracle.empty:
         return records
     if oracle.duplicated(key).any():
-        raise UserError(f"several {ORACLE} settings for one forget set and seed ({sorted(oracle['setting'].unique())})"
-                        ": report each from its own results folder")
+        settings = sorted((oracle["method"] + " " + oracle["setting"]).str.strip().unique())
+        raise UserError(f"several oracle settings for one forget set and seed ({settings}): report each from its own "
+                        "results folder")
     crosses = [c for c in cross_accuracies(records) if not c.endswith("_before")]
     metrics = [m for m in GAPPED if m in records] + crosses
     truth = records[key].merge(oracle[[*key, *metrics]], on=key, how="left")
@@ -216,8 +231,16 @@ def with_gaps(records: pd.DataFrame) -> pd.DataFrame:
     gaps = gaps.add_prefix("gap/")
     terms = [gaps[f"gap/{m}"] for m in ("forget/acc", "retain/acc") if m in metrics]
     terms += [gaps[[f"gap/{c}" for c in crosses]].mean(axis=1)] if crosses else []
-    gaps.insert(0, GAP, pd.concat(terms, axis=1).mean(axis=1, skipna=False))
+    gaps.insert(0, GAP, mean_gap(terms))
+    if "retrieval/forget_ap" in metrics:
+        gaps.insert(0, HEADLINE, mean_gap(terms + [gaps[f"gap/{m}"] for m in EVIDENCE if m in metrics]))
     return pd.concat([records.reset_index(drop=True), gaps], axis=1)
+
+
+def mean_gap(terms: list[pd.Series]) -> pd.Series:
+    """The mean of gap terms, each once; NaN for a record that lacks one: never a mean over fewer terms than its row's
+    other records have."""
+    return pd.concat(terms, axis=1).mean(axis=1, skipna=False)
 
 
 def cross_accuracies(records: pd.DataFrame) -> list[str]:
@@ -231,7 +254,7 @@ def metric_columns(records: pd.DataFrame) -> list[str]:
     crosses = [c for m in cross_accuracies(records) for c in (m, f"{m}_delta") if c in records]
     return ([m for m in SCORES if m in records] + declared_columns(records) + [m for m in [COST] if m in records]
             + crosses
-            + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: c != GAP))
+            + sorted((c for c in records.columns if c.startswith("gap/")), key=lambda c: (c != HEADLINE, c != GAP)))
 
 
 def per_forget_set(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
@@ -290,29 +313,32 @@ def summarize(records: pd.DataFrame, metrics: list[str] | None = None) -> pd.Dat
 
 
 def reference_first(summary: pd.DataFrame) -> pd.DataFrame:
-    """The rows of the original model and of the oracle above every method's, the rest in their order."""
-    rank = summary["method"].map({ORIGINAL: 0, ORACLE: 1}).fillna(2)
+    """The rows of the original model, then of the oracle, then of the references, above every method's, the rest in
+    their order."""
+    rank = summary["method"].map({ORIGINAL: 0}).fillna(summary["role"].map({ORACLE: 1, "reference": 2})).fillna(3)
     return summary.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
-def paired(records: pd.DataFrame, metric: str = GAP) -> pd.DataFrame | None:
-    """Each row's `metric` against REFERENCE's at alpha = 1 on the same task (DEFINITIONS): pairs, mean difference
-    (row − reference) with its interval, the Wilcoxon p and what the data resolve. None without the metric or the
-    reference, or with several reference settings on one task (an ablation: which one is the method?)."""
+def paired(records: pd.DataFrame, metric: str) -> pd.DataFrame | None:
+    """Each row's `metric` against the anchor's at alpha = 1 on the same task (DEFINITIONS): pairs, mean difference
+    (row − anchor) with its interval, the Wilcoxon p and what the data resolve. None without the metric or the anchor,
+    or with several anchor settings on one task (an ablation: which one is the method?)."""
     if metric not in records:
         return None
     per_set = per_forget_set(records, [metric])
-    reference = per_set[(per_set["method"] == REFERENCE) & (per_set["alpha"] == 1)]
-    if reference.empty or (reference.groupby("task_id")["setting"].nunique() > 1).any():
+    anchor = per_set[(per_set["role"] == ANCHOR) & (per_set["alpha"] == 1)]
+    if anchor.empty or (anchor.groupby("task_id")["setting"].nunique() > 1).any():
         return None
-    others = per_set[~per_set["method"].isin([REFERENCE, ORACLE])]
-    pairs = others.merge(reference[["task_id", "forget", metric]], on=["task_id", "forget"], suffixes=("", " ref"))
+    name = anchor["method"].iloc[0]
+    others = per_set[~per_set["role"].isin([ANCHOR, ORACLE])]
+    pairs = others.merge(anchor[["task_id", "forget", metric]], on=["task_id", "forget"], suffixes=("", " ref"))
     rows = []
     for key, group in pairs.groupby(ROW, dropna=False, sort=False):
         diffs = (group[metric] - group[f"{metric} ref"]).dropna().to_numpy()
         low, high = interval(diffs)
         rows.append({**dict(zip(ROW, key, strict=True)), "pairs": len(diffs), "difference": diffs.mean(),
-                     "ci_low": low, "ci_high": high, "wilcoxon p": wilcoxon_p(diffs), "resolved": verdict(low, high)})
+                     "ci_low": low, "ci_high": high, "wilcoxon p": wilcoxon_p(diffs),
+                     "resolved": verdict(low, high, name)})
     return pd.DataFrame(rows) if rows else None
 
 
@@ -321,12 +347,12 @@ def wilcoxon_p(diffs: np.ndarray) -> float:
     return float(stats.wilcoxon(diffs).pvalue) if np.count_nonzero(diffs) else float("nan")
 
 
-def verdict(low: float, high: float) -> str:
-    """What an interval of row − CCUP gap differences resolves."""
+def verdict(low: float, high: float, anchor: str) -> str:
+    """What an interval of row − anchor gap differences resolves."""
     if low > 0:
-        return f"{REFERENCE} closer to the oracle"
+        return f"{anchor} closer to the oracle"
     if high < 0:
-        return f"closer to the oracle than {REFERENCE}"
+        return f"closer to the oracle than {anchor}"
     return "not resolved" if not np.isnan(low) else ""
 
 
@@ -342,7 +368,7 @@ def leakage(records: pd.DataFrame) -> pd.DataFrame | None:
     top = measured[measured["alpha"] == measured["alpha"].max()]
     metrics = [m for m in shown if m in top] + [f"gap/{m}" for m in shown if f"gap/{m}" in top]
     before = {f"{m}_before": m for m in metrics if f"{m}_before" in top}
-    original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, setting="", alpha=0.0)
+    original = top.drop(columns=metrics).rename(columns=before).assign(method=ORIGINAL, role="", setting="", alpha=0.0)
     original = original.drop_duplicates(["task_id", "forget", "seed"])  # one original per task, not per method
     methods = summarize(top, metrics)
     return pd.concat([summarize(original, list(before.values())), methods], ignore_index=True)[methods.columns]
@@ -446,9 +472,11 @@ def write_report(*results_dirs: Path) -> str:
     summary, per_set = summarize(records), per_forget_set(records)
     ci = f"mean [{CONFIDENCE:.0%} CI]"
     tables = {f"Headline: {ci} over forget sets, alpha = 1 first": headline(summary)}
-    pairs = paired(records)
+    score = HEADLINE if HEADLINE in records else GAP
+    pairs = paired(records, score)
     if pairs is not None:
-        tables[f"Paired with {REFERENCE} at alpha = 1: {GAP} difference, {ci}"] = paired_table(pairs)
+        anchor = records.loc[records["role"] == ANCHOR, "method"].iloc[0]
+        tables[f"Paired with {anchor} at alpha = 1: {score} difference, {ci}"] = paired_table(pairs)
         pairs.to_csv(out / "paired.csv", index=False)
     tables["What each method learnt from, beside the class names"] = (
         records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
@@ -484,7 +512,8 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
     rows in the summary's order (the oracle first)."""
     summary = summary.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
     crosses = [f"{c}_delta" for c in summary.columns if CROSS.fullmatch(c) and not c.endswith("_before")]
-    shown = ["forget/acc", "retain/acc_delta", *crosses, GAP, "gap/forget/acc", "time/unlearn_s"]
+    shown = ["forget/acc", "retain/acc_delta", *crosses, "retrieval/forget_ap", HEADLINE, GAP, "gap/forget/acc",
+             "gap/retrieval/forget_ap", "time/unlearn_s"]
     table = with_intervals(summary, [m for m in shown if m in summary])
     return table.rename(columns={m: m.replace("_delta", " Δ") for m in shown} | {"time/unlearn_s": "time/unlearn_s "
                                                                                   "(median)"})
@@ -502,8 +531,10 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
-    """The setting columns worth a column: method and alpha; model, dataset, setting and classes where they vary."""
+    """The setting columns worth a column: method and alpha; model, dataset, setting and classes where they vary; role
+    where an oracle or a reference row stands among the methods."""
     varying = {c: summary[c].nunique(dropna=False) > 1 for c in ("model", "dataset", "setting", "classes")}
+    varying["role"] = summary.get("role", pd.Series(dtype=str)).isin([ORACLE, "reference"]).any()
     return [c for c in SETTING if varying.get(c, True)]
 
 
@@ -513,7 +544,7 @@ def overview(summary: pd.DataFrame) -> pd.DataFrame:
     and what each row averages where a row averages several records (a `forget=bag` run left beside `make run`'s
     sandal is a second forget set of its rows, not a row of its own)."""
     shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
-    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in [GAP] if c in summary]
+    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in [HEADLINE, GAP] if c in summary]
     table = pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
     if (summary["forget sets"] * summary["seeds"] > 1).any():
         table["forget sets × seeds"] = pooled(summary)

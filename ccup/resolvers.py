@@ -99,6 +99,18 @@ def every_option(group: str, *excluded: str) -> str:
     return f"[{','.join(option for option in options if option not in excluded)}]"
 
 
+def sweep_over(group: str, *subgroups: str) -> str:
+    """Every option of a config group and of its `subgroups` (folders within it, named by their path from the config
+    folder), as one sweep axis `a,b,tuned/c`: an experiment's list of methods read from the folder, so that a new
+    method joins it without an edit."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    loader = GlobalHydra.instance().config_loader()
+    options = [f"{sub.removeprefix(group).strip('/')}/{option}".lstrip("/")
+               for sub in (group, *subgroups) for option in loader.get_group_options(sub)]
+    return ",".join(options)
+
+
 def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
     """A resolver whose list comes back as a config node: OmegaConf.resolve, which instantiate calls, cannot put a
     plain list where an interpolation was."""
@@ -116,3 +128,4 @@ OmegaConf.register_new_resolver("read_templates", as_node(read_templates), repla
 OmegaConf.register_new_resolver("other_overrides", other_overrides, replace=True)
 OmegaConf.register_new_resolver("run_group", run_group, replace=True)
 OmegaConf.register_new_resolver("every_option", every_option, replace=True)
+OmegaConf.register_new_resolver("sweep_over", sweep_over, replace=True)

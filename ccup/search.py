@@ -20,24 +20,29 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from ccup import storage
 from ccup.errors import UserError
 from ccup.report import ORACLE, records_table
+from ccup.roles import declared_role, role_of
 
 log = logging.getLogger(__name__)
 
 
 def trial(cfg: DictConfig, job: Callable[[DictConfig], dict | None]) -> float:
     """The mean of `cfg.search.metric` over `cfg.search.forget` (a list of class names, each forgotten alone) for the
-    method of `cfg`, read against ORACLE at alpha = 1. Writes the trial's own record, its value and its jobs'
-    records, into its output folder. Raises UserError (a failed trial, to Optuna) when a job failed or the metric is
-    missing."""
+    method of `cfg`, read against the oracle `cfg.search.oracle` at alpha = 1. Writes the trial's own record, its
+    value and its jobs' records, into its output folder. Raises UserError (a failed trial, to Optuna) when a job
+    failed or the metric is missing."""
     hydra = HydraConfig.get()
     folder = Path(hydra.runtime.output_dir)
-    oracle = OmegaConf.merge(compose("config", overrides=[f"method={ORACLE}"]).method, cfg.search.oracle)
+    oracle = OmegaConf.merge(compose("config", overrides=[f"method={cfg.search.oracle}"]).method,
+                             cfg.search.oracle_settings)
+    if role_of(oracle) != ORACLE:
+        raise UserError(f"search.oracle={cfg.search.oracle}: its config (conf/method/) declares role "
+                        f"{role_of(oracle)!r}, not {ORACLE!r}: name the method every trial is read against")
     records = []
     for name in cfg.search.forget:
-        for method, node in ((hydra.runtime.choices.method, cfg.method), (ORACLE, oracle)):
+        for method, node in ((hydra.runtime.choices.method, cfg.method), (cfg.search.oracle, oracle)):
             records.append(run_as(cfg, job, folder / f"{method}-{name}", method=method, node=node, forget=name))
     table = records_table([] if None in records else records)
-    values = table.loc[table["method"] != ORACLE, cfg.search.metric] if cfg.search.metric in table else []
+    values = table.loc[table["role"] != ORACLE, cfg.search.metric] if cfg.search.metric in table else []
     value = float(values.mean()) if len(values) == len(cfg.search.forget) else float("nan")
     summary = {"status": "complete" if value == value else "failed", "value": value, "metric": cfg.search.metric,
                "forget": list(cfg.search.forget), "records": [r["id"] for r in records if r is not None]}
@@ -116,6 +121,8 @@ def tuned_config(root: Path, name: str, conf: Path) -> str:
     best, complete = study.best_trial, sum(t.state.name == "COMPLETE" for t in study.trials)
     commits = sorted({json.loads(path.read_text())["git_sha"][:7] for path in (root / name / "records").glob("*.json")})
     settings = OmegaConf.create()
+    if declared_role(name) != "method":  # the oracle's or the anchor's tuned variant is a method beside it
+        settings.role = "method"
     for key, value in sorted(best.params.items()):
         if "/" in key:  # a group's option: its values where its `# @package` header puts them
             option = conf.parent / f"{key}/{value}.yaml"

@@ -35,22 +35,25 @@ TOLERANCE = 1.0  # points of zero-shot accuracy between shipped and retrained we
 
 
 class CaptionContrast(pl.LightningModule):
-    """Image-text contrast against templated captions: each step draws, for every class, one template and one of its
-    names (class name or synonym) and classifies every image against the C captions (the CLIP loss with the batch's
-    duplicate captions merged)."""
+    """Image-text contrast against templated captions: each step draws, for every captioned class, one template and
+    one of its names (class name or synonym) and classifies every image against those captions (the CLIP loss with
+    the batch's duplicate captions merged). `caption_of` maps a class label to its caption's column: the classes left
+    unnamed have none, and none of their images is trained on."""
 
-    def __init__(self, model, tokens: torch.Tensor, names: torch.Tensor, lr: float, total_steps: int):
+    def __init__(self, model, tokens: torch.Tensor, names: torch.Tensor, caption_of: torch.Tensor, lr: float,
+                 total_steps: int):
         super().__init__()
         self.model = model
         self.lr = lr
         self.total_steps = total_steps
-        self.register_buffer("tokens", tokens)  # (T templates, N names, C classes, L)
-        self.register_buffer("names", names)  # (C,) how many of the N names each class really has
+        self.register_buffer("tokens", tokens)  # (T templates, N names, K captioned classes, L)
+        self.register_buffer("names", names)  # (K,) how many of the N names each captioned class really has
+        self.register_buffer("caption_of", caption_of)  # (C,) column of each class's caption, -1 for none
 
     def training_step(self, batch, batch_idx):
         images, labels = batch
-        captions = self.model.encode_text(draw_captions(self.tokens, self.names), normalize=True)  # (C, d)
-        loss = F.cross_entropy(zero_shot_logits(self.model, images, captions.T), labels)
+        captions = self.model.encode_text(draw_captions(self.tokens, self.names), normalize=True)  # (K, d)
+        loss = F.cross_entropy(zero_shot_logits(self.model, images, captions.T), self.caption_of[labels])
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -70,19 +73,24 @@ def draw_captions(tokens: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
 
 
 def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
-              cache_dir: str, exclude: Sequence[str] = (), max_steps: int | None = None, shipped: bool = True) -> Clip:
+              cache_dir: str, exclude: Sequence[str] = (), unnamed: Sequence[str] = (), max_steps: int | None = None,
+              shipped: bool = True) -> Clip:
     """The tiny CLIP trained on the train splits of `train_data` (dataset configs by name: name, classnames, templates,
     optional synonyms, load) side by side, with the given recipe; trained once, then read from `cache_dir`. A
     dataset's train split is repeated `repeats[name]` times (default once), to balance small ones.
 
     `exclude` names classes whose train images are left out (the retrained oracle of unlearning them); their names
-    stay among the captions, as negatives, as a web corpus without their photos would still name them. `max_steps`
+    stay among the captions, as negatives, as a web corpus without their photos would still name them, unless they are
+    also `unnamed`: then their names leave the caption contrast too, as a corpus that never names them. `max_steps`
     cuts training short (None: every epoch), for quick tests. `shipped=False` ignores the weights in SHIPPED.
     `clip.info` holds the recipe, the training time and the commit of the code that trained them."""
     datasets = list(train_data.values())
     repeats = {data.name: repeats.get(data.name, 1) for data in datasets}
     check_excluded(exclude, datasets)
-    recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps)
+    if not set(unnamed) <= set(exclude):
+        raise UserError(f"cannot leave the names of {sorted(set(unnamed) - set(exclude))} out of the captions and keep "
+                        "their images: a class left unnamed is left out of the training images too (exclude)")
+    recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps, unnamed)
     name = weights_name(recipe)
     ship, cache = SHIPPED / name, Path(cache_dir) / "models" / name
     path = ship if shipped and ship.exists() and ship.with_suffix(".json").exists() else cache
@@ -95,7 +103,7 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
                             shuffle=True, drop_last=True)
         steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
-        module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
+        module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer, unnamed), lr, steps)
         # CPU on every machine: the cached weights must not depend on which device trained them.
         trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
                              enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=watched())
@@ -124,12 +132,14 @@ def write_weights(weights: dict, path: Path) -> None:
 
 
 def recipe_of(datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
-              exclude: Sequence[str] = (), max_steps: int | None = None) -> dict:
-    """Everything the trained weights depend on, as JSON: the architecture, the training settings and the data."""
-    return dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs, batch_size=batch_size,
-                lr=lr, seed=seed, exclude=sorted(exclude), max_steps=max_steps,
-                data=[dict(name=data.name, classnames=list(data.classnames), names=class_names(data),
-                           templates=list(data.templates), repeats=repeats.get(data.name, 1)) for data in datasets])
+              exclude: Sequence[str] = (), max_steps: int | None = None, unnamed: Sequence[str] = ()) -> dict:
+    """Everything the trained weights depend on, as JSON: the architecture, the training settings and the data.
+    `unnamed` enters only where it names a class, so every recipe before it keeps its weights' name."""
+    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs,
+                  batch_size=batch_size, lr=lr, seed=seed, exclude=sorted(exclude), max_steps=max_steps,
+                  data=[dict(name=data.name, classnames=list(data.classnames), names=class_names(data),
+                             templates=list(data.templates), repeats=repeats.get(data.name, 1)) for data in datasets])
+    return {**recipe, "unnamed": sorted(unnamed)} if unnamed else recipe
 
 
 def weights_name(recipe: dict) -> str:
@@ -183,16 +193,21 @@ def training_set(datasets: Sequence, repeats: Mapping[str, int], transform: Call
     return ConcatDataset(parts)
 
 
-def caption_tokens(datasets: Sequence, tokenizer: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    """(T, N, C, L) caption tokens, each class captioned with its own dataset's templates and its own names, both
-    cycled to the longest list; and (C,) the number of names of each class, so that draws never pick a cycled one."""
-    names = [words for data in datasets for words in class_names(data)]  # C lists
-    templates = [data.templates for data in datasets for _ in data.classnames]
-    count, most = max(len(t) for t in templates), max(len(words) for words in names)
-    captions = [[[t[i % len(t)].format(words[n % len(words)]) for t, words in zip(templates, names, strict=True)]
-                 for n in range(most)] for i in range(count)]
+def caption_tokens(datasets: Sequence, tokenizer: Callable,
+                   unnamed: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(T, N, K, L) caption tokens of the K classes not `unnamed`, each captioned with its own dataset's templates and
+    its own names, both cycled to the longest list; (K,) the number of names of each, so that draws never pick a
+    cycled one; and (C,) the caption column of each of the C classes, -1 for an unnamed one."""
+    classes = [(name, words, data.templates) for data in datasets
+               for name, words in zip(data.classnames, class_names(data), strict=True)]  # C
+    named = [(words, templates) for name, words, templates in classes if name not in set(unnamed)]  # K
+    count, most = max(len(t) for _, t in named), max(len(words) for words, _ in named)
+    captions = [[[t[i % len(t)].format(words[n % len(words)]) for words, t in named] for n in range(most)]
+                for i in range(count)]
     tokens = torch.stack([torch.stack([tokenizer(row) for row in per_name]) for per_name in captions])
-    return tokens, torch.tensor([len(words) for words in names])
+    column = iter(range(len(named)))
+    caption_of = [-1 if name in set(unnamed) else next(column) for name, _, _ in classes]
+    return tokens, torch.tensor([len(words) for words, _ in named]), torch.tensor(caption_of)
 
 
 @torch.no_grad()

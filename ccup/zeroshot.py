@@ -42,8 +42,19 @@ def embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
     return F.normalize(project(model, features.to(next(model.parameters()).device)), dim=-1)
 
 
+def struck(model: torch.nn.Module, classnames: Sequence[str]) -> list[int]:
+    """The indices of `classnames` that `model`'s blocklist strikes from the zero-shot candidates: the classes of a
+    blocklist reference (baselines.mask), none for any other model."""
+    blocklist = set(getattr(model, "blocklist", ()))
+    return [c for c, name in enumerate(classnames) if name in blocklist]
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
+def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor,
+            classnames: Sequence[str] = ()) -> torch.Tensor:
     """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier on the
-    model's device."""
-    return (embeddings(model, features) @ classifier).argmax(dim=-1).cpu()
+    model's device; a class of `classnames` (the classifier's columns) that the model's blocklist names is never
+    predicted."""
+    scores = embeddings(model, features) @ classifier  # (N, C)
+    scores[:, struck(model, classnames)] = -torch.inf
+    return scores.argmax(dim=-1).cpu()

@@ -18,12 +18,13 @@ from baselines.samples import RealSamples, SyntheticSamples
 from ccup.data import fashion_mnist
 from ccup.errors import UserError, find_user_error
 from ccup.loop import classification_loss
+from ccup.method import build
 from ccup.task import UnlearnTask
 from ccup.zeroshot import zero_shot_logits
 
 
 def finetune(cache_dir, *overrides) -> FineTune:
-    return instantiate(compose("method=finetune", "method.steps=3", f"cache_dir={cache_dir}", *overrides).method)
+    return build(compose("method=finetune", "method.steps=3", f"cache_dir={cache_dir}", *overrides).method)
 
 
 def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tmp_path, monkeypatch):
@@ -129,7 +130,7 @@ def test_synthetic_samples_are_classified_as_their_class(tiny, tmp_path):
 def lipschitz_run(clip, tmp_path, images: int, batch_size: int, *overrides):
     """The Lipschitz module as conf/method/lipschitz.yaml builds it, on a copy of `clip`'s model, and a function that
     trains it on `images` random images of the forget class under the configured Trainer with the given callbacks."""
-    method = instantiate(compose("method=lipschitz", f"cache_dir={tmp_path}", "method.module.noise_samples=1",
+    method = build(compose("method=lipschitz", f"cache_dir={tmp_path}", "method.module.noise_samples=1",
                                  *overrides).method)
     model = copy.deepcopy(clip.model)
     module = method.module(model=model, task=fashion_task(clip), trainable=method.edits(model), lr=method.lr)
@@ -285,7 +286,7 @@ def test_scrub_takes_a_max_step_every_max_every_steps_in_the_first_max_fraction_
 
 
 def test_scrubs_teacher_is_the_original_model_frozen_through_training(random_tiny, tmp_path):
-    method = instantiate(compose("method=scrub", f"cache_dir={tmp_path}", "method.steps=4").method)
+    method = build(compose("method=scrub", f"cache_dir={tmp_path}", "method.steps=4").method)
     model = copy.deepcopy(random_tiny.model)
     module = method.module(model=model, task=fashion_task(random_tiny), trainable=method.edits(model), lr=method.lr)
     sets = scrub_batch(8, 16)
@@ -297,8 +298,22 @@ def test_scrubs_teacher_is_the_original_model_frozen_through_training(random_tin
     assert not module.teacher.training and not any(p.requires_grad for p in module.teacher.parameters())
 
 
+def test_scrub_trains_with_its_authors_adam_weight_decay_and_tenfold_learning_rate_drops(random_tiny, tmp_path):
+    method = build(compose("method=scrub", f"cache_dir={tmp_path}", "method.steps=10").method)
+    model = copy.deepcopy(random_tiny.model)
+    module = method.module(model=model, task=fashion_task(random_tiny), trainable=method.edits(model), lr=method.lr)
+    sets = scrub_batch(8, 16)
+    loaders = {name: DataLoader(TensorDataset(*sets[name]), batch_size=4) for name in sets}
+    trainer = method.trainer(max_steps=method.steps)
+    trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
+    (optimizer,), (schedule,) = trainer.optimizers, trainer.lr_scheduler_configs
+    assert type(optimizer) is torch.optim.Adam and optimizer.defaults["weight_decay"] == 0.1
+    assert schedule.scheduler.milestones == {5: 1, 8: 1, 9: 1}  # 0.516, 0.806 and 0.903 of 10 steps, rounded
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(method.lr * 0.1 ** 3)  # all three drops taken
+
+
 def test_only_a_loss_declared_with_a_teacher_gets_one(random_tiny, tmp_path):
-    method = instantiate(compose("method=finetune", f"cache_dir={tmp_path}").method)
+    method = build(compose("method=finetune", f"cache_dir={tmp_path}").method)
     model = copy.deepcopy(random_tiny.model)
     assert method.module(model=model, task=fashion_task(random_tiny), trainable=[], lr=method.lr).teacher is None
 

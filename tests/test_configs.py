@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from ccup.errors import UserError, check_group_choices, composition_error
+from ccup.method import build
 
 FOLDERS = {"bag": [10], "sandal": [20], "trouser": [30]}  # a folder dataset of three classes, an image each
 # Options that need a value: a template file, a folder of images.
@@ -40,7 +41,7 @@ def test_every_option_composes_and_resolves(group, option):
 def test_alpha_reaches_every_method(method, alpha):
     cfg = compose(f"method={method}")
     cfg.alpha = alpha  # as `alpha=...` on the command line sets it: the method's config must interpolate it
-    assert instantiate(cfg.method).alpha == alpha
+    assert build(cfg.method).alpha == alpha
 
 
 @pytest.mark.parametrize("forget", config_names("forget"))
@@ -51,7 +52,7 @@ def test_every_forget_preset_names_classes_of_a_dataset(forget):
 
 
 def test_nullspace_is_ccup_without_retention_and_with_a_hard_constraint():
-    method = instantiate(compose("method=nullspace").method)
+    method = build(compose("method=nullspace").method)
     assert (method.lam, method.mu) == (float("inf"), 0.0)
 
 
@@ -164,8 +165,8 @@ def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classe
 @pytest.mark.parametrize("overrides, line", [
     (["method=ccupp"], "error: method=ccupp: no such option; did you mean 'ccup'? method has "
                        + ", ".join(config_names("method"))),
-    (["method.lamb=1"], "error: method.lamb: no such key; did you mean 'lam'? method has _target_, alpha, lam, mu "
-                        "(ccup.method.CCUP takes no 'lamb')"),  # adding the key would fail: no "+method.lamb" hint
+    (["method.lamb=1"], "error: method.lamb: no such key; did you mean 'lam'? method has _target_, alpha, role, lam, "
+                        "mu (ccup.method.CCUP takes no 'lamb')"),  # adding the key would fail: no "+method.lamb" hint
     (["dataset.splitt=train"], "error: dataset.splitt: no such key; did you mean 'split'? dataset has name, split, "
                                "classnames, protocol_forget, templates, load, synonyms, heldout_templates, "
                                "validation_forget, test_forget (+dataset.splitt=... adds a key)"),
@@ -246,4 +247,4 @@ def test_the_debug_preset_trains_three_steps_without_logger_or_extra_evaluations
     cfg = compose("debug=default", "method=finetune", f"cache_dir={tmp_path}")
     assert (cfg.trainer.fast_dev_run, dict(cfg.logger), dict(cfg.eval)) == (3, {}, {})
     assert cfg.results_dir == "results/debug"  # never among real results
-    assert instantiate(cfg.method).trainer(max_steps=200).max_steps == 3  # Lightning's fast_dev_run wins
+    assert build(cfg.method).trainer(max_steps=200).max_steps == 3  # Lightning's fast_dev_run wins

@@ -1,6 +1,7 @@
-"""The leakage evaluations (conf/eval/{probe,prompts,relearn,mia}.yaml) on constructed cases whose answer is known:
-features and text embeddings written by hand into a real open_clip architecture with random weights, whose image
-projection is the identity, so that an image's embedding is the feature we chose; a 3-d toy CLIP for relearning."""
+"""The leakage evaluations (conf/eval/{probe,prompts,retrieval,relearn,mia}.yaml) and the blocklist (method=mask) on
+constructed cases whose answer is known: features and text embeddings written by hand into a real open_clip
+architecture with random weights, whose image projection is the identity, so that an image's embedding is the
+feature we chose; a 3-d toy CLIP for relearning."""
 import functools
 import logging
 import math
@@ -13,15 +14,18 @@ from helpers import compose, config_names, sweep_jobs
 from hydra.utils import instantiate
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from baselines.mask import Mask
 from ccup.adapter import fold_projection
 from ccup.errors import UserError
 from ccup.evals.membership import LossThreshold, attack_auroc
 from ccup.evals.probe import LinearProbe, class_probe, forget_probe
 from ccup.evals.prompts import HeldOutPrompts, check_held_out, ensemble
 from ccup.evals.relearn import Relearning, relearn
+from ccup.evals.retrieval import Retrieval, average_precisions
 from ccup.method import CCUP
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
+from ccup.zeroshot import predict
 
 D = 128  # the embedded architecture's width and embedding dimension
 
@@ -191,6 +195,49 @@ def test_a_synonym_still_reaches_the_class_its_name_no_longer_does(clip, monkeyp
                        "forget/acc_heldout_templates": 0.0, "forget/acc_heldout_templates_before": 100.0}
 
 
+# --- the blocklist and text-to-image retrieval --------------------------------------------------------------------
+
+# Four images, each nearest its own class's text embedding (e0 .. e3), the second one's runner-up class 'c'.
+NEAREST = torch.stack([e(0) + 0.5 * e(1), e(1) + 0.5 * e(2), e(2), e(3) + 0.2 * e(1)])
+FOUR = ("a", "b", "c", "d")
+
+
+def test_the_mask_strikes_exactly_the_forget_classes_from_the_zero_shot_candidates(clip):
+    task = task_of(clip, FOUR, ["b"])
+    masked = Mask(alpha=1.0)(clip, task)
+    assert predict(clip, NEAREST, task.classifier, FOUR).tolist() == [0, 1, 2, 3]
+    assert predict(masked, NEAREST, task.classifier, FOUR).tolist() == [0, 2, 2, 3]  # b's image goes to c
+    assert masked.blocklist == ("b",) and Mask(alpha=0.0)(clip, task).blocklist == ()
+    assert all(a is b for a, b in zip(masked.parameters(), clip.parameters(), strict=True))  # no weight copied
+    # The classes are struck by name among the candidates a classification offers: none of another dataset's.
+    assert predict(masked, NEAREST, task.classifier, ("p", "q", "r", "s")).tolist() == [0, 1, 2, 3]
+
+
+def test_average_precision_of_each_class_search_on_a_ranking_worked_by_hand():
+    # Class 0's query ranks the images 0 (relevant), 1, 2 (relevant), 3: AP = (1/1 + 2/3) / 2.
+    # Class 1's query ranks them 3 (relevant), 2, 0, 1 (relevant): AP = (1/1 + 2/4) / 2.
+    scores = torch.tensor([[0.9, 0.2], [0.8, 0.1], [0.7, 0.4], [0.1, 0.9]])
+    labels = torch.tensor([0, 1, 0, 1])
+    assert average_precisions(scores, labels).tolist() == pytest.approx([5 / 6, 3 / 4])
+
+
+def test_retrieval_of_a_forgotten_class_falls_to_chance_and_the_mask_leaves_it_as_it_was(clip):
+    """Ten images of each of four classes along their own directions e0 .. e3 plus noise: every class's search finds
+    its images first (AP 100). The nullspace projection of e0 leaves class a's query no direction to rank by (AP of a
+    random ranking: the class's share, 25 %); the mask leaves the embeddings, and so the search, as they were."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(4).repeat_interleave(10)
+    features = torch.eye(D)[labels] + 0.1 * torch.randn(40, D, generator=generator).abs()
+    test = Features(features, labels)
+    task = task_of(clip, FOUR, ["a"])
+    forgotten = Retrieval()(given_features, clip, fold_projection(clip, removing(0)), task, test)
+    masked = Retrieval()(given_features, clip, Mask(alpha=1.0)(clip, task), task, test)
+    assert forgotten["retrieval/forget_ap_before"] == masked["retrieval/forget_ap"] == 100.0
+    assert forgotten["retrieval/forget_chance"] == 25.0
+    assert abs(forgotten["retrieval/forget_ap"] - 25.0) < 10.0  # a query orthogonal to every image: noise
+    assert forgotten["retrieval/retain_map"] == forgotten["retrieval/retain_map_before"] == 100.0
+
+
 # --- relearning ---------------------------------------------------------------------------------------------------
 
 class Toy(torch.nn.Module):
@@ -278,7 +325,7 @@ def test_the_attack_refuses_a_model_whose_members_are_unknown(train_data):
 # --- configs ------------------------------------------------------------------------------------------------------
 
 def test_cheap_evaluations_are_on_by_default_and_the_others_opt_in():
-    assert list(compose().eval) == ["cross", "probe", "prompts"]
+    assert list(compose().eval) == ["cross", "retrieval", "prompts", "probe"]
     evals = instantiate(compose("eval=[relearn,mia]").evaluator).evals
     assert isinstance(evals["relearn"], Relearning) and isinstance(evals["mia"], LossThreshold)
     with pytest.raises(Exception, match="eval=mia needs a model trained"):

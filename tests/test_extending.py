@@ -13,7 +13,7 @@ import run
 from ccup import report
 from ccup.configs import compose
 from ccup.evals import Evaluation
-from ccup.method import Method, Projection
+from ccup.method import Method, Projection, build
 from ccup.task import UnlearnTask
 
 GUIDE = ROOT / "docs" / "extending.md"
@@ -52,12 +52,12 @@ def test_the_sweeps_that_run_every_method_and_every_evaluation_take_them_from_th
 def test_they_follow_the_written_contracts(plugin, tiny):
     clip, data = tiny, composed(plugin).dataset
     task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal", "sneaker"], load_train=list)
-    method = instantiate(composed(plugin, "method=orthogonal_forget", "alpha=1").method)
+    method = build(composed(plugin, "method=orthogonal_forget", "alpha=1").method)
     assert isinstance(method, Method) and isinstance(method, Projection) and method.stats == {}
     unlearned = method(clip.model, task)
     weights, before = unlearned.state_dict(), clip.model.state_dict()
     assert {key for key in weights if not torch.equal(weights[key], before[key])} == set(method.edits(clip.model))
-    unchanged = instantiate(composed(plugin, "method=orthogonal_forget", "alpha=0").method)(clip.model, task)
+    unchanged = build(composed(plugin, "method=orthogonal_forget", "alpha=0").method)(clip.model, task)
     assert all(torch.equal(value, before[key]) for key, value in unchanged.state_dict().items())
     W = method.unlearning_map(clip.model, task).dense()
     T = task.classifier.double()

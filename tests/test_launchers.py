@@ -10,13 +10,14 @@ from hydra.utils import instantiate
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
 
+from ccup.method import build
 from ccup.task import UnlearnTask
 
 pytestmark = pytest.mark.slow
 
 
 def test_trainer_ddp_trains_on_spawned_processes_of_the_job():
-    method = instantiate(compose("method=finetune", "trainer=ddp").method)
+    method = build(compose("method=finetune", "trainer=ddp").method)
     trainer = method.trainer(max_steps=1, accelerator="cpu", devices=2)
     assert isinstance(trainer.strategy, DDPStrategy) and trainer.strategy._start_method == "spawn"
     assert isinstance(trainer.strategy.cluster_environment, LightningEnvironment)
@@ -30,7 +31,7 @@ def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny,
     data = instantiate(cfg.dataset)
     train = partial(data.load, split="train", transform=tiny.preprocess)
     task = UnlearnTask.of(tiny, data.classnames, data.templates, cfg.forget.classes, train)
-    unlearned = instantiate(cfg.method)(tiny.model, task)
+    unlearned = build(cfg.method)(tiny.model, task)
     before, after = tiny.model.state_dict(), unlearned.state_dict()
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed and all(name.startswith("visual.") for name in changed)  # trained, and only what it declares

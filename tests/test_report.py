@@ -26,15 +26,22 @@ PNG = b"\x89PNG\r\n\x1a\n"
 KINDS = ["alpha", "pareto", "cost"]
 
 
+def role(method: str) -> str | None:
+    """The role conf/method/<method>.yaml declares (None where it declares none, or there is no such file)."""
+    path = CONF / "method" / f"{method}.yaml"
+    return OmegaConf.load(path).get("role") if path.exists() else None
+
+
 def record(method="ccup", forget="sandal", seed=0, alpha=1.0, lam=1000.0, status="complete", evals=(),
            **metrics) -> dict:
-    """A result record as run.py writes it, reduced to the fields the report reads; `evals` the names of the
-    evaluations it ran (conf/eval/), metrics by keyword, slashes written as double underscores (forget__acc=1 is
-    forget/acc)."""
+    """A result record as run.py writes it, reduced to the fields the report reads, its method's role as its config
+    declares it; `evals` the names of the evaluations it ran (conf/eval/), metrics by keyword, slashes written as
+    double underscores (forget__acc=1 is forget/acc)."""
     config = {"alpha": alpha, "seed": seed, "dataset": {"name": "fashion_mnist"}, "eval": {
                   name: OmegaConf.to_container(OmegaConf.load(CONF / "eval" / f"{name}.yaml")[name]) for name in evals},
               "forget": {"classes": forget.split("+")},
-              "method": {"_target_": f"ccup.method.{method}", "alpha": alpha, "seed": seed, "lam": lam}}
+              "method": {"_target_": f"ccup.method.{method}", "alpha": alpha, "seed": seed, "lam": lam,
+                         **({"role": role(method)} if role(method) else {})}}
     return {"id": f"{method}-{forget}-{seed}-{alpha}-{lam}", "status": status, "config": config,
             "choices": {"model": "tiny", "method": method},
             "metrics": {key.replace("__", "/"): value for key, value in metrics.items()}}
@@ -223,10 +230,10 @@ def test_the_console_shows_the_compact_table_and_where_the_full_report_is(tmp_pa
     report.main([str(write(tmp_path, *ORACLE_CASE))])
     lines = capsys.readouterr().out.strip().splitlines()
     assert [c.strip() for c in lines[0].split("|")[1:-1]] == [
-        "method", "alpha", "forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before", "cross/digits/acc",
-        report.GAP, "forget sets × seeds"]  # ccup's row averages sandal and bag
-    assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["retrain", "0.5", "40.00", "80.00", "87.00", "86.00",
-                                                              "97.50", "13.67", "1 × 1"]  # the oracle's rows first
+        "method", "role", "alpha", "forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before",
+        "cross/digits/acc", report.GAP, "forget sets × seeds"]  # ccup's row averages sandal and bag
+    assert [c.strip() for c in lines[2].split("|")[1:-1]] == ["retrain", "oracle", "0.5", "40.00", "80.00", "87.00",
+                                                              "86.00", "97.50", "13.67", "1 × 1"]  # the oracle first
     assert len(lines) == 2 + 3 + 2 and lines[-1] == f"full report: {tmp_path / 'report.md'}"
 
 
@@ -400,6 +407,39 @@ def test_each_record_is_read_as_its_gap_to_the_oracle_of_its_forget_set_and_seed
     assert "gap/retain/acc_before" not in records and "gap/cross/digits/acc_before" not in records
 
 
+def evidence(forget: float, retain: float, cross: float, forget_ap: float, retain_map: float, heldout: float) -> dict:
+    """The metrics the headline reads, after unlearning (before: the original's, the same for every method)."""
+    return {**accuracies(forget, retain), "cross__digits__acc": cross, "retrieval__forget_ap": forget_ap,
+            "retrieval__retain_map": retain_map, "forget__acc_heldout_prompts": heldout}
+
+
+# The oracle, a blocklist that edits nothing (the original's retrieval and held-out names, no forget accuracy), and a
+# method that forgets by pushing the class's images below chance.
+HEADLINE_CASE = [record("retrain", **evidence(0.0, 88.0, 97.5, 24.0, 90.0, 0.0)),
+                 record("mask", **evidence(0.0, 88.5, 97.0, 98.0, 91.0, 0.0)),
+                 record("ccup", **evidence(0.5, 87.0, 97.0, 6.0, 89.0, 1.5))]
+
+
+def test_the_headline_is_the_mean_gap_over_accuracies_and_the_evidence_the_class_is_gone(tmp_path):
+    records = report.load_records(write(tmp_path, *HEADLINE_CASE)).set_index("method")
+    # forget, retain, cross-dataset accuracy; forget and retain retrieval; held-out prompts: each once.
+    assert records.loc["mask", report.HEADLINE] == pytest.approx((0 + 0.5 + 0.5 + 74 + 1 + 0) / 6)
+    assert records.loc["ccup", report.HEADLINE] == pytest.approx((0.5 + 1 + 0.5 + 18 + 1 + 1.5) / 6)
+    assert records.loc["mask", report.GAP] == pytest.approx(1 / 3)  # hidden: nearer the oracle's accuracy than ccup
+    assert records.loc["ccup", report.GAP] == pytest.approx(2 / 3)
+    assert records.loc["retrain", report.HEADLINE] == 0.0
+    assert records.loc[["retrain", "mask", "ccup"], "role"].tolist() == ["oracle", "reference", "anchor"]
+    without_retrieval = [{**r, "metrics": {k: v for k, v in r["metrics"].items() if not k.startswith("retrieval")}}
+                         for r in HEADLINE_CASE]
+    assert report.HEADLINE not in report.load_records(write(tmp_path / "blind", *without_retrieval))
+
+
+def test_the_paired_table_reads_the_headline_where_there_is_one(tmp_path):
+    markdown = report.write_report(write(tmp_path, *HEADLINE_CASE))
+    assert f"## Paired with ccup at alpha = 1: {report.HEADLINE} difference" in markdown
+    assert pd.read_csv(tmp_path / "paired.csv")["method"].tolist() == ["mask"]  # neither the anchor nor the oracle
+
+
 def test_the_report_shows_the_oracle_first_and_gap_columns_only_where_it_ran(tmp_path):
     report.write_report(write(tmp_path / "oracle", *ORACLE_CASE))
     table = pd.read_csv(tmp_path / "oracle" / "report.csv")
@@ -411,7 +451,7 @@ def test_the_report_shows_the_oracle_first_and_gap_columns_only_where_it_ran(tmp
 
 def test_two_oracles_for_one_forget_set_are_refused(tmp_path):
     other = record("retrain", "sandal", lam=1.0, **accuracies(5.0, 80.0))
-    with pytest.raises(UserError, match="several retrain settings for one forget set and seed"):
+    with pytest.raises(UserError, match="several oracle settings for one forget set and seed"):
         report.load_records(write(tmp_path, *ORACLE_CASE, other))
 
 
@@ -498,7 +538,7 @@ PAIRED = [record(method, forget, **accuracies(f, 88.0))
 
 
 def test_paired_differences_say_what_the_data_resolve(tmp_path):
-    pairs = report.paired(report.load_records(write(tmp_path, *PAIRED))).set_index("method")
+    pairs = report.paired(report.load_records(write(tmp_path, *PAIRED)), report.GAP).set_index("method")
     assert list(pairs.index) == ["mixed", "wide"]  # neither CCUP itself nor the oracle
     assert (pairs.loc["wide", "difference"], pairs.loc["wide", "ci_low"], pairs.loc["wide", "ci_high"]) == (1, 1, 1)
     assert pairs.loc["wide", "wilcoxon p"] == pytest.approx(0.125)  # four positive differences: 2 / 2^4

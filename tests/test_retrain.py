@@ -9,6 +9,7 @@ from hydra.utils import instantiate
 
 import ccup.tiny
 from ccup.errors import find_user_error
+from ccup.method import build
 from ccup.models import load_clip
 from ccup.report import write_report
 from ccup.task import UnlearnTask
@@ -16,7 +17,7 @@ from ccup.task import UnlearnTask
 
 def retrain(cache_dir, *overrides):
     """The oracle on a few steps of the recipe (the full recipe takes minutes; what is tested holds for any length)."""
-    return instantiate(compose("method=retrain", "method.max_steps=3", f"cache_dir={cache_dir}", *overrides).method)
+    return build(compose("method=retrain", "method.max_steps=3", f"cache_dir={cache_dir}", *overrides).method)
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +44,18 @@ def test_the_oracle_is_trained_once_per_forget_set_and_then_read_back(setup, tmp
         retrain(tmp_path)(clip.model, other)
 
 
+def test_the_unnamed_oracle_trains_without_the_forget_names_and_is_cached_apart(setup, tmp_path):
+    clip, task = setup
+    named = retrain(tmp_path)(clip.model, task)
+    method = build(compose("method=retrain_unnamed", "method.max_steps=3", f"cache_dir={tmp_path}").method)
+    unnamed = method(clip.model, task)
+    assert method.stats["unlearn/cache_hit"] == 0  # another recipe, another entry
+    assert not torch.equal(named.visual.proj, unnamed.visual.proj)
+    with pytest.raises(Exception) as error:  # Hydra wraps what the loader raises
+        instantiate(compose().model, exclude=["sandal"], unnamed=["bag"])
+    assert "cannot leave the names of ['bag'] out" in str(find_user_error(error.value))
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["model=vit_b32_openai"], "'ViT-B-32' (openai) comes with pretrained weights whose training data and recipe the "
                                "suite does not have: retrain the embedded model (model=tiny) instead"),
@@ -51,7 +64,7 @@ def test_the_oracle_is_trained_once_per_forget_set_and_then_read_back(setup, tmp
 ])
 def test_only_a_model_the_suite_trained_can_be_retrained(overrides, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
-        instantiate(compose("method=retrain", *overrides).method)
+        build(compose("method=retrain", *overrides).method)
     assert message in str(find_user_error(error.value))
 
 

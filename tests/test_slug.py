@@ -5,7 +5,6 @@ import math
 import pytest
 import torch
 from helpers import compose, fashion_task
-from hydra.utils import instantiate
 
 from baselines.slug import (
     SLUG,
@@ -17,6 +16,7 @@ from baselines.slug import (
     step_search,
     text_classifier,
 )
+from ccup.method import build
 
 
 def test_the_front_holds_the_layers_no_other_beats_on_both_alignment_and_importance():
@@ -82,7 +82,7 @@ def test_the_differentiable_classifier_is_the_zero_shot_one_and_the_forget_step_
 
 
 def slug(cache_dir, *overrides) -> SLUG:
-    return instantiate(compose("method=slug", "method.evaluations=3", f"cache_dir={cache_dir}", *overrides).method)
+    return build(compose("method=slug", "method.evaluations=3", f"cache_dir={cache_dir}", *overrides).method)
 
 
 @pytest.mark.parametrize("tower", ["text", "image"])

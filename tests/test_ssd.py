@@ -3,9 +3,9 @@ per setting."""
 import pytest
 import torch
 from helpers import compose, fashion_task
-from hydra.utils import instantiate
 
 from baselines.ssd import SSD, dampening, importances
+from ccup.method import build
 
 
 def two_parameter_loss(parameters: dict[str, torch.Tensor]):
@@ -65,8 +65,8 @@ def test_the_two_parameter_model_dampens_only_the_parameter_of_the_forget_data(t
 
 def ssd(cache_dir, *overrides) -> SSD:
     # selection_weighting 1: with some 50 sandals among 512 images the authors' 10 may select nothing
-    return instantiate(compose("method=ssd", "method.selection_weighting=1", f"cache_dir={cache_dir}",
-                               *overrides).method)
+    return build(compose("method=ssd", "method.selection_weighting=1", f"cache_dir={cache_dir}",
+                         *overrides).method)
 
 
 def test_a_second_run_reuses_the_dampened_weights_for_every_alpha(random_tiny, tmp_path, monkeypatch):

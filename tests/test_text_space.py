@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 
 from baselines.text_space import TextSpace, empty_target, pooled
 from ccup.errors import UserError, find_user_error
+from ccup.method import build
 from ccup.task import UnlearnTask
 from ccup.zeroshot import class_embeddings
 
@@ -87,7 +88,7 @@ def test_alpha_moves_the_text_projection_along_the_line_to_the_unlearned_one(set
 ])
 def test_bad_settings_are_refused_by_name(override, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
-        instantiate(compose("method=text_space", override).method)
+        build(compose("method=text_space", override).method)
     assert message in str(find_user_error(error.value))
 
 

@@ -39,13 +39,18 @@ def test_datasets_train_side_by_side_each_with_its_own_captions_and_names():
     data = training_set([garments, digits], {"g": 1, "d": 3}, transform=None)
     assert [int(label) for _, label in data] == [0, 1, 1, 0] + [4, 2] * 3  # digits shifted past the 2 garments
     lengths = lambda captions: torch.tensor([len(caption) for caption in captions])  # noqa: E731 (a stand-in tokenizer)
-    tokens, names = caption_tokens([garments, digits], tokenizer=lengths)
+    tokens, names, caption_of = caption_tokens([garments, digits], tokenizer=lengths)
     assert names.tolist() == [2, 3, 1, 1, 1]  # the draws pick among each class's own names only
     assert tokens.shape == (3, 3, 5)  # (templates, names, classes): digits' single template and name cycled
     words = [["coat", "jacket", "coat"], ["bag", "purse", "tote"]]
     expected = [[[len(t.format(w[n])) for w in words] + [len(f"number {c}.") for c in "123"] for n in range(3)]
                 for t in garments.templates]
-    assert tokens.tolist() == expected
+    assert tokens.tolist() == expected and caption_of.tolist() == [0, 1, 2, 3, 4]
+    # Left unnamed, bag leaves the captions: four columns (coat's two names the most left), and the labels after it
+    # move one column down.
+    tokens, names, caption_of = caption_tokens([garments, digits], tokenizer=lengths, unnamed=["bag"])
+    assert names.tolist() == [2, 1, 1, 1] and caption_of.tolist() == [0, -1, 1, 2, 3]
+    assert tokens.tolist() == [[row[:1] + row[2:] for row in per_template[:2]] for per_template in expected]
 
 
 def test_each_step_captions_every_class_with_one_of_its_own_names_drawn_evenly():

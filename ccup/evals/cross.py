@@ -30,6 +30,7 @@ class CrossDataset:
                              templates=data.templates)
             before = encode(original)
             after = classifier_of(unlearned, original, before, encode)
-            metrics[f"cross/{name}/acc"] = accuracy(predict(unlearned, features_after, after), labels)
+            predictions = predict(unlearned, features_after, after, data.classnames)
+            metrics[f"cross/{name}/acc"] = accuracy(predictions, labels)
             metrics[f"cross/{name}/acc_before"] = accuracy(predict(original, features_before, before), labels)
         return metrics

@@ -50,7 +50,8 @@ class HeldOutPrompts:
                              synonyms=words, templates=self.templates)
             before = encode(original)
             after = classifier_of(unlearned, original, before, encode)
-            metrics[f"forget/acc_{key}"] = accuracy(predict(unlearned, features_after, after), labels)
+            predictions = predict(unlearned, features_after, after, task.classnames)
+            metrics[f"forget/acc_{key}"] = accuracy(predictions, labels)
             metrics[f"forget/acc_{key}_before"] = accuracy(predict(original, features_before, before), labels)
         return metrics
 
