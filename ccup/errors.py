@@ -7,6 +7,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Glob
 from hydra.errors import MissingConfigException, OverrideParseException
 from hydra.utils import _locate
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -132,6 +133,8 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
         if not (conf / group).is_dir():
             continue
         text = override.input_line.split("=", 1)[1]
+        if isinstance(override.value(), Glob):  # glob(*): the group's own file names, read from the folder by Hydra
+            continue
         sweep = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
         for choice in sweep:
             names = choice if isinstance(choice, list) else [choice]

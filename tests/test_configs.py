@@ -200,8 +200,8 @@ def test_a_choice_hydra_would_merge_or_not_read_as_a_name_is_one_line(args, line
 
 
 def test_the_choices_hydra_composes_as_meant_pass():
-    for args in (["forget=sandal"], ["-m", "forget=sandal,bag"], ["eval=[cross,probe]"], ["forget.classes=[3]"],
-                 ["hydra/launcher=joblib", "--config-dir=x"], ["alpha=["]):  # the last: Hydra's own line
+    for args in (["forget=sandal"], ["-m", "forget=sandal,bag"], ["-m", "method=glob(*)"], ["eval=[cross,probe]"],
+                 ["forget.classes=[3]"], ["hydra/launcher=joblib", "--config-dir=x"], ["alpha=["]):  # Hydra's line
         check_group_choices(args, ROOT / "conf")
 
 
