@@ -19,7 +19,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from ccup import search
-from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
 from ccup.errors import UserError, check_group_choices, composition_error
 from ccup.evals import check_config
@@ -45,7 +44,7 @@ def unlearn(cfg: DictConfig) -> dict:
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
-        export_checkpoint(unlearned, clip.name, folder / "unlearned.pt", about)
+        clip.export(unlearned, clip.name, folder, about)
     return {**cost, **metrics}
 
 
