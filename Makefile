@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 		PYTHONDONTWRITEBYTECODE= $(PY) -c 'import run, ccup.report, ccup.evaluator, baselines.finetune' && wait $$!
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install the suite with its test tools and transformers (model=hf)
+install: $(VENV)/.installed  ## create .venv: the suite, its test tools, transformers (model=hf)
 
 data: install  ## make Fashion-MNIST available: Debian's package where apt works, else torchvision's download
 	@if [ -d $(FASHION_MNIST) ] || [ -d data/FashionMNIST/raw ]; then echo "Fashion-MNIST: present"; \

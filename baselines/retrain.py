@@ -24,10 +24,11 @@ class Retrain:
     def __init__(self, alpha: float, recipe: DictConfig, seed: int | None = None, max_steps: int | None = None):
         check_alpha(alpha)
         if "exclude" not in inspect.signature(get_method(recipe._target_)).parameters:
-            weights = f" ({recipe.pretrained})" if recipe.get("pretrained") else ""  # model=hf: the name says it all
-            raise UserError(f"method=retrain trains the model again from its recipe, but {recipe.get('name')!r}"
-                            f"{weights} comes with pretrained weights whose training data and recipe the suite does "
-                            "not have: retrain the embedded model (model=tiny) instead")
+            weights = f" ({recipe.pretrained})" if recipe.get("pretrained") else ""  # hf: none
+            raise UserError(f"method=retrain trains the model again from its recipe, but "
+                            f"{recipe.get('name')!r}{weights} comes with pretrained weights whose "
+                            "training data and recipe the suite does not have: retrain the "
+                            "embedded model (model=tiny) instead")
         if max_steps is not None and not max_steps >= 1:
             raise UserError(f"method.max_steps must be at least 1 (or null for the whole recipe), got {max_steps}")
         self.alpha = alpha

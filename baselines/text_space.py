@@ -3,9 +3,9 @@
 at 0699eef: main.py, utils.py, utils_lora.py; conf/method/text_space.yaml names the line of each setting).
 
 No images: like CCUP it needs only class names, but it edits the text tower where CCUP edits the image tower. The text
-projection P (width x d; `TextProjection` finds it in open_clip's and transformers' CLIP) gets a rank-r update,
-P' = P + (BA)^T / r (LoRA, with their lora_alpha 1), trained so that the forget class's name lands on the empty
-prompt's embedding and the other names stay where they were:
+projection P (width x d; `TextProjection` finds it in open_clip's and transformers' CLIP) gets a
+rank-r update, P' = P + (BA)^T / r (LoRA, with their lora_alpha 1), trained so that the forget
+class's name lands on the empty prompt's embedding and the other names stay where they were:
 
     lamb_forget ||E - H_f P'|| + lamb_preserve ||H_p P - H_p P'|| + lamb_weight ||BA||      (Frobenius norms)
 
@@ -122,14 +122,16 @@ class TextSpace:
 
 
 class TextProjection:
-    """A model's text projection as the (width, d) matrix P of z = h @ P: open_clip's `text_projection` parameter,
-    or the weight W (d, width) of a linear layer, z = W h (transformers' CLIP; a bias, where there is one, stays)."""
+    """A model's text projection as the (width, d) matrix P of z = h @ P: open_clip's
+    `text_projection` parameter, or the weight W (d, width) of a linear layer, z = W h
+    (transformers' CLIP; a bias, where there is one, stays)."""
 
     def __init__(self, model: torch.nn.Module):
         projection = getattr(model, "text_projection", None)
         if not isinstance(projection, torch.nn.Parameter | torch.nn.Linear):
-            raise UserError(f"text_space edits the text projection of a CLIP text tower (open_clip's `text_projection` "
-                            f"matrix or linear layer); {type(model).__name__} has none")
+            raise UserError(f"text_space edits the text projection of a CLIP text tower "
+                            f"(`text_projection`, a matrix or a linear layer); "
+                            f"{type(model).__name__} has none")
         self.linear = isinstance(projection, torch.nn.Linear)
         self.name = "text_projection.weight" if self.linear else "text_projection"
 
@@ -147,7 +149,8 @@ def pooled(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
     tokens = tokenizer(texts).to(next(model.parameters()).device)
     seen = {}
     if TextProjection(model).linear:  # what the layer is given
-        hook = model.text_projection.register_forward_pre_hook(lambda module, inputs: seen.update(x=inputs[0]))
+        hook = model.text_projection.register_forward_pre_hook(
+            lambda module, inputs: seen.update(x=inputs[0]))
         try:
             model.encode_text(tokens)
         finally:

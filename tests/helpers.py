@@ -214,14 +214,15 @@ def records(tmp_path: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
 
 
-# --- a random-weight transformers CLIP model -----------------------------------------------------------------
+# --- a random-weight transformers CLIP model ---------------------------------------------------
 
 def write_hf_clip(folder: Path, seed: int = 0) -> Path:
-    """A small random-weight transformers CLIPModel (28-px images, 7-px patches, two layers per tower, 32-d
-    embeddings) saved into `folder` with CLIP's own tokenizer and an image processor sized to it, as
-    `save_pretrained` writes a hub model. The tokenizer's vocab.json and merges.txt are built from the BPE merges
-    open_clip ships, as CLIP's tokenizer builds its encoder (open_clip's SimpleTokenizer): the 256 byte symbols,
-    each again with the end-of-word mark, one token per merge, then the start and end of text."""
+    """A small random-weight transformers CLIPModel (28-px images, 7-px patches, two layers per
+    tower, 32-d embeddings) saved into `folder` with CLIP's own tokenizer and an image processor
+    sized to it, as `save_pretrained` writes a hub model. The tokenizer's vocab.json and merges.txt
+    are built from the BPE merges open_clip ships, as CLIP's tokenizer builds its encoder
+    (open_clip's SimpleTokenizer): the 256 byte symbols, each again with the end-of-word mark, one
+    token per merge, then the start and end of text."""
     import torch
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -234,9 +235,10 @@ def write_hf_clip(folder: Path, seed: int = 0) -> Path:
     (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
     (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n")
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
-    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
-    config = CLIPConfig(text_config=tower, vision_config={**tower, "image_size": 28, "patch_size": 7},
-                        projection_dim=32)
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 2}
+    config = CLIPConfig(text_config=tower, projection_dim=32,
+                        vision_config={**tower, "image_size": 28, "patch_size": 7})
     torch.manual_seed(seed)
     CLIPModel(config).save_pretrained(folder)
     images = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})

@@ -1,5 +1,5 @@
-"""Contract tests, run over every method in conf/method/ on an open_clip and a transformers CLIP model:
-`method(model, task)` returns the unlearned model."""
+"""Contract tests, run over every method in conf/method/ on an open_clip and a transformers CLIP
+model: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
 from helpers import compose, config_names, fashion_task
@@ -11,17 +11,18 @@ from ccup.method import CCUP, Method, Projection
 from ccup.projection import ccup_factors, ccup_map
 
 METHODS = config_names("method")
-# What cannot apply to a model refuses it (test_what_cannot_apply_refuses_by_name): the oracle retrains by the recipe
-# the suite trained the model with, and a transformers model has none.
+# What cannot apply to a model refuses it (test_what_cannot_apply_refuses_by_name): the oracle
+# retrains by the recipe the suite trained the model with, and a transformers model has none.
 REFUSED = {"hf": ["retrain", "retrain_reseeded"]}
-CASES = [(model, name) for model in ("open_clip", "hf") for name in METHODS if name not in REFUSED.get(model, [])]
+CASES = [(model, name) for model in ("open_clip", "hf") for name in METHODS
+         if name not in REFUSED.get(model, [])]
 
 
 @pytest.fixture(scope="module")
 def setup(request, random_tiny, random_hf):
-    """A random-weight model (the contract does not need trained weights), the embedded model's architecture or a
-    transformers CLIPModel (request.param: "open_clip", the default, or "hf"), and a task on Fashion-MNIST's classes,
-    with 512 training images for the methods that fine-tune."""
+    """A random-weight model (the contract does not need trained weights), the embedded model's
+    architecture or a transformers CLIPModel (request.param: "open_clip", the default, or "hf"), and
+    a task on Fashion-MNIST's classes, with 512 training images for the methods that fine-tune."""
     clip = random_hf if getattr(request, "param", "open_clip") == "hf" else random_tiny
     return clip, fashion_task(clip)
 
@@ -119,5 +120,6 @@ def test_what_cannot_apply_refuses_by_name(name, hf_folder):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
         instantiate(compose(f"method={name}", "model=hf", f"model.name={hf_folder}").method)
     assert str(find_user_error(error.value)) == (
-        f"method=retrain trains the model again from its recipe, but '{hf_folder}' comes with pretrained weights "
-        "whose training data and recipe the suite does not have: retrain the embedded model (model=tiny) instead")
+        f"method=retrain trains the model again from its recipe, but '{hf_folder}' comes with "
+        "pretrained weights whose training data and recipe the suite does not have: retrain the "
+        "embedded model (model=tiny) instead")
