@@ -123,7 +123,7 @@ def hub_at_hand(repo: str, filename: str, revision: str | None = None,
 def hub_answers(timeout: float) -> bool:
     """Whether the Hugging Face hub may be asked (HF_HUB_OFFLINE is not set) and answers within
     `timeout` seconds."""
-    return not constants.is_offline_mode() and answers(constants.ENDPOINT, timeout)
+    return not constants.HF_HUB_OFFLINE and answers(constants.ENDPOINT, timeout)
 
 
 def answers(url: str, timeout: float) -> bool:
