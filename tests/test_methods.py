@@ -19,11 +19,12 @@ CASES = [(model, name) for model in ("open_clip", "hf") for name in METHODS
 
 
 @pytest.fixture(scope="module")
-def setup(request, random_tiny, random_hf):
+def setup(request):
     """A random-weight model (the contract does not need trained weights), the embedded model's
     architecture or a transformers CLIPModel (request.param: "open_clip", the default, or "hf"), and
     a task on Fashion-MNIST's classes, with 512 training images for the methods that fine-tune."""
-    clip = random_hf if getattr(request, "param", "open_clip") == "hf" else random_tiny
+    hf = getattr(request, "param", "open_clip") == "hf"
+    clip = request.getfixturevalue("random_hf" if hf else "random_tiny")
     return clip, fashion_task(clip)
 
 
