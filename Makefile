@@ -20,12 +20,12 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip install -q --python $(PY) $(TORCH) -e '.[dev]'
+	$(VENV)/bin/uv pip install -q --python $(PY) $(TORCH) -e '.[dev,hf]'
 	PYTHONDONTWRITEBYTECODE= $(PY) -c 'import wandb, sklearn.datasets, pandas, matplotlib.pyplot, pytest, xdist' & \
 		PYTHONDONTWRITEBYTECODE= $(PY) -c 'import run, ccup.report, ccup.evaluator, baselines.finetune' && wait $$!
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv and install the suite with its test tools
+install: $(VENV)/.installed  ## create .venv: the suite, its test tools, transformers (model=hf)
 
 data: install  ## make Fashion-MNIST available: Debian's package where apt works, else torchvision's download
 	@if [ -d $(FASHION_MNIST) ] || [ -d data/FashionMNIST/raw ]; then echo "Fashion-MNIST: present"; \

@@ -28,7 +28,6 @@ def unlearn(cfg: DictConfig) -> dict:
     from hydra.utils import instantiate
 
     from ccup import quiet_lightning
-    from ccup.adapter import export_checkpoint
     from ccup.classnames import by_class_name
     from ccup.evals import check_config
     from ccup.method import build
@@ -51,7 +50,7 @@ def unlearn(cfg: DictConfig) -> dict:
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
-        export_checkpoint(unlearned, clip.name, folder / "unlearned.pt", about)
+        clip.export(unlearned, clip.name, folder, about)
     return {**cost, **metrics}
 
 

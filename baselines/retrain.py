@@ -27,9 +27,11 @@ class Retrain:
         check_alpha(alpha)
         takes = inspect.signature(get_method(recipe._target_)).parameters
         if "exclude" not in takes:
-            raise UserError(f"method=retrain trains the model again from its recipe, but {recipe.get('name')!r} "
-                            f"({recipe.get('pretrained')}) comes with pretrained weights whose training data and "
-                            "recipe the suite does not have: retrain the embedded model (model=tiny) instead")
+            weights = f" ({recipe.pretrained})" if recipe.get("pretrained") else ""  # hf: none
+            raise UserError(f"method=retrain trains the model again from its recipe, but "
+                            f"{recipe.get('name')!r}{weights} comes with pretrained weights whose "
+                            "training data and recipe the suite does not have: retrain the "
+                            "embedded model (model=tiny) instead")
         if unnamed and "unnamed" not in takes:
             raise UserError(f"method.unnamed: {recipe._target_} cannot leave class names out of its training")
         if max_steps is not None and not max_steps >= 1:

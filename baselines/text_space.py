@@ -3,8 +3,9 @@
 at 0699eef: main.py, utils.py, utils_lora.py; conf/method/text_space.yaml names the line of each setting).
 
 No images: like CCUP it needs only class names, but it edits the text tower where CCUP edits the image tower. The text
-projection P (width x d) gets a rank-r update, P' = P + (BA)^T / r (LoRA, with their lora_alpha 1), trained so that
-the forget class's name lands on the empty prompt's embedding and the other names stay where they were:
+projection P (width x d; `TextProjection` finds it in open_clip's and transformers' CLIP) gets a
+rank-r update, P' = P + (BA)^T / r (LoRA, with their lora_alpha 1), trained so that the forget
+class's name lands on the empty prompt's embedding and the other names stay where they were:
 
     lamb_forget ||E - H_f P'|| + lamb_preserve ||H_p P - H_p P'|| + lamb_weight ||BA||      (Frobenius norms)
 
@@ -71,12 +72,10 @@ class TextSpace:
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """The text projection."""
-        return ["text_projection"]
+        return [TextProjection(model).name]
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        if not isinstance(getattr(model, "text_projection", None), torch.nn.Parameter):
-            raise UserError(f"text_space edits the text projection of open_clip's CLIP text tower (a `text_projection` "
-                            f"matrix); {type(model).__name__} has none")
+        projection = TextProjection(model)
         generator = torch.Generator().manual_seed(self.seed)
         retain = [task.classnames[i] for i in task.retain_idx]
         preserve = [*retain, *(word for name in retain for word in self.synonyms.get(name, ()))]
@@ -86,7 +85,7 @@ class TextSpace:
             names = class_embeddings(model, task.tokenizer, task.classnames, self.templates).T
             target = empty_target(model, task.tokenizer, names, task.forget_idx, generator)
         target = target.expand(len(forget_features), -1)
-        P = model.text_projection.detach()
+        P = projection.matrix(model)
         lamb_forget = self.lamb_forget
         for trial in range(1, self.trials + 1):
             adapted, cut = self.fit(P, forget_features, preserve_features, target, lamb_forget, generator)
@@ -96,7 +95,7 @@ class TextSpace:
         self.stats = {"unlearn/trials": trial, "unlearn/lamb_forget": lamb_forget, "unlearn/forget_cut": cut}
         unlearned = copy.deepcopy(model)
         with torch.no_grad():
-            unlearned.text_projection.copy_(torch.lerp(P, adapted, self.alpha))
+            projection.write(unlearned, torch.lerp(P, adapted, self.alpha))
         return unlearned
 
     def fit(self, P: torch.Tensor, H_f: torch.Tensor, H_p: torch.Tensor, E: torch.Tensor, lamb_forget: float,
@@ -122,10 +121,41 @@ class TextSpace:
         return best, ((start - torch.linalg.norm(E - H_f @ best)).abs() / start).item()
 
 
+class TextProjection:
+    """A model's text projection as the (width, d) matrix P of z = h @ P: open_clip's
+    `text_projection` parameter, or the weight W (d, width) of a linear layer, z = W h
+    (transformers' CLIP; a bias, where there is one, stays)."""
+
+    def __init__(self, model: torch.nn.Module):
+        projection = getattr(model, "text_projection", None)
+        if not isinstance(projection, torch.nn.Parameter | torch.nn.Linear):
+            raise UserError(f"text_space edits the text projection of a CLIP text tower "
+                            f"(`text_projection`, a matrix or a linear layer); "
+                            f"{type(model).__name__} has none")
+        self.linear = isinstance(projection, torch.nn.Linear)
+        self.name = "text_projection.weight" if self.linear else "text_projection"
+
+    def matrix(self, model: torch.nn.Module) -> torch.Tensor:
+        """P, (width, d)."""
+        weight = model.get_parameter(self.name).detach()
+        return weight.T if self.linear else weight
+
+    def write(self, model: torch.nn.Module, P: torch.Tensor) -> None:
+        model.get_parameter(self.name).copy_(P.T if self.linear else P)
+
+
 def pooled(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
     """(N, width) text features of `texts` before the text projection, pooled as `encode_text` pools them."""
-    tokens = tokenizer(texts).to(model.text_projection.device)
+    tokens = tokenizer(texts).to(next(model.parameters()).device)
     seen = {}
+    if TextProjection(model).linear:  # what the layer is given
+        hook = model.text_projection.register_forward_pre_hook(
+            lambda module, inputs: seen.update(x=inputs[0]))
+        try:
+            model.encode_text(tokens)
+        finally:
+            hook.remove()
+        return seen["x"]
     hook = model.ln_final.register_forward_hook(lambda module, inputs, output: seen.update(x=output))
     try:
         model.encode_text(tokens)

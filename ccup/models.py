@@ -5,13 +5,16 @@ import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlparse
 
 import open_clip
 import torch
-from huggingface_hub import try_to_load_from_cache
+from huggingface_hub import constants, try_to_load_from_cache
+from open_clip.factory import parse_model_name
 
+from ccup.adapter import export_checkpoint, export_config_folder
 from ccup.errors import MissingFiles, UserError
 
 # Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after its file stem.
@@ -28,22 +31,39 @@ class Clip:
     tokenizer: Callable
     name: str
     info: dict = field(default_factory=dict)  # where the weights came from: a recipe the suite trained, its cost
+    # export(model, name, folder, manifest): writes `model` (this one unlearned) into `folder` as
+    # its library reads it, manifest.json beside it; open_clip's checkpoint unless the loader says.
+    export: Callable[[torch.nn.Module, str, Path, dict], Path] = export_checkpoint
 
 
 def load_clip(name: str, pretrained: str | None = None) -> Clip:
     """An open_clip model, in eval mode.
 
     Args:
-        name: an open_clip architecture (`open_clip.list_models()`), or `ccup-tiny-p7`, the embedded model.
-        pretrained: a tag (e.g. 'openai', downloaded by open_clip), a checkpoint file, or None for random weights.
+        name: an open_clip architecture (`open_clip.list_models()`), `ccup-tiny-p7` (the embedded
+            model), or a name with open_clip's schema, `hf-hub:<org>/<repo>` or
+            `local-dir:<folder>`, which brings its own weights.
+        pretrained: a tag (e.g. 'openai', downloaded by open_clip), a checkpoint file, or None for
+            random weights; ignored for a name with a schema, as open_clip ignores it.
 
     Returns:
         `Clip`: the model, its image preprocessing, its tokenizer and its name.
 
     Raises:
-        UserError: an unknown architecture or tag, or a tag whose weights are neither cached nor downloadable.
+        UserError: an unknown architecture or tag, or a tag or hub name whose weights are neither
+            cached nor downloadable.
     """
-    if name not in open_clip.list_models():
+    schema, identifier = parse_model_name(name)
+    if schema == "hf-hub" and not hub_at_hand(identifier, "open_clip_config.json"):
+        raise MissingFiles(f"the weights of {name} are not on this machine and the hub does not "
+                           "answer (offline, or HF_HUB_OFFLINE set): fetch them where there is "
+                           "internet and pass model.name=local-dir:/path/to/folder")
+    if schema == "local-dir" and not Path(identifier, "open_clip_config.json").is_file():
+        raise UserError(f"{name}: no open_clip_config.json in {identifier}; a local-dir: folder "
+                        "holds open_clip's config and checkpoint, as an hf-hub: repository does")
+    if schema is not None:
+        pretrained = None  # the schema's folder or repository holds the weights
+    elif name not in open_clip.list_models():
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
         raise UserError(f"unknown open_clip model {name!r}; closest: {close} (see open_clip.list_models())")
     if pretrained is not None and not Path(pretrained).is_file():
@@ -64,7 +84,18 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
             raise
         raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where "
                            "there is internet and pass model.pretrained=/path/to/checkpoint") from exc
-    return Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+    clip = Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+    if schema is not None:  # exported as its folder is laid out: model.name=local-dir:<export>
+        clip.export = partial(export_config_folder, config=schema_config(schema, identifier))
+    return clip
+
+
+def schema_config(schema: str, identifier: str) -> Path:
+    """The open_clip_config.json of a `local-dir:` folder or of an `hf-hub:` repository (cached once
+    the model is loaded)."""
+    if schema == "local-dir":
+        return Path(identifier) / "open_clip_config.json"
+    return Path(try_to_load_from_cache(identifier, "open_clip_config.json"))
 
 
 def weights_at_hand(name: str, tag: str, timeout: float = 3.0) -> bool:
@@ -74,15 +105,31 @@ def weights_at_hand(name: str, tag: str, timeout: float = 3.0) -> bool:
     repo, filename = os.path.split(source.get("hf_hub", ""))
     if repo:
         names = [filename or open_clip.pretrained.HF_WEIGHTS_NAME, open_clip.pretrained.HF_SAFE_WEIGHTS_NAME]
-        if any(isinstance(try_to_load_from_cache(repo, file), str) for file in names):
-            return True
-        host = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    else:  # open_clip's own download cache for weights it fetches by URL
-        host = source.get("url", "")
-        if (Path.home() / ".cache" / "clip" / os.path.basename(urlparse(host).path)).is_file():
-            return True
+        cached = any(isinstance(try_to_load_from_cache(repo, file), str) for file in names)
+        return cached or hub_answers(timeout)
+    url = source.get("url", "")  # open_clip's own download cache for weights it fetches by URL
+    cached = (Path.home() / ".cache" / "clip" / os.path.basename(urlparse(url).path)).is_file()
+    return cached or answers(url, timeout)
+
+
+def hub_at_hand(repo: str, filename: str, revision: str | None = None,
+                timeout: float = 3.0) -> bool:
+    """Whether a file of a Hugging Face hub repository can be had: in the local cache already, or
+    from the hub if it answers within `timeout` seconds (never where HF_HUB_OFFLINE is set)."""
+    cached = try_to_load_from_cache(repo, filename, revision=revision)
+    return isinstance(cached, str) or hub_answers(timeout)
+
+
+def hub_answers(timeout: float) -> bool:
+    """Whether the Hugging Face hub may be asked (HF_HUB_OFFLINE is not set) and answers within
+    `timeout` seconds."""
+    return not constants.HF_HUB_OFFLINE and answers(constants.ENDPOINT, timeout)
+
+
+def answers(url: str, timeout: float) -> bool:
+    """Whether the host of `url` accepts a connection within `timeout` seconds."""
     try:
-        socket.create_connection((urlparse(host).hostname, 443), timeout=timeout).close()
+        socket.create_connection((urlparse(url).hostname, 443), timeout=timeout).close()
         return True
     except (OSError, TypeError):
         return False

@@ -81,3 +81,20 @@ def random_tiny():
 
     torch.manual_seed(0)
     return load_clip("ccup-tiny-p7")
+
+
+@pytest.fixture(scope="session")
+def hf_folder(tmp_path_factory):
+    """A random-weight transformers CLIP model, its processor and tokenizer, saved as a hub model is
+    (helpers.write_hf_clip): what `model=hf model.name=<folder>` loads."""
+    from helpers import write_hf_clip
+
+    return write_hf_clip(tmp_path_factory.mktemp("hf-clip"))
+
+
+@pytest.fixture(scope="module")
+def random_hf(hf_folder):
+    """That model loaded as jobs load it (`model=hf`)."""
+    from ccup.hf import load_hf_clip
+
+    return load_hf_clip(str(hf_folder))

@@ -3,6 +3,7 @@ and offline W&B runs read back, and datasets written in their published layouts.
 import copy
 import functools
 import gc
+import gzip
 import json
 import multiprocessing
 import os
@@ -211,6 +212,38 @@ def run_plain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def records(tmp_path: Path) -> list[dict]:
     """The records a suite command run with `suite_command(tmp_path, ...)` wrote, in file order."""
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
+
+
+# --- a random-weight transformers CLIP model ---------------------------------------------------
+
+def write_hf_clip(folder: Path, seed: int = 0) -> Path:
+    """A small random-weight transformers CLIPModel (28-px images, 7-px patches, two layers per
+    tower, 32-d embeddings) saved into `folder` with CLIP's own tokenizer and an image processor
+    sized to it, as `save_pretrained` writes a hub model. The tokenizer's vocab.json and merges.txt
+    are built from the BPE merges open_clip ships, as CLIP's tokenizer builds its encoder
+    (open_clip's SimpleTokenizer): the 256 byte symbols, each again with the end-of-word mark, one
+    token per merge, then the start and end of text."""
+    import torch
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    symbols = list(bytes_to_unicode().values())
+    vocab = [*symbols, *(s + "</w>" for s in symbols), *(m.replace(" ", "") for m in merges),
+             "<|startoftext|>", "<|endoftext|>"]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({token: i for i, token in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("\n".join(["#version: 0.2", *merges]) + "\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tower = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+             "num_attention_heads": 2}
+    config = CLIPConfig(text_config=tower, projection_dim=32,
+                        vision_config={**tower, "image_size": 28, "patch_size": 7})
+    torch.manual_seed(seed)
+    CLIPModel(config).save_pretrained(folder)
+    images = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
+    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
 
 
 # --- offline W&B runs --------------------------------------------------------------------------------------------

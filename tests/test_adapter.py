@@ -34,7 +34,7 @@ def test_edited_embeddings_are_W_times_original(random_clips, name):
 def test_exported_checkpoint_loads_in_plain_open_clip(tmp_path):
     clip = load_clip("ccup-tiny-p7")  # a custom architecture: the hardest case for plain open_clip
     edited = fold_projection(clip.model, random_map(128))
-    path = export_checkpoint(edited, "ccup-tiny-p7", tmp_path / "unlearned.pt", {"classnames": ["a", "b"]})
+    path = export_checkpoint(edited, "ccup-tiny-p7", tmp_path, {"classnames": ["a", "b"]})
     images = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(3))
     torch.save(images, tmp_path / "images.pt")
     # A fresh interpreter that never imports ccup: only open_clip and the exported files.

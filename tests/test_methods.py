@@ -1,20 +1,30 @@
-"""Contract tests, run over every method in conf/method/: `method(model, task)` returns the unlearned model."""
+"""Contract tests, run over every method in conf/method/ on an open_clip and a transformers CLIP
+model: `method(model, task)` returns the unlearned model."""
 import pytest
 import torch
 from helpers import compose, config_names, fashion_task
 
 from ccup.adapter import fold_projection
+from ccup.errors import find_user_error
 from ccup.method import CCUP, Method, Projection, build
 from ccup.projection import ccup_factors, ccup_map
 
 METHODS = config_names("method")
+# What cannot apply to a model refuses it (test_what_cannot_apply_refuses_by_name): the oracle
+# retrains by the recipe the suite trained the model with, and a transformers model has none.
+REFUSED = {"hf": ["retrain", "retrain_reseeded", "retrain_unnamed"]}
+CASES = [(model, name) for model in ("open_clip", "hf") for name in METHODS
+         if name not in REFUSED.get(model, [])]
 
 
 @pytest.fixture(scope="module")
-def setup(random_tiny):
-    """A random-weight tiny model (the contract does not need trained weights) and a task on its classes, with 512
-    training images for the methods that fine-tune."""
-    return random_tiny, fashion_task(random_tiny)
+def setup(request):
+    """A random-weight model (the contract does not need trained weights), the embedded model's
+    architecture or a transformers CLIPModel (request.param: "open_clip", the default, or "hf"), and
+    a task on Fashion-MNIST's classes, with 512 training images for the methods that fine-tune."""
+    hf = getattr(request, "param", "open_clip") == "hf"
+    clip = request.getfixturevalue("random_hf" if hf else "random_tiny")
+    return clip, fashion_task(clip)
 
 
 def method(name: str, alpha: float, cache_dir):
@@ -44,7 +54,7 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("cache")
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("setup, name", CASES, indirect=["setup"])
 def test_every_method_follows_the_written_contract(name, setup, cache):
     built = method(name, 1.0, cache)
     assert isinstance(built, Method) and built.alpha == 1.0 and built.stats == {}  # stats: filled by a call
@@ -57,19 +67,19 @@ def test_the_projections_are_the_methods_that_say_so():
     assert projections == {"ccup", "nullspace", "leace"}
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("setup, name", CASES, indirect=["setup"])
 def test_alpha_zero_leaves_every_weight_bit_identical(name, setup, cache):
     assert differing(unlearn(name, 0.0, setup, cache), setup[0].model) == set()
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("setup, name", CASES, indirect=["setup"])
 def test_same_seed_gives_bit_identical_weights(name, setup, cache, tmp_path):
     # The module's cache holds the weights the contract test computed (or computes them now); a fresh cache folder
     # computes them again, so the two results come from two runs.
     assert differing(unlearn(name, 1.0, setup, cache), unlearn(name, 1.0, setup, tmp_path)) == set()
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("setup, name", CASES, indirect=["setup"])
 def test_method_changes_only_the_parameters_it_declares(name, setup, cache):
     clip, _ = setup
     changed = differing(unlearn(name, 1.0, setup, cache), clip.model)
@@ -77,7 +87,7 @@ def test_method_changes_only_the_parameters_it_declares(name, setup, cache):
     assert changed <= set(declared) and bool(changed) == bool(declared)  # the blocklist declares and edits none
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("setup, name", CASES, indirect=["setup"])
 def test_the_given_model_is_not_mutated(name, setup, cache):
     clip, _ = setup
     before = {key: value.clone() for key, value in clip.model.state_dict().items()}
@@ -104,3 +114,13 @@ def test_ccup_folds_the_closed_form_of_its_own_lam_mu_and_classes(setup):
 def test_a_second_oracle_trains_under_its_own_seed(setup, cache):
     first, second = (unlearn(name, 1.0, setup, cache) for name in ("retrain", "retrain_reseeded"))
     assert differing(first, second) == set(first.state_dict())  # every weight: another training, not a copy
+
+
+@pytest.mark.parametrize("name", REFUSED["hf"])
+def test_what_cannot_apply_refuses_by_name(name, hf_folder):
+    with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
+        build(compose(f"method={name}", "model=hf", f"model.name={hf_folder}").method)
+    assert str(find_user_error(error.value)) == (
+        f"method=retrain trains the model again from its recipe, but '{hf_folder}' comes with "
+        "pretrained weights whose training data and recipe the suite does not have: retrain the "
+        "embedded model (model=tiny) instead")
