@@ -23,7 +23,7 @@ from ccup.adapter import export_checkpoint
 from ccup.data import by_class_name
 from ccup.errors import UserError, check_group_choices, composition_error
 from ccup.evals import check_config
-from ccup.job import recorded
+from ccup.job import export_dir, recorded
 from ccup.record import manifest
 from ccup.task import UnlearnTask
 
@@ -44,8 +44,7 @@ def unlearn(cfg: DictConfig) -> dict:
     cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
-        folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
-        export_checkpoint(unlearned, clip.name, folder / "unlearned.pt", about)
+        export_checkpoint(unlearned, clip.name, export_dir() / "unlearned.pt", about)
     return {**cost, **metrics}
 
 
