@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, OxfordIIITPet
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
@@ -112,8 +112,24 @@ class ImageList(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = default_loader(str(path))
+        image = read_image(path)
         return (self.transform(image) if self.transform else image), label
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An image file as an RGB PIL image, as torchvision's loaders read it.
+
+    Raises:
+        UserError: the file cannot be read or decoded (truncated, not an image), naming it: one bad
+            file among thousands would otherwise end a job in PIL's traceback inside a DataLoader,
+            which never names it.
+    """
+    try:
+        return default_loader(str(path))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # PIL's errors
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        reason = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else said
+        raise UserError(f"cannot read image {path} ({reason}): replace or remove it") from exc
 
 
 class ArrayImages(Dataset):
@@ -230,7 +246,7 @@ def imagenet(root: str, split: str, transform: Callable | None = None) -> Datase
             f"{folder}/<wnid>/*.JPEG, found {found}; download ILSVRC2012 from https://image-net.org and sort the "
             "validation images into folders named by WordNet id (e.g. with valprep.sh from PyTorch's ImageNet example)"
         )
-    return ImageFolder(str(folder), transform=transform)
+    return ImageFolder(str(folder), transform=transform, loader=read_image)
 
 
 def image_folder(root: str, split: str, classnames: Sequence[str], names: Mapping[str, str] | None,

@@ -14,7 +14,19 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
 class UserError(ValueError):
-    """Bad input a user can fix; the message says what is wrong and how to fix it."""
+    """Bad input a user can fix; the message says what is wrong and how to fix it.
+
+    Raised in a DataLoader worker (an image that cannot be read), it reaches the job rebuilt by
+    torch from the worker's traceback as text (torch.utils.data's ExceptionWrapper calls the class
+    with that text): the message is then taken back out of the traceback's last entry, so that the
+    job still ends with the one line."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str) and "\nOriginal Traceback" in args[0]:
+            raised = f"{type(self).__module__}.{type(self).__qualname__}: "
+            text = args[0]
+            args = (text[text.rfind(raised) + len(raised):].strip(),) if raised in text else args
+        super().__init__(*args)
 
 
 class MissingFiles(UserError):
