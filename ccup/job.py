@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ccup import fingerprint
-from ccup.errors import UserError, check_values, find_user_error, one_line
+from ccup.errors import UserError, check_keywords, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
 from ccup.metrics import implausible
 from ccup.provenance import provenance
@@ -53,6 +53,7 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
         failure = None
         try:
             check_values(record["config"], skip=NOT_IDENTITY)
+            check_keywords(record["config"], skip=NOT_IDENTITY)
             check_writable(*paths)  # before any work: a job that cannot keep its result does not start
             for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
                 loggers.append(start_logger(instantiate(node), record["config"]))
@@ -77,7 +78,7 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
         if failure is not None:
             end_failed(failure, sweeping=HydraConfig.get().mode == RunMode.MULTIRUN)
             return None
-        log.info(done_line(record["metrics"]))
+        log.info(done_line(record["metrics"], paths[0], export_dir() if cfg.export else None))
         return record["metrics"]
 
     return job
@@ -145,8 +146,10 @@ def export_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
 
 
-def done_line(metrics: dict) -> str:
-    """The line a complete job ends with."""
+def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> str:
+    """The line a complete job ends with: its accuracies, where its record is, and its exported
+    model if any."""
+    kept = f"; record {record}" + (f", checkpoint {checkpoint}" if checkpoint is not None else "")
     return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
             f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
-            f"(before {metrics['retain/acc_before']:.2f})")
+            f"(before {metrics['retain/acc_before']:.2f}){kept}")
