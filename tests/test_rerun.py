@@ -114,11 +114,14 @@ def test_a_fingerprint_follows_a_symlinked_root_skips_what_is_no_file_and_reads_
     (tmp_path / "checkout").mkdir()
     data = tmp_path / "checkout" / "data"
     data.symlink_to(disk, target_is_directory=True)  # data/ on another disk, as on a cluster
+    elsewhere = write_image_folder(tmp_path / "elsewhere", {"c": [40, 50]}, flat=True)
+    (disk / "train" / "c").symlink_to(elsewhere / "c", target_is_directory=True)  # a class linked in
     os.mkfifo(disk / "train" / "a" / "pipe")  # not a regular file: not counted, never opened
     (disk / "train" / "loop").symlink_to(disk, target_is_directory=True)  # walked once
     refuse_reads_under(monkeypatch, tmp_path)
     count, size, digest = fingerprint.files(str(data), ".")
-    assert count == 6 and size == sum(p.stat().st_size for p in disk.rglob("*.jpg"))
+    images = [*disk.rglob("*.jpg"), *elsewhere.rglob("*.jpg")]
+    assert count == 6 + 2 and size == sum(p.stat().st_size for p in images)
     assert fingerprint.files(str(disk), ".")[2] == digest  # names relative to the root
     config = {"dataset": {"name": "mine", "files": {"roots": str(data),
                                                     "globs": ["train/a", "test/b/*.jpg"]}}}
