@@ -27,9 +27,12 @@ def code() -> dict[str, str]:
     names (ccup.provenance). A file inside the checkout is named relative to it, so that a record
     reads the same in another clone; any other by its absolute path."""
     files = set()
+    suite, libraries = tuple(map(str, SUITE)), library_prefixes()
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
-        if path is None or name in REPORTING:
+        # by its name first: resolving each of a job's some 5,000 modules would take half a second
+        if (path is None or name in REPORTING
+                or path.startswith(libraries) and not path.startswith(suite)):
             continue
         try:
             path = Path(path).resolve()
@@ -50,6 +53,13 @@ def library_folders() -> tuple[Path, ...]:
     """Where this interpreter's standard library and installed packages lie."""
     prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     return tuple(Path(prefix).resolve() for prefix in prefixes)
+
+
+@functools.cache
+def library_prefixes() -> tuple[str, ...]:
+    """library_folders as the start of a module's file name, as written and as resolved."""
+    prefixes = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return tuple(os.path.join(str(p), "") for p in {*prefixes, *library_folders()})
 
 
 def in_library(path: Path) -> bool:
@@ -88,8 +98,15 @@ def data(config: dict) -> dict[str, dict]:
     (`dataset`, `eval.cross.datasets.digits`): a node with `files: {roots: path or [paths], globs:
     [patterns]}` (conf/dataset/), each glob read under each root (the root itself without globs). A
     dataset bundled with a library (digits) declares none."""
-    found = {}
-    for key, node in declarations(config):
+    found, seen = {}, set()
+    # A dataset named in several places (the job's, the model's training data, an evaluation's) by
+    # the shortest of its keys: `dataset` first.
+    shortest = sorted(declarations(config), key=lambda kv: (kv[0] != "dataset", kv[0].count(".")))
+    for key, node in shortest:
+        declared = repr(node["files"])
+        if declared in seen:
+            continue
+        seen.add(declared)
         roots = node["files"]["roots"]
         roots = [roots] if isinstance(roots, str) else list(roots)
         patterns = node["files"].get("globs") or ["."]
@@ -157,9 +174,14 @@ def change(done: dict, data_now: dict) -> str | None:
     if changed:
         more = f" and {len(changed) - 2} more" if len(changed) > 2 else ""
         return f"the code changed since the record ({', '.join(changed[:2])}{more})"
-    moved = [f"{key} {now['name'] or ''}".rstrip() + f": {difference(done['data'].get(key), now)}"
+    moved = [f"{label(key, now['name'])}: {difference(done['data'].get(key), now)}"
              for key, now in data_now.items() if done["data"].get(key) != now]
     return f"the data changed ({'; '.join(moved)})" if moved else None
+
+
+def label(key: str, name: str | None) -> str:
+    """A dataset in a line: its key and its name, once where the key ends in it."""
+    return key if name is None or key.split(".")[-1] == name else f"{key} {name}"
 
 
 def difference(before: dict | None, now: dict) -> str:
