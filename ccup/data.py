@@ -2,6 +2,7 @@
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -103,9 +104,18 @@ class ImageList(Dataset):
         self.samples, self.transform = list(samples), transform
         self.targets = [label for _, label in self.samples]  # labels without decoding images, as torchvision keeps them
 
-    def __repr__(self) -> str:  # identifies the split for the feature cache
-        listing = hashlib.sha256(repr(self.samples).encode()).hexdigest()[:16]
-        return f"ImageList({len(self)} images, listing {listing}, transform={self.transform!r})"
+    def __repr__(self) -> str:
+        """What identifies the split for the feature cache: its files with their labels, sizes and
+        modification times, so that an image replaced under the same name is encoded anew."""
+        listing = hashlib.sha256()
+        for path, label in self.samples:
+            try:
+                info = os.stat(path)
+                listing.update(f"{path}\0{label}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+            except OSError:  # gone: reading it will say so
+                listing.update(f"{path}\0{label}\n".encode())
+        return (f"ImageList({len(self)} images, listing {listing.hexdigest()[:16]}, "
+                f"transform={self.transform!r})")
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -1,6 +1,7 @@
 """Dataset tests: each dataset config loads its real on-disk layout, built here in miniature, into (image, label) pairs
 whose labels index the config's class names; missing data and unknown splits are refused with one line."""
 import json
+import os
 import pickle
 import re
 
@@ -22,7 +23,7 @@ from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
 
-from ccup.data import folder_classes, image_folder
+from ccup.data import dataset_key, folder_classes, image_folder
 from ccup.errors import MissingFiles, UserError, find_user_error
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).
@@ -277,6 +278,15 @@ def test_a_flat_folder_is_split_per_class_by_its_stated_rule(tmp_path):
     assert sorted(train + test) == sorted((name, level) for name, levels in greys.items() for level in levels)
     assert images_by_class(folder_dataset(tmp_path), "test") == test
     assert len(images_by_class(folder_dataset(tmp_path, "dataset.load.test_fraction=0.5"), "test")) == 10
+
+
+def test_an_image_replaced_under_its_name_gives_the_split_another_feature_cache_key(tmp_path):
+    root = write_image_folder(tmp_path, GREYS)
+    key = dataset_key(folder_dataset(root).load(split="test"))
+    assert dataset_key(folder_dataset(root).load(split="test")) == key
+    write_jpeg(root / "test" / "n01" / "050.jpg", 51)  # another picture, the same name
+    os.utime(root / "test" / "n01" / "050.jpg", ns=(10**9, 10**9))  # written in the same clock tick
+    assert dataset_key(folder_dataset(root).load(split="test")) != key
 
 
 def test_a_folder_dataset_refuses_what_it_cannot_read_in_one_line(tmp_path):
