@@ -33,14 +33,17 @@ BAD_INPUTS = {
     "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
     "dataset=cifar10": "CIFAR-10 not found or incomplete in",  # the data first, not the default forget class
 }
-# Bad inputs run alone: the message, as the last line of the command (a key the embedded model does not take, added
-# with `+`, is refused before any work: without `+`, Hydra's composition refuses it, test_configs.py).
+# Bad inputs run alone: the message, as the last line of the command (a key the embedded model does
+# not take, added with `+`, is refused before any work; without `+`, Hydra's composition refuses
+# it, test_configs.py).
 ALONE = {"forget.classes=[sandals]": BAD_INPUTS["forget.classes=[sandals]"],
-         "+model.pretrained=x.pt": "model.pretrained: the embedded model (model=tiny) is trained by its recipe and "
-                                   "loads no checkpoint; load one with an open_clip model config"}
-# A flag among the overrides (Hydra's parser takes the overrides as one run of words): a config folder of the
-# test's own, with a forget set of the digits, a job that exports its model.
-FLAG_AMONG = ("debug=default", "dataset=digits", "--config-dir", "{conf}", "forget=three", "export=true")
+         "+model.pretrained=x.pt": "model.pretrained: the embedded model (model=tiny) is trained by "
+                                   "its recipe and loads no checkpoint; load one with an open_clip "
+                                   "model config"}
+# A flag among the overrides (Hydra's parser takes the overrides as one run of words): a config
+# folder of the test's own, with a forget set of the digits, a job that exports its model.
+FLAG_AMONG = ("debug=default", "dataset=digits", "--config-dir", "{conf}", "forget=three",
+              "export=true")
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
 # ccup.errors.composition_error and of check_group_choices is tested in test_configs.py).
 # A config that composes but does not resolve: no identity, so the failed record lies in the job's folder alone.
@@ -132,8 +135,8 @@ def test_a_flag_goes_anywhere_and_the_job_ends_naming_its_record_and_model(refus
     (record,) = records(tmp_path)
     assert record["config"]["forget"]["classes"] == ["3"]  # from the folder --config-dir added
     done = [line.split(" - ", 1)[1] for line in result.stdout.splitlines() if " - done in " in line]
-    assert len(done) == 1 and done[0].endswith(
-        f"; record {tmp_path}/results/records/{record['id']}.json, checkpoint {tmp_path}/outputs/checkpoint")
+    assert len(done) == 1 and done[0].endswith(f"; record {tmp_path}/results/records/{record['id']}"
+                                               f".json, checkpoint {tmp_path}/outputs/checkpoint")
     assert (tmp_path / "outputs" / "checkpoint" / "unlearned.pt").is_file()
 
 

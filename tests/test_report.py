@@ -511,7 +511,8 @@ def folder_records(tmp_path, befores: dict[str, float]) -> list[dict]:
 def test_rows_of_two_folders_are_named_by_their_folders_and_plotted_apart(tmp_path, monkeypatch):
     results = write(tmp_path / "results", *folder_records(tmp_path, {"one": 70.0, "two": 90.0}))
     drawn = {}
-    monkeypatch.setattr(plots, "KINDS", {"pareto": lambda rows, path: drawn.update({path.name: rows})})
+    monkeypatch.setattr(plots, "KINDS",
+                        {"pareto": lambda rows, path: drawn.update({path.name: rows})})
     markdown = report.write_report(results)
     labels = {"one": "dataset.root=…/one/pets/images", "two": "dataset.root=…/two/pets/images"}
     table = pd.read_csv(results / "report.csv")
@@ -522,7 +523,7 @@ def test_rows_of_two_folders_are_named_by_their_folders_and_plotted_apart(tmp_pa
                              for name in ("one", "two")]  # one plot per folder, never both in one
     for name, before in (("one", 70.0), ("two", 90.0)):
         rows = drawn[f"pareto_tiny_folder_dataset.root_{name}_pets_images.png"]
-        assert rows["forget/acc_before"].tolist() == [before, before]  # its own line before forgetting
+        assert rows["forget/acc_before"].tolist() == [before, before]  # its own line before
         assert set(rows["task"]) == {labels[name]} and labels[name] in markdown
 
 

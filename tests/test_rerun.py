@@ -115,7 +115,7 @@ def test_a_fingerprint_follows_a_symlinked_root_skips_what_is_no_file_and_reads_
     data = tmp_path / "checkout" / "data"
     data.symlink_to(disk, target_is_directory=True)  # data/ on another disk, as on a cluster
     elsewhere = write_image_folder(tmp_path / "elsewhere", {"c": [40, 50]}, flat=True)
-    (disk / "train" / "c").symlink_to(elsewhere / "c", target_is_directory=True)  # a class linked in
+    (disk / "train" / "c").symlink_to(elsewhere / "c", target_is_directory=True)  # linked in
     os.mkfifo(disk / "train" / "a" / "pipe")  # not a regular file: not counted, never opened
     (disk / "train" / "loop").symlink_to(disk, target_is_directory=True)  # walked once
     refuse_reads_under(monkeypatch, tmp_path)
