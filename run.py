@@ -12,11 +12,12 @@ from functools import partial
 from pathlib import Path
 
 import hydra
+from hydra._internal.utils import get_args_parser
 from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig
 
 from ccup.errors import UserError, check_group_choices, composition_error
-from ccup.job import recorded
+from ccup.job import export_dir, recorded
 
 
 @recorded
@@ -49,8 +50,7 @@ def unlearn(cfg: DictConfig) -> dict:
     cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
-        folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
-        clip.export(unlearned, clip.name, folder, about)
+        clip.export(unlearned, clip.name, export_dir(), about)
     return {**cost, **metrics}
 
 
@@ -63,10 +63,33 @@ def main(cfg: DictConfig) -> dict | float | None:
     return unlearn(cfg)
 
 
+def flags_first(args: list[str]) -> tuple[list[str], list[str]]:
+    """(Hydra's flags with their values, the overrides), each in its order. Hydra's parser
+    (argparse) reads the overrides as one run of words, so one that follows a flag that follows
+    another override (`-m alpha=0,1 --config-dir my_conf method=x`) gets argparse's usage text; with
+    the flags put first, a flag goes anywhere."""
+    flags, overrides, actions = [], [], get_args_parser()._option_string_actions
+    words = list(args)
+    while words:
+        word = words.pop(0)
+        if not word.startswith("-"):  # an override never starts with a dash
+            overrides.append(word)
+            continue
+        flags.append(word)
+        action = actions.get(word)  # None for --flag=value, or a flag Hydra does not know (it says)
+        if action is None or not words:
+            continue
+        if action.nargs is None or action.nargs == "?" and words[0] in action.choices:  # -cd DIR
+            flags.append(words.pop(0))
+    return flags, overrides
+
+
 if __name__ == "__main__":
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, for one error line instead of a dump
     try:
-        check_group_choices(sys.argv[1:], Path(__file__).parent / "conf")
+        flags, overrides = flags_first(sys.argv[1:])
+        sys.argv[1:] = [*flags, *overrides]
+        check_group_choices(overrides, Path(__file__).parent / "conf")
         main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
     except (ConfigCompositionException, OverrideParseException) as exc:  # an unknown option or key, a bad override
         sys.exit(composition_error(exc))

@@ -2,12 +2,13 @@
 import gzip
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 from torchvision.datasets import CIFAR10, CIFAR100, FashionMNIST, ImageFolder, OxfordIIITPet
 from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, make_dataset
@@ -104,17 +105,42 @@ class ImageList(Dataset):
         self.samples, self.transform = list(samples), transform
         self.targets = [label for _, label in self.samples]  # labels without decoding images, as torchvision keeps them
 
-    def __repr__(self) -> str:  # identifies the split for the feature cache
-        listing = hashlib.sha256(repr(self.samples).encode()).hexdigest()[:16]
-        return f"ImageList({len(self)} images, listing {listing}, transform={self.transform!r})"
+    def __repr__(self) -> str:
+        """What identifies the split for the feature cache: its files with their labels, sizes and
+        modification times, so that an image replaced under the same name is encoded anew."""
+        listing = hashlib.sha256()
+        for path, label in self.samples:
+            try:
+                info = os.stat(path)
+                listing.update(f"{path}\0{label}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+            except OSError:  # gone: reading it will say so
+                listing.update(f"{path}\0{label}\n".encode())
+        return (f"ImageList({len(self)} images, listing {listing.hexdigest()[:16]}, "
+                f"transform={self.transform!r})")
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        image = default_loader(str(path))
+        image = read_image(path)
         return (self.transform(image) if self.transform else image), label
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An image file as an RGB PIL image, as torchvision's loaders read it.
+
+    Raises:
+        UserError: the file cannot be read or decoded (truncated, not an image), naming it: one bad
+            file among thousands would otherwise end a job in PIL's traceback inside a DataLoader,
+            which never names it.
+    """
+    try:
+        return default_loader(str(path))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:  # PIL's errors
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        reason = "not an image PIL can read" if isinstance(exc, UnidentifiedImageError) else said
+        raise UserError(f"cannot read image {path} ({reason}): replace or remove it") from exc
 
 
 class ArrayImages(Dataset):
@@ -231,7 +257,7 @@ def imagenet(root: str, split: str, transform: Callable | None = None) -> Datase
             f"{folder}/<wnid>/*.JPEG, found {found}; download ILSVRC2012 from https://image-net.org and sort the "
             "validation images into folders named by WordNet id (e.g. with valprep.sh from PyTorch's ImageNet example)"
         )
-    return ImageFolder(str(folder), transform=transform)
+    return ImageFolder(str(folder), transform=transform, loader=read_image)
 
 
 def image_folder(root: str, split: str, classnames: Sequence[str], names: Mapping[str, str] | None,

@@ -15,7 +15,19 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 
 class UserError(ValueError):
-    """Bad input a user can fix; the message says what is wrong and how to fix it."""
+    """Bad input a user can fix; the message says what is wrong and how to fix it.
+
+    Raised in a DataLoader worker (an image that cannot be read), it reaches the job rebuilt by
+    torch from the worker's traceback as text (torch.utils.data's ExceptionWrapper calls the class
+    with that text): the message is then taken back out of the traceback's last entry, so that the
+    job still ends with the one line."""
+
+    def __init__(self, *args):
+        if len(args) == 1 and isinstance(args[0], str) and "\nOriginal Traceback" in args[0]:
+            raised = f"{type(self).__module__}.{type(self).__qualname__}: "
+            text = args[0]
+            args = (text[text.rfind(raised) + len(raised):].strip(),) if raised in text else args
+        super().__init__(*args)
 
 
 class MissingFiles(UserError):
@@ -98,14 +110,55 @@ def composition_error(exc: Exception) -> str:
         keys = [str(key) for key in parent.keys() if key != "hydra"]
         where = cause.full_key.rpartition(".")[0] or "the config"
         if cause.full_key == "model.pretrained" and parent.get("_target_") == "ccup.tiny.load_tiny":
-            return ("error: model.pretrained: the embedded model (model=tiny) is trained by its recipe and loads no "
-                    "checkpoint; load one with an open_clip model config: model=vit_b32_openai "
-                    "model.name=ccup-tiny-p7 model.pretrained=PATH (or another architecture's name)")
+            return f"error: {TINY_CHECKPOINT}"
         known = f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)}"
         if not takes(parent.get("_target_"), str(cause.key)):
             return f"{known} ({parent['_target_']} takes no {cause.key!r})"
         return f"{known} (+{cause.full_key}=... adds a key)"
     return "error: " + " ".join(str(exc).split())
+
+
+# A checkpoint for the embedded model, with or without `+`: what to write instead.
+TINY_CHECKPOINT = ("model.pretrained: the embedded model (model=tiny) is trained by its recipe and "
+                   "loads no checkpoint; load one with an open_clip model config: "
+                   "model=vit_b32_openai model.name=ccup-tiny-p7 model.pretrained=PATH (or another "
+                   "architecture's name)")
+
+
+# Keys beside a `_target_` that the suite reads, not the callable: a method's role is the report's (ccup.roles), set
+# aside when the method is built (ccup.method.build).
+NOT_ARGUMENTS = ("method.role",)
+
+
+def check_keywords(config: dict, skip: Collection[str] = (), key: str = "") -> None:
+    """Refuse a key that the callable its config node instantiates (`_target_`) does not take,
+    before anything is built: a key added with `+` (`+model.pretrained=x.pt`) would otherwise end
+    the job in Hydra's traceback of the call. Top-level keys in `skip` are not looked at; keys
+    starting with `_` are Hydra's own.
+
+    Raises:
+        UserError: naming the key, the callable and what it takes.
+    """
+    target = config.get("_target_")
+    for name, value in config.items():
+        if key == "" and name in skip:
+            continue
+        dotted = f"{key}.{name}" if key else str(name)
+        hydras = str(name).startswith("_")
+        if dotted in NOT_ARGUMENTS:
+            continue
+        if isinstance(target, str) and not hydras and not takes(target, str(name)):
+            if dotted == "model.pretrained" and target == "ccup.tiny.load_tiny":
+                raise UserError(TINY_CHECKPOINT)
+            taken = [p for p in inspect.signature(_locate(target)).parameters if p != "self"]
+            raise UserError(f"{dotted}: {target} takes no {name!r}; {closest(str(name), taken)}it "
+                            f"takes {', '.join(taken)}: remove the key or name one it takes")
+        if isinstance(value, dict):
+            check_keywords(value, key=dotted)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    check_keywords(item, key=f"{dotted}[{index}]")
 
 
 def check_group_choices(args: Sequence[str], conf: Path) -> None:

@@ -1,6 +1,8 @@
-"""A job's lifecycle around its pipeline (run.py's `unlearn`): skipped when its record is complete; bad values and an
-unwritable record refused before any work; the record mirrored to the loggers and written whatever happens, complete
-with its metrics and warnings of implausible numbers, or failed with its error on one line."""
+"""A job's lifecycle around its pipeline (run.py's `unlearn`): skipped when its record is complete
+and its code and data are as they were (ccup.fingerprint), run again with the reason otherwise; bad
+values and an unwritable record refused before any work; the record mirrored to the loggers and
+written whatever happens, complete with its metrics, warnings of implausible numbers and the
+digests of its code and data, or failed with its error on one line."""
 import functools
 import logging
 import time
@@ -13,8 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ccup import fingerprint
 from ccup.classnames import by_class_name, check_forget_set
-from ccup.errors import UserError, check_values, find_user_error, one_line
+from ccup.errors import UserError, check_keywords, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
 from ccup.provenance import provenance
 from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, setting_ids, write_record
@@ -39,17 +42,24 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
             return None
         paths = record_paths(cfg, record["id"])
         if not cfg.rerun and (done := read_record(paths[0])) and done.get("status") == "complete":
-            write_record(done, paths[1])
-            log.info(f"skipped: the record {paths[0]} is complete (rerun=true runs the job again)")
-            return done["metrics"]
+            if (change := changed(done, record, cfg.export)) is None:
+                write_record(done, paths[1])
+                kept = f"; checkpoint {done['checkpoint']}" if cfg.export else ""
+                log.info(f"skipped: the record {paths[0]} is complete (rerun=true runs the job "
+                         f"again){kept}")
+                return done["metrics"]
+            log.info(f"rerunning: {change}")
         loggers = []
         failure = None
         try:
             check_values(record["config"], skip=NOT_IDENTITY)
+            check_keywords(record["config"], skip=NOT_IDENTITY)
             check_writable(*paths)  # before any work: a job that cannot keep its result does not start
             for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
                 loggers.append(start_logger(instantiate(node), record["config"]))
             metrics = pipeline(cfg)
+            if cfg.export:
+                record["checkpoint"] = str(export_dir())
             record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start},
                           warnings=implausible(metrics, cfg.alpha, len(cfg.dataset.classnames)))
             for warning in record["warnings"]:
@@ -57,6 +67,7 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
         except BaseException as exc:  # an interrupted job is a failed one too
             record.update(status="failed", error=one_line(exc))
             failure = exc
+        record["code"] = fingerprint.code()  # at the end: every module the job imported, lazily too
         try:
             write_record(record, *paths)
         except UserError as exc:  # the disk filled up meanwhile: no record, and the job failed
@@ -67,7 +78,7 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
         if failure is not None:
             end_failed(failure, sweeping=HydraConfig.get().mode == RunMode.MULTIRUN)
             return None
-        log.info(done_line(record["metrics"]))
+        log.info(done_line(record["metrics"], paths[0], export_dir() if cfg.export else None))
         return record["metrics"]
 
     return job
@@ -92,7 +103,7 @@ def new_record(cfg: DictConfig) -> dict:
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
     return {"id": identity, **settings, "status": "running", "config": config, "choices": choices,
-            "overrides": task_overrides(), **provenance()}
+            "overrides": task_overrides(), "data": fingerprint.data(config), **provenance()}
 
 
 def task_overrides() -> list[str]:
@@ -119,11 +130,32 @@ def end_failed(exc: BaseException, sweeping: bool) -> None:
     raise exc
 
 
-def done_line(metrics: dict) -> str:
-    """The line a complete job ends with."""
+def changed(done: dict, record: dict, export: bool) -> str | None:
+    """Why a job whose record is complete runs again, in a few words; None where it is skipped:
+    what changed since (ccup.fingerprint), or, with export=true, that no model of it is kept."""
+    if (change := fingerprint.change(done, record["data"])) is not None:
+        return change
+    folder = done.get("checkpoint")
+    if not export or folder and (Path(folder) / "manifest.json").is_file():  # every export writes one
+        return None
+    return ("export=true, and no model of this job is kept (its run exported none, or its "
+            "checkpoint is gone)")
+
+
+def export_dir() -> Path:
+    """Where a job with export=true writes the unlearned model: `checkpoint/` in its output
+    folder."""
+    return Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
+
+
+def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> str:
+    """The line a complete job ends with: its accuracies, where its record is, and its exported
+    model if any."""
+    kept = f"; record {record}" + (f", checkpoint {checkpoint}" if checkpoint is not None else "")
     return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
             f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
-            f"(before {metrics['retain/acc_before']:.2f})")
+            f"(before {metrics['retain/acc_before']:.2f}){kept}")
+
 
 
 def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:

@@ -59,6 +59,14 @@ def reference(draw, summary: pd.DataFrame, metric: str) -> None:
         draw(value, **RETRAINED)
 
 
+def title(summary: pd.DataFrame) -> str:
+    """What a plot shows: the model, the dataset, and its task where its dataset has several
+    (`task`, from ccup.report.write_plots)."""
+    task = summary["task"].iloc[0] if "task" in summary else ""
+    shown = f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}"
+    return f"{shown} ({task})" if task else shown
+
+
 def error(points: pd.DataFrame, metric: str) -> np.ndarray | None:
     """The (2, n) distances from each mean to its interval's ends, for matplotlib's errorbar; None without any."""
     low, high = points[f"{metric} ci_low"].to_numpy(float), points[f"{metric} ci_high"].to_numpy(float)
@@ -112,7 +120,7 @@ def plot_alpha(summary: pd.DataFrame, path: Path) -> None:
         reference(ax.axhline, summary, metric)
         ax.set(xlabel="alpha", ylabel=f"{metric} (%)", title=f"{metric} against alpha", xlim=(-0.05, 1.05),
                ylim=PERCENT)
-    fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}")
+    fig.suptitle(title(summary))
     save(fig, axes, path)
 
 
@@ -135,7 +143,7 @@ def plot_pareto(summary: pd.DataFrame, path: Path) -> None:
     reference(ax.axhline, summary, "forget/acc")
     ax.set(xlabel="retain/acc (%), higher is better", ylabel="forget/acc (%), lower is better", xlim=PERCENT,
            ylim=PERCENT,
-           title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: forget against retain, by alpha")
+           title=f"{title(summary)}: forget against retain, by alpha")
     save(fig, [ax], path)
 
 
@@ -156,7 +164,7 @@ def plot_cost(summary: pd.DataFrame, path: Path) -> None:
         log_scale(ax, top["time/unlearn_s"])
         ax.set(xlabel="time/unlearn_s (s, median)", ylabel=f"{metric} (%)", title=f"{metric} against cost",
                ylim=PERCENT)
-    fig.suptitle(f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}, alpha = {alpha:g}")
+    fig.suptitle(f"{title(summary)}, alpha = {alpha:g}")
     save(fig, axes, path)
 
 
@@ -179,7 +187,7 @@ def plot_leakage(summary: pd.DataFrame, path: Path) -> bool:
     reference(ax.axvline, top, "leak/probe_auroc")
     reference(ax.axhline, top, "forget/acc")
     ax.set(xlabel="leak/probe_auroc", ylabel="forget/acc (%), lower is better", xlim=UNIT, ylim=PERCENT,
-           title=f"{summary['model'].iloc[0]} on {summary['dataset'].iloc[0]}: leakage, alpha = {alpha:g}")
+           title=f"{title(summary)}: leakage, alpha = {alpha:g}")
     save(fig, [ax], path)
     return True
 

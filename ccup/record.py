@@ -9,21 +9,23 @@ from ccup import storage
 from ccup.errors import UserError
 from ccup.provenance import versions
 
-# Keys that say where and how a job reports, or whether it runs, not what it computes: left out of its identity.
-NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun")
+# Keys that say where and how a job reports, whether it runs, or what it keeps besides its numbers
+# (export: the model too), not what it computes: left out of its identity.
+NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun", "export")
 
 
 # What a report pools within one row: the seed, the forget set (by its size only) and alpha are its axes.
 AXES = ("seed", "forget", "alpha")
 # What the oracle of a job shares with it besides forget set and seed: all but these, the method's own keys.
-METHOD_KEYS = ("method", "samples", "data", "trainer", "eval", "evaluator", "export")
+METHOD_KEYS = ("method", "samples", "data", "trainer", "eval", "evaluator")
 
 
 def config_id(cfg: DictConfig) -> str:
-    """A job's identity: the hash of its resolved config without logging, path and run settings. Those keys are
-    resolved as placeholders, so the paths they lend to other keys (the feature cache under ${cache_dir}) leave the
-    identity alone too: one job has one id on every machine and for every user."""
-    return storage.digest(resolved_without(cfg, NOT_IDENTITY))
+    """A job's identity: the hash of its resolved config without logging, path and run settings,
+    its numbers in one spelling (`canonical`). Those keys are resolved as placeholders, so the paths
+    they lend to other keys (the feature cache under ${cache_dir}) leave the identity alone too: one
+    job has one id on every machine and for every user."""
+    return storage.digest(canonical(resolved_without(cfg, NOT_IDENTITY)))
 
 
 def setting_ids(cfg: DictConfig) -> dict[str, str]:
@@ -31,7 +33,7 @@ def setting_ids(cfg: DictConfig) -> dict[str, str]:
     without the identity's exclusions and the axes (AXES; the forget set counts by its number of classes), so that
     a key that interpolates the seed or alpha (method.seed) leaves it too. `task_id`: the part the oracle shares,
     without METHOD_KEYS."""
-    setting = resolved_without(cfg, NOT_IDENTITY + AXES)
+    setting = canonical(resolved_without(cfg, NOT_IDENTITY + AXES))
     setting["forget"] = f"{len(cfg.forget.classes)} classes"
     return {"setting_id": storage.digest(setting),
             "task_id": storage.digest({k: v for k, v in setting.items() if k not in METHOD_KEYS})}
@@ -46,6 +48,19 @@ def resolved_without(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
             unresolved[key] = f"<{key}>"
     resolved = OmegaConf.to_container(unresolved, resolve=True)
     return {key: value for key, value in resolved.items() if key not in keys}
+
+
+def canonical(node):
+    """A resolved config with one spelling per number: a float that is a whole number as the int it
+    equals, so that `alpha=1` on a command line is the default's `alpha: 1.0` (JSON, and so a hash,
+    tells 1 from 1.0). Booleans stay booleans, though Python counts them as ints."""
+    if isinstance(node, dict):
+        return {key: canonical(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [canonical(value) for value in node]
+    if isinstance(node, float) and node.is_integer():
+        return int(node)
+    return node
 
 
 def write_record(record: dict, *paths: Path) -> None:

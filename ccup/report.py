@@ -41,6 +41,7 @@ SETTING = ["model", "dataset", "method", "role", "setting", "classes", "alpha"]
 ROW = [*SETTING, "task_id"]  # and the task it shares with its oracle, which the setting determines
 MEDIAN = re.compile(r"time/.+")  # central value of these is the median: shared cores give a job the odd slow run
 CONFIDENCE = 0.95
+FULL = "setting in full"  # report.csv's setting cell with every value as it is, none shortened
 # Choices and overrides never shown as a row's setting: the row's other columns, and what changes no number.
 UNSHOWN = ("method", "forget", "experiment", "logger", "hydra", *AXES, *NOT_IDENTITY)
 
@@ -96,6 +97,8 @@ def records_table(records: list[dict]) -> pd.DataFrame:
             for record in records]
     table = pd.DataFrame(rows)
     table.insert(5, "setting", setting_labels(table, records))
+    table.insert(6, FULL, setting_labels(table, records, full=True))
+    table["task"] = task_labels(table, records)
     for metric in ["retain/acc", *cross_accuracies(table)]:
         if f"{metric}_before" in table and not metric.endswith("_before"):
             table[f"{metric}_delta"] = table[metric] - table[f"{metric}_before"]
@@ -169,24 +172,53 @@ def split_of(config: dict) -> str:
     return ""
 
 
-def setting_labels(table: pd.DataFrame, records: list[dict]) -> list[str]:
-    """Each record's `setting` cell (DEFINITIONS): the config choices and overrides (as `key=value`, by the value in
-    its resolved config) whose values differ across the records, a method's own keys across that method's records."""
-    groups = sorted({g for r in records for g in r["choices"] if "@" not in g and "/" not in g} - set(UNSHOWN))
-    keys = sorted({k for r in records for k in override_keys(r.get("overrides", []))
-                   if k.split(".")[0] not in UNSHOWN[1:]})
-    values = [[short(r["choices"].get(g)) for g in groups] + [short(lookup(r["config"], k)) for k in keys]
-              for r in records]
-    frame = pd.DataFrame(values, index=table.index, columns=[*groups, *keys])
-    shown = {c: (frame.groupby(table["method"])[c].nunique() > 1 if c.startswith("method.")
-                 else pd.Series(frame[c].nunique() > 1, index=table["method"].unique()))
-             for c in frame.columns}
+def setting_labels(table: pd.DataFrame, records: list[dict], full: bool = False) -> list[str]:
+    """Each record's `setting` cell (DEFINITIONS): the config choices and overrides (as
+    `key=value`, by the value in its resolved config) whose values differ across the records, a
+    method's own keys across that method's records; long values shortened (`words`), or with `full`
+    as they are (report.csv's FULL)."""
+    frame = setting_values(records, table.index)
+    texts = frame.map(text)
+    shown = {c: (texts.groupby(table["method"])[c].nunique() > 1 if c.startswith("method.")
+                 else pd.Series(texts[c].nunique() > 1, index=table["method"].unique()))
+             for c in texts.columns}
+    cells = texts if full else in_words(frame)
     labels = [" ".join(f"{c}={row[c]}" for c in shown if shown[c][method])
-              for method, (_, row) in zip(table["method"], frame.iterrows(), strict=True)]
+              for method, (_, row) in zip(table["method"], cells.iterrows(), strict=True)]
     labels = pd.Series(labels, index=table.index)
-    clash = table.assign(label=labels).groupby(["method", "label"])["setting_id"].transform("nunique") > 1
+    clash = table.assign(label=labels).groupby(["method", "label"])["setting_id"].transform(
+        "nunique") > 1
     return [(f"{label} #{sid[:6]}".strip() if c else label)
             for label, sid, c in zip(labels, table["setting_id"], clash, strict=True)]
+
+
+def setting_values(records: list[dict], index: pd.Index) -> pd.DataFrame:
+    """Per record, the value of each config choice and overridden key that may name a setting."""
+    groups = sorted({g for r in records for g in r["choices"] if "@" not in g and "/" not in g}
+                    - set(UNSHOWN))
+    keys = sorted({k for r in records for k in override_keys(r.get("overrides", []))
+                   if k.split(".")[0] not in UNSHOWN[1:]})
+    values = [[r["choices"].get(g) for g in groups] + [lookup(r["config"], k) for k in keys]
+              for r in records]
+    return pd.DataFrame(values, index=index, columns=[*groups, *keys], dtype=object)  # None: null
+
+
+def task_labels(table: pd.DataFrame, records: list[dict]) -> list[str]:
+    """Each record's task in words, for the plots drawn per task: the settings of its `setting`
+    cell that its oracle shares (all but METHOD_KEYS; model and dataset are named apart), and its
+    forget set's size, where they differ across the records; empty where all records share one
+    task. Two tasks no setting tells apart are told by the start of their hash."""
+    frame = setting_values(records, table.index)
+    frame = frame[[c for c in frame.columns
+                   if c not in ("model", "dataset") and c.split(".")[0] not in METHOD_KEYS]]
+    sizes = table["forget"].str.count(r"\+").add(1)
+    cells = in_words(frame.assign(forget=sizes.map(lambda n: f"{n} classes")))
+    shown = [c for c in cells.columns if cells[c].nunique() > 1]
+    labels = pd.Series([" ".join(f"{c}={row[c]}" for c in shown) for _, row in cells.iterrows()],
+                       index=table.index)
+    clash = table.assign(label=labels).groupby("label")["task_id"].transform("nunique") > 1
+    return [(f"{label} #{tid[:6]}".strip() if c else label)
+            for label, tid, c in zip(labels, table["task_id"], clash, strict=True)]
 
 
 def override_keys(overrides: list[str]) -> list[str]:
@@ -205,10 +237,40 @@ def lookup(config: dict, dotted: str):
     return node
 
 
-def short(value) -> str:
-    """A setting's value as a word: long values (a list of templates) by the start of their hash."""
-    text = value if isinstance(value, str) else json.dumps(value)
-    return text if len(text) <= 24 else f"#{storage.digest(value)[:6]}"
+def text(value) -> str:
+    """A setting's value as text: a string as it is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def in_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame of setting values as words, column by column (`words`)."""
+    return pd.DataFrame({c: words(frame[c].tolist()) for c in frame.columns}, index=frame.index)
+
+
+def words(values: list, width: int = 24) -> list[str]:
+    """One column's setting values as words for a table cell: each whose text (`text`) has up to
+    `width` characters as it is; a longer path by its last parts (`…/pets/images`: the last two, or
+    as many as tell the column's paths apart); any other long value (a list of templates) by the
+    start of its hash, having no shorter readable form."""
+    texts = [text(value) for value in values]
+    paths = {t for t in texts if len(t) > width and is_path(t)}
+    parts = 2
+    while len({tail(t, parts) for t in paths}) < len(paths):
+        parts += 1
+    return [t if len(t) <= width else tail(t, parts) if t in paths else f"#{storage.digest(v)[:6]}"
+            for t, v in zip(texts, values, strict=True)]
+
+
+def is_path(value: str) -> bool:
+    """Whether a setting's value reads as a file path: it has a slash, and no line break or `{}`
+    (a template)."""
+    return "/" in value and "\n" not in value and "{}" not in value
+
+
+def tail(path: str, parts: int) -> str:
+    """A path's last `parts` parts after `…/`; the whole path where it has no more."""
+    names = path.rstrip("/").split("/")
+    return path if len(names) <= parts else "…/" + "/".join(names[-parts:])
 
 
 def with_gaps(records: pd.DataFrame) -> pd.DataFrame:
@@ -440,14 +502,23 @@ def provenance(records: pd.DataFrame) -> str:
             f"{', …' if len(dirty) > 5 else ''}).\n\n")
 
 
-def write_plots(summary: pd.DataFrame, out: Path) -> list[Path]:
-    """Each plot kind of plots.KINDS for each (model, dataset): `<kind>_<model>_<dataset>.png`."""
+def write_plots(summary: pd.DataFrame, out: Path,
+                tasks: dict[str, str] | None = None) -> list[Path]:
+    """Each plot kind of plots.KINDS for each (model, dataset) and task:
+    `<kind>_<model>_<dataset>.png`, with the task's label (`tasks`: task_id -> `task_labels`' words,
+    else the start of its hash) in the name and title where the (model, dataset) has several. A plot
+    never mixes rows that the tables keep apart on their task: its reference lines, before
+    forgetting and the oracle, are one task's (two folder datasets are two tasks of `folder`)."""
     paths = []
-    for (model, dataset), group in summary.groupby(["model", "dataset"]):
-        for kind, plot in plots.KINDS.items():
-            path = out / re.sub(r"[^\w.-]+", "_", f"{kind}_{model}_{dataset}.png")
-            if plot(group, path) is not False:  # False: the records have nothing this plot shows, and it drew nothing
-                paths.append(path)
+    for (model, dataset), rows in summary.groupby(["model", "dataset"]):
+        several = rows["task_id"].nunique() > 1
+        for task_id, group in rows.groupby("task_id"):
+            task = ((tasks or {}).get(task_id) or f"#{task_id[:6]}") if several else ""
+            for kind, plot in plots.KINDS.items():
+                name = f"{kind}_{model}_{dataset}" + (f"_{task}" if task else "")
+                path = out / (re.sub(r"[^\w.-]+", "_", name).strip("_") + ".png")
+                if plot(group.assign(task=task), path) is not False:  # False: it drew nothing
+                    paths.append(path)
     return paths
 
 
@@ -482,7 +553,7 @@ def write_report(*results_dirs: Path) -> str:
         records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
         .drop_duplicates().reset_index(drop=True))
     tables[f"Every metric, {ci}"] = with_intervals(summary)
-    summary.to_csv(out / "report.csv", index=False)
+    with_full_settings(summary, records).to_csv(out / "report.csv", index=False)
     leaks = leakage(records)
     if leaks is not None:
         title = f"Leakage at alpha = {leaks['alpha'].max():g} (first: the original model), {ci}"
@@ -492,7 +563,8 @@ def write_report(*results_dirs: Path) -> str:
     plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
     declared_here = set(declared_columns(records))
     plotted += [c for c in records.columns if c.removesuffix("_before") in declared_here and c not in plotted]
-    pngs = write_plots(summarize(records, plotted), out)
+    tasks = dict(zip(records["task_id"], records["task"], strict=True))
+    pngs = write_plots(summarize(records, plotted), out, tasks)
     sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
@@ -504,6 +576,14 @@ def write_report(*results_dirs: Path) -> str:
     (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"
                                     + "\n".join(latex(table, title) for title, table in tables.items()))
     return markdown
+
+
+def with_full_settings(summary: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """The summary with each row's setting in full (FULL) after its `setting` cell."""
+    full = records.drop_duplicates(ROW)[[*ROW, FULL]]
+    merged = summary.merge(full, on=ROW, how="left")
+    return merged[[*summary.columns[:summary.columns.get_loc("setting") + 1], FULL,
+                   *summary.columns[summary.columns.get_loc("setting") + 1:]]]
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:

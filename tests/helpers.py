@@ -1,9 +1,11 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
 and offline W&B runs read back, and datasets written in their published layouts."""
+import builtins
 import copy
 import functools
 import gc
 import gzip
+import io
 import json
 import multiprocessing
 import os
@@ -14,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +115,35 @@ def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool 
     mode = ["hydra.mode=MULTIRUN"] if sweeping else []
     return run.unlearn(compose(*preset, *overrides, *mode, f"results_dir={tmp_path}/results",
                                f"hydra.run.dir={tmp_path}/{folder}"))
+
+
+def refuse_reads_under(monkeypatch, root: Path) -> None:
+    """Make every way Python opens a file fail for a path under `root`, so a test sees whether code
+    reads it."""
+    top = os.path.abspath(root)
+
+    def refuse(path) -> None:
+        # abspath, not resolve: a read through the data symlink is a read under root too
+        if (isinstance(path, str | bytes | os.PathLike)
+                and os.path.abspath(os.fsdecode(path)).startswith(top + os.sep)):
+            raise AssertionError(f"read {path}")
+
+    def guarded(original: Callable) -> Callable:
+        def opener(path, *args, **kwargs):
+            refuse(path)
+            return original(path, *args, **kwargs)
+        return opener
+
+    def guarded_method(original: Callable) -> Callable:
+        def method(self, *args, **kwargs):
+            refuse(self)
+            return original(self, *args, **kwargs)
+        return method
+
+    for owner, name in ((builtins, "open"), (io, "open"), (os, "open")):
+        monkeypatch.setattr(owner, name, guarded(getattr(owner, name)))
+    for name in ("open", "read_bytes", "read_text"):
+        monkeypatch.setattr(Path, name, guarded_method(getattr(Path, name)))
 
 
 def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:

@@ -169,7 +169,8 @@ def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classe
                         "mu (ccup.method.CCUP takes no 'lamb')"),  # adding the key would fail: no "+method.lamb" hint
     (["dataset.splitt=train"], "error: dataset.splitt: no such key; did you mean 'split'? dataset has name, split, "
                                "classnames, protocol_forget, templates, load, synonyms, heldout_templates, "
-                               "validation_forget, test_forget (+dataset.splitt=... adds a key)"),
+                               "files, validation_forget, test_forget "
+                               "(+dataset.splitt=... adds a key)"),
     (["model.pretrained=/x.pt"], "error: model.pretrained: the embedded model (model=tiny) is trained by its recipe "
                                  "and loads no checkpoint; load one with an open_clip model config: "
                                  "model=vit_b32_openai model.name=ccup-tiny-p7 model.pretrained=PATH (or another "

@@ -1,7 +1,9 @@
 """Dataset tests: each dataset config loads its real on-disk layout, built here in miniature, into (image, label) pairs
 whose labels index the config's class names; missing data and unknown splits are refused with one line."""
 import json
+import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -18,11 +20,12 @@ from helpers import (
 )
 from hydra.utils import instantiate
 from sklearn.datasets import load_digits
+from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
 
 from ccup.classnames import folder_classes
-from ccup.data import image_folder
-from ccup.errors import MissingFiles, UserError
+from ccup.data import dataset_key, image_folder
+from ccup.errors import MissingFiles, UserError, find_user_error
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).
 PROTOCOL_FORGET = {
@@ -112,6 +115,25 @@ def test_split_file_refuses_unknown_splits_classes_and_missing_images(tmp_path):
     (folder / "split_zhou_Caltech101.json").write_text(json.dumps(split))
     with pytest.raises(UserError, match="BACKGROUND_Google"):
         data.load(split="test")
+
+
+def test_an_image_that_cannot_be_read_is_one_line_naming_it_also_from_a_loaders_workers(tmp_path):
+    write_split_dataset(tmp_path, "caltech101")
+    images = tmp_path / "caltech-101" / "101_ObjectCategories"
+    truncated = images / "Faces" / "image_0006.jpg"  # the first test image
+    truncated.write_bytes(truncated.read_bytes()[:100])
+    (images / "euphonium" / "image_0007.jpg").write_text("not an image")
+    test = dataset("caltech101", tmp_path).load(split="test", transform=ToTensor())
+    with pytest.raises(UserError) as read:
+        test[0]
+    said = str(read.value)  # PIL's word for a JPEG cut short: Truncated File Read
+    assert re.fullmatch(rf"cannot read image {re.escape(str(truncated))} \(Truncated File Read\): "
+                        "replace or remove it", said)
+    with pytest.raises(UserError, match=r"euphonium/image_0007\.jpg \(not an image PIL can read\)"):
+        test[1]
+    with pytest.raises(UserError) as error:  # torch rebuilds it from the worker's traceback as text
+        list(DataLoader(test, batch_size=1, num_workers=2))
+    assert str(error.value) == said and find_user_error(error.value) is error.value
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PATHS))
@@ -257,6 +279,15 @@ def test_a_flat_folder_is_split_per_class_by_its_stated_rule(tmp_path):
     assert sorted(train + test) == sorted((name, level) for name, levels in greys.items() for level in levels)
     assert images_by_class(folder_dataset(tmp_path), "test") == test
     assert len(images_by_class(folder_dataset(tmp_path, "dataset.load.test_fraction=0.5"), "test")) == 10
+
+
+def test_an_image_replaced_under_its_name_gives_the_split_another_feature_cache_key(tmp_path):
+    root = write_image_folder(tmp_path, GREYS)
+    key = dataset_key(folder_dataset(root).load(split="test"))
+    assert dataset_key(folder_dataset(root).load(split="test")) == key
+    write_jpeg(root / "test" / "n01" / "050.jpg", 51)  # another picture, the same name
+    os.utime(root / "test" / "n01" / "050.jpg", ns=(10**9, 10**9))  # written in the same clock tick
+    assert dataset_key(folder_dataset(root).load(split="test")) != key
 
 
 def test_a_folder_dataset_refuses_what_it_cannot_read_in_one_line(tmp_path):

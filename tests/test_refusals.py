@@ -31,7 +31,17 @@ BAD_INPUTS = {
     "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
     "dataset=cifar10;forget.classes=[cat]": "CIFAR-10 not found or incomplete in",
 }
-ALONE = "evaluator.batch_size=0"  # the same message, as the last line of the command that ran the job alone
+# Bad inputs run alone: the message, as the last line of the command (a key the embedded model does
+# not take, added with `+`, is refused before any work; without `+`, Hydra's composition refuses
+# it, test_configs.py).
+ALONE = {"evaluator.batch_size=0": BAD_INPUTS["evaluator.batch_size=0"],
+         "+model.pretrained=x.pt": "model.pretrained: the embedded model (model=tiny) is trained by "
+                                   "its recipe and loads no checkpoint; load one with an open_clip "
+                                   "model config"}
+# A flag among the overrides (Hydra's parser takes the overrides as one run of words): a config
+# folder of the test's own, with a forget set of the digits, a job that exports its model.
+FLAG_AMONG = ("debug=default", "dataset=digits", "--config-dir", "{conf}", "forget=three",
+              "export=true")
 # A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
 # ccup.errors.composition_error and of check_group_choices is tested in test_configs.py).
 # A config that composes but does not resolve, or names a class its dataset does not have (checked first, before the
@@ -84,8 +94,13 @@ def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.Complet
     options = ",".join(option_name(override) for override in BAD_INPUTS)
     started = {"sweep": (tmp_path, start_suite(tmp_path, "-m", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
                                                 f"+bad={options}", "logger=none"))}
+    (tmp_path / "conf" / "forget").mkdir()
+    (tmp_path / "conf" / "forget" / "three.yaml").write_text("classes: ['3']\n")
+    flagged = [arg.format(conf=tmp_path / "conf") for arg in FLAG_AMONG]
     try:
-        for override in [ALONE, *UNRESOLVED, *UNCOMPOSED]:
+        folder = tmp_path_factory.mktemp("flag")
+        started["--config-dir"] = folder, start_suite(folder, *flagged)
+        for override in [*ALONE, *UNRESOLVED, *UNCOMPOSED]:
             folder = tmp_path_factory.mktemp("refused")
             started[override] = folder, start_suite(folder, *override.split(";"), "logger=none")
         return {name: (folder, finish(process)) for name, (folder, process) in started.items()}
@@ -107,12 +122,25 @@ def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(refusal
     assert sweep.returncode != 0 and f"sweep: 0 of {len(BAD_INPUTS)} jobs complete" in sweep.stdout
 
 
-def test_a_bad_input_alone_ends_the_command_with_one_error_line(refusals):
-    tmp_path, result = refusals[ALONE]
-    assert result.returncode != 0 and "Traceback" not in result.stderr
+@pytest.mark.parametrize("override", ALONE)
+def test_a_bad_input_alone_ends_the_command_with_one_error_line(refusals, override):
+    tmp_path, result = refusals[override]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     (failed,) = records(tmp_path)
-    assert failed["status"] == "failed" and failed["error"].startswith(BAD_INPUTS[ALONE])
-    assert result.stderr.strip().splitlines()[-1] == f"error: {failed['error']}"
+    assert failed["status"] == "failed" and failed["error"].startswith(ALONE[override])
+    assert result.stderr.strip() == f"error: {failed['error']}"
+
+
+def test_a_flag_goes_anywhere_and_the_job_ends_naming_its_record_and_model(refusals):
+    tmp_path, result = refusals["--config-dir"]
+    assert result.returncode == 0, result.stderr
+    (record,) = records(tmp_path)
+    assert record["config"]["forget"]["classes"] == ["3"]  # from the folder --config-dir added
+    done = [line.split(" - ", 1)[1] for line in result.stdout.splitlines() if " - done in " in line]
+    assert len(done) == 1 and done[0].endswith(f"; record {tmp_path}/results/records/{record['id']}"
+                                               f".json, checkpoint {tmp_path}/outputs/checkpoint")
+    assert (tmp_path / "outputs" / "checkpoint" / "unlearned.pt").is_file()
 
 
 @pytest.mark.parametrize("override", UNCOMPOSED)

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import CONF, ROOT, run_python
+from helpers import CONF, ROOT, run_python, write_image_folder
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from benchmarks import summary as benchmarks
-from ccup import plots, report
+from ccup import plots, report, storage
 from ccup.configs import compose
 from ccup.errors import UserError
 from ccup.job import new_record
@@ -521,6 +521,50 @@ def test_records_without_setting_ids_are_pooled_by_their_config_alone(tmp_path):
     assert sorted(summary["seeds"]) == [1, 2] and summary["setting"].str.contains("method.lr=0.1").sum() == 1
     ids = [report.setting_ids_of(run) for run in legacy]
     assert ids[0] == ids[1] != ids[2] and ids[0]["task_id"] == ids[2]["task_id"]
+
+
+def test_a_long_value_reads_as_its_last_parts_or_else_by_its_hash():
+    paths = ["/home/me/data/one/pets/images", "/home/me/data/two/pets/images/",
+             "/home/me/data/two/cats/images"]
+    templates = ["a photo of a {}.", "a drawing of a {}."]
+    assert report.words([*paths, "short/path", templates, 0.5]) == [
+        "…/one/pets/images", "…/two/pets/images", "…/two/cats/images", "short/path",
+        f"#{storage.digest(templates)[:6]}", "0.5"]  # the last parts that tell them apart
+    assert report.words([paths[0], paths[2], "/short/path"]) == [
+        "…/pets/images", "…/cats/images", "/short/path"]
+
+
+def folder_records(tmp_path, befores: dict[str, float]) -> list[dict]:
+    """CCUP's records at alpha 0.5 and 1 on folder datasets at tmp_path/<name>/pets/images, each
+    with its accuracy before forgetting."""
+    runs = []
+    for name, before in befores.items():
+        root = write_image_folder(tmp_path / name / "pets" / "images", {"n01": [10], "n02": [20]})
+        for alpha in (0.5, 1.0):
+            run = composed("dataset=folder", f"dataset.root={root}", "forget.classes=[n01]",
+                           f"alpha={alpha}", forget=before * (1 - alpha))
+            run["metrics"]["forget/acc_before"] = before
+            runs.append(run)
+    return runs
+
+
+def test_rows_of_two_folders_are_named_by_their_folders_and_plotted_apart(tmp_path, monkeypatch):
+    results = write(tmp_path / "results", *folder_records(tmp_path, {"one": 70.0, "two": 90.0}))
+    drawn = {}
+    monkeypatch.setattr(plots, "KINDS",
+                        {"pareto": lambda rows, path: drawn.update({path.name: rows})})
+    markdown = report.write_report(results)
+    labels = {"one": "dataset.root=…/one/pets/images", "two": "dataset.root=…/two/pets/images"}
+    table = pd.read_csv(results / "report.csv")
+    assert sorted(table["setting"].unique()) == sorted(labels.values())
+    assert sorted(table[report.FULL].unique()) == [
+        f"dataset.root={tmp_path / name / 'pets' / 'images'}" for name in ("one", "two")]
+    assert sorted(drawn) == [f"pareto_tiny_folder_dataset.root_{name}_pets_images.png"
+                             for name in ("one", "two")]  # one plot per folder, never both in one
+    for name, before in (("one", 70.0), ("two", 90.0)):
+        rows = drawn[f"pareto_tiny_folder_dataset.root_{name}_pets_images.png"]
+        assert rows["forget/acc_before"].tolist() == [before, before]  # its own line before
+        assert set(rows["task"]) == {labels[name]} and labels[name] in markdown
 
 
 def test_a_difference_no_override_names_still_splits_the_rows_and_says_so(tmp_path):

@@ -1,9 +1,7 @@
 """Sweeps that survive: one identity per job, skip-if-done, failures isolated and named, the cluster launcher's
 bookkeeping, concurrent writers, and one clear error for each bad input at the edges (full disk, read-only results,
 W&B refusing to start)."""
-import builtins
 import errno
-import io
 import json
 import multiprocessing
 import os
@@ -19,7 +17,16 @@ from types import SimpleNamespace
 import hydra.types
 import pytest
 import submitit
-from helpers import CONF, compose, records, run_job, run_suite, start_suite, wandb_run
+from helpers import (
+    CONF,
+    compose,
+    records,
+    refuse_reads_under,
+    run_job,
+    run_suite,
+    start_suite,
+    wandb_run,
+)
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -80,33 +87,6 @@ def scratch_checkout(tmp_path: Path) -> Path:
 def untracked(repo: Path) -> list[str]:
     return subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo, check=True,
                           capture_output=True, text=True).stdout.split()
-
-
-def refuse_reads_under(monkeypatch, root: Path) -> None:
-    """Make every way Python opens a file fail for a path under `root`, so a test sees whether code reads it."""
-    top = os.path.abspath(root)
-
-    def refuse(path) -> None:
-        # abspath, not resolve: a read through the data symlink is a read under root too
-        if isinstance(path, str | bytes | os.PathLike) and os.path.abspath(os.fsdecode(path)).startswith(top + os.sep):
-            raise AssertionError(f"read {path}")
-
-    def guarded(original: Callable) -> Callable:
-        def opener(path, *args, **kwargs):
-            refuse(path)
-            return original(path, *args, **kwargs)
-        return opener
-
-    def guarded_method(original: Callable) -> Callable:
-        def method(self, *args, **kwargs):
-            refuse(self)
-            return original(self, *args, **kwargs)
-        return method
-
-    for owner, name in ((builtins, "open"), (io, "open"), (os, "open")):
-        monkeypatch.setattr(owner, name, guarded(getattr(owner, name)))
-    for name in ("open", "read_bytes", "read_text"):
-        monkeypatch.setattr(Path, name, guarded_method(getattr(Path, name)))
 
 
 def test_provenance_survives_symlinked_data_and_venv_and_never_reads_a_large_untracked_file(tmp_path, monkeypatch):
