@@ -17,7 +17,7 @@ from ccup.errors import UserError
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
-from ccup.trainers import check_trainer, watched
+from ccup.trainers import callbacks, check_trainer, watched
 
 
 class FineTune:
@@ -61,7 +61,8 @@ class FineTune:
             module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
             data, sample_stats = self.samples(model, task, module.uses)
             loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
-            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=watched())
+            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=watched(),
+                                   callbacks=callbacks())
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
         weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
         stats = {**sample_stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}

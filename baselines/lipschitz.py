@@ -89,6 +89,10 @@ class LipschitzUnlearning(pl.LightningModule):
         self.start = None  # (weights, optimizer state) as the epoch began: what a rollback restores
         self.rejected = None  # the last rolled-back epoch's weights: kept if no epoch ever improves, as theirs does
 
+    def on_fit_start(self):
+        if self.trainer.max_epochs == -1:  # bounded by max_steps alone: the Trainer learns the
+            self.trainer.fit_loop.max_epochs = self.epochs  # epochs bound too, for progress lines
+
     def on_train_epoch_start(self):
         self.model.eval()  # BatchNorm statistics frozen and no dropout
         self.start = (self.weights(), copy.deepcopy(self.optimizer.state_dict()))

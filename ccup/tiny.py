@@ -25,7 +25,7 @@ from ccup.errors import UserError
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.provenance import provenance
-from ccup.trainers import watched
+from ccup.trainers import callbacks, watched
 from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
 
 log = logging.getLogger(__name__)
@@ -97,8 +97,10 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
         module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer), lr, steps)
         # CPU on every machine: the cached weights must not depend on which device trained them.
-        trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
-                             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=watched())
+        trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu",
+                             deterministic=True, logger=False, callbacks=callbacks(),
+                             enable_checkpointing=False, enable_model_summary=False,
+                             enable_progress_bar=watched())
         trainer.fit(module, loader)
         clip.model.eval()
         return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}
