@@ -137,7 +137,8 @@ def test_the_gitignore_ignores_data_and_venv_as_symlinks(tmp_path):
 
 
 @pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
-                                      "sweep=another", "logger=none", "rerun=true"])
+                                      "sweep=another", "logger=none", "rerun=true",
+                                      "trainer.log_every_n_steps=5"])
 def test_where_and_how_a_job_reports_is_not_its_identity(override):
     assert config_id(compose(override)) == config_id(compose())
 
