@@ -24,17 +24,20 @@ from ccup.data import by_class_name
 from ccup.errors import UserError, check_group_choices, composition_error
 from ccup.evals import check_config
 from ccup.job import recorded
+from ccup.loggers import handed, log_model
 from ccup.record import manifest
 from ccup.task import UnlearnTask
 
 
 @recorded
-def unlearn(cfg: DictConfig) -> dict:
+def unlearn(cfg: DictConfig, loggers: list) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
     about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
     check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
-    method, evaluator = instantiate(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
+    # First: they refuse bad settings. A method that trains logs its curves to the job's loggers.
+    method = instantiate(cfg.method, **handed(cfg.method, loggers))
+    evaluator = instantiate(cfg.evaluator)
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
     train = partial(data.load, split="train", transform=clip.preprocess)
@@ -46,6 +49,7 @@ def unlearn(cfg: DictConfig) -> dict:
     if cfg.export:
         folder = Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
         export_checkpoint(unlearned, clip.name, folder / "unlearned.pt", about)
+        log_model(loggers, folder)
     return {**cost, **metrics}
 
 

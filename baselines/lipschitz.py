@@ -112,7 +112,9 @@ class LipschitzUnlearning(pl.LightningModule):
             optimizer = self.optimizers()
             optimizer.step()
             optimizer.zero_grad()
-            if self.forget_accuracy() <= self.stop_accuracy:
+            accuracy = self.forget_accuracy()
+            self.log("unlearn/forget_sample_acc", accuracy, prog_bar=True)
+            if accuracy <= self.stop_accuracy:
                 self.trainer.should_stop = True  # Lightning ends the epoch here; on_train_epoch_end keeps it
 
     def top_k(self) -> set[str]:
@@ -132,7 +134,6 @@ class LipschitzUnlearning(pl.LightningModule):
             self.load(self.start[0])
             self.optimizer.load_state_dict(self.start[1])
             self.stage += 1
-        self.log("unlearn/forget_sample_acc", accuracy, prog_bar=True)
         if accuracy <= self.stop_accuracy or self.stage == len(self.sigmas) or self.current_epoch + 1 >= self.epochs:
             self.trainer.should_stop = True
 

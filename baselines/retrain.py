@@ -2,6 +2,7 @@
 recipe on its training data minus the forget classes' images. Exact unlearning by definition; the report reads every
 other method as its gap to this one."""
 import inspect
+from collections.abc import Sequence
 
 import torch
 from hydra.utils import get_method, instantiate
@@ -9,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from baselines.finetune import interpolate
 from ccup.errors import UserError
+from ccup.loggers import handed
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 
@@ -19,9 +21,11 @@ class Retrain:
     theta_retrain, alpha). `seed` trains it under another seed than the recipe's own (None: the recipe's): a second
     oracle, whose gap to the first is how far two exact unlearnings lie apart. `max_steps` cuts the retraining short
     (None: the whole recipe, as the model was trained), for quick tests only: an oracle trained for less is no
-    oracle."""
+    oracle. `loggers` (the job's, which run.py hands over) get the retraining's curves, when it
+    trains."""
 
-    def __init__(self, alpha: float, recipe: DictConfig, seed: int | None = None, max_steps: int | None = None):
+    def __init__(self, alpha: float, recipe: DictConfig, seed: int | None = None,
+                 max_steps: int | None = None, loggers: Sequence = ()):
         check_alpha(alpha)
         if "exclude" not in inspect.signature(get_method(recipe._target_)).parameters:
             raise UserError(f"method=retrain trains the model again from its recipe, but {recipe.get('name')!r} "
@@ -31,6 +35,7 @@ class Retrain:
             raise UserError(f"method.max_steps must be at least 1 (or null for the whole recipe), got {max_steps}")
         self.alpha = alpha
         self.max_steps = max_steps
+        self.loggers = list(loggers)
         self.recipe = OmegaConf.to_container(recipe, resolve=True)
         if seed is not None:
             self.recipe["seed"] = seed
@@ -41,7 +46,8 @@ class Retrain:
         return [name for name, _ in model.named_parameters()]
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        oracle = instantiate(self.recipe, exclude=list(task.forget), max_steps=self.max_steps)
+        oracle = instantiate(self.recipe, exclude=list(task.forget), max_steps=self.max_steps,
+                             **handed(self.recipe, self.loggers))
         # The cost is the training's, also when the cache had it: the oracle is what every method saves.
         self.stats = {"time/unlearn_s": oracle.info["time/train_s"], "unlearn/cache_hit": oracle.info["cache_hit"]}
         weights = oracle.model.state_dict()

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import hydra.types
 import pytest
 import submitit
-from helpers import CONF, compose, records, run_job, run_suite, start_suite, wandb_run
+from helpers import CONF, compose, records, run_job, run_suite, start_suite
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -30,6 +30,7 @@ from omegaconf import OmegaConf
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
 from ccup.job import end_failed
+from ccup.loggers import wandb_run
 from ccup.method import CCUP
 from ccup.provenance import git_state
 from ccup.record import NOT_IDENTITY, config_id, write_record
