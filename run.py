@@ -21,7 +21,7 @@ from ccup.job import export_dir, recorded
 
 
 @recorded
-def unlearn(cfg: DictConfig) -> dict:
+def unlearn(cfg: DictConfig, loggers: list) -> dict:
     # Imported here, once the job's own checks have passed (ccup.job): a mistake on the command line is answered
     # before torch, Lightning and open_clip load.
     import pytorch_lightning as pl
@@ -31,6 +31,7 @@ def unlearn(cfg: DictConfig) -> dict:
     from ccup import quiet_lightning
     from ccup.classnames import by_class_name
     from ccup.evals import check_config
+    from ccup.loggers import handed, log_model
     from ccup.method import build
     from ccup.record import manifest
     from ccup.task import UnlearnTask
@@ -40,7 +41,9 @@ def unlearn(cfg: DictConfig) -> dict:
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
     about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
     check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
-    method, evaluator = build(cfg.method), instantiate(cfg.evaluator)  # first: they refuse bad settings
+    # First: they refuse bad settings. A method that trains logs its curves to the job's loggers.
+    method = build(cfg.method, **handed(cfg.method, loggers))
+    evaluator = instantiate(cfg.evaluator)
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
     test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
     train = partial(data.load, split="train", transform=clip.preprocess)
@@ -51,6 +54,7 @@ def unlearn(cfg: DictConfig) -> dict:
     metrics = evaluator(clip.model, unlearned, task, test_set)
     if cfg.export:
         clip.export(unlearned, clip.name, export_dir(), about)
+        log_model(loggers, export_dir())
     return {**cost, **metrics}
 
 

@@ -3,7 +3,7 @@ theta_alpha = theta_0 + alpha (theta_1 - theta_0)."""
 import copy
 import fnmatch
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,15 +17,18 @@ from ccup.errors import UserError
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
-from ccup.trainers import check_trainer, watched
+from ccup.trainers import callbacks, check_trainer, watched
 
 
 class FineTune:
     """Trains the parameters matching `params` (glob patterns over parameter names) with `module` (the shared loop
-    and the method's loss) for `steps` steps on the samples that `samples` builds, under a Lightning Trainer."""
+    and the method's loss) for `steps` steps on the samples that `samples` builds, under a Lightning
+    Trainer. Its curves go to `loggers` (the job's, which run.py hands over) when it trains; a cache
+    hit logs none."""
 
     def __init__(self, alpha: float, module: Callable, samples: Callable, params: list[str], steps: int,
-                 batch_size: int, lr: float, seed: int, trainer: Callable[..., pl.Trainer], cache_dir: str):
+                 batch_size: int, lr: float, seed: int, trainer: Callable[..., pl.Trainer],
+                 cache_dir: str, loggers: Sequence = ()):
         check_alpha(alpha)
         if not 0 < lr < float("inf"):
             raise UserError(f"lr must be a positive finite number, got {lr}")
@@ -40,6 +43,7 @@ class FineTune:
         self.lr = lr
         self.seed = seed
         self.trainer, self.cache_dir = trainer, Path(cache_dir)
+        self.loggers = list(loggers)
         self.stats = {}
 
     def edits(self, model: torch.nn.Module) -> list[str]:
@@ -61,7 +65,9 @@ class FineTune:
             module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
             data, sample_stats = self.samples(model, task, module.uses)
             loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
-            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=watched())
+            logger = {"logger": self.loggers} if self.loggers else {}  # none: the trainer's setting
+            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=watched(),
+                                   callbacks=callbacks(), **logger)
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
         weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
         stats = {**sample_stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}

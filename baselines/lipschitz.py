@@ -89,6 +89,10 @@ class LipschitzUnlearning(pl.LightningModule):
         self.start = None  # (weights, optimizer state) as the epoch began: what a rollback restores
         self.rejected = None  # the last rolled-back epoch's weights: kept if no epoch ever improves, as theirs does
 
+    def on_fit_start(self):
+        if self.trainer.max_epochs == -1:  # bounded by max_steps alone: the Trainer learns the
+            self.trainer.fit_loop.max_epochs = self.epochs  # epochs bound too, for progress lines
+
     def on_train_epoch_start(self):
         self.model.eval()  # BatchNorm statistics frozen and no dropout
         self.start = (self.weights(), copy.deepcopy(self.optimizer.state_dict()))
@@ -108,7 +112,9 @@ class LipschitzUnlearning(pl.LightningModule):
             optimizer = self.optimizers()
             optimizer.step()
             optimizer.zero_grad()
-            if self.forget_accuracy() <= self.stop_accuracy:
+            accuracy = self.forget_accuracy()
+            self.log("unlearn/forget_sample_acc", accuracy, prog_bar=True)
+            if accuracy <= self.stop_accuracy:
                 self.trainer.should_stop = True  # Lightning ends the epoch here; on_train_epoch_end keeps it
 
     def top_k(self) -> set[str]:
@@ -128,7 +134,6 @@ class LipschitzUnlearning(pl.LightningModule):
             self.load(self.start[0])
             self.optimizer.load_state_dict(self.start[1])
             self.stage += 1
-        self.log("unlearn/forget_sample_acc", accuracy, prog_bar=True)
         if accuracy <= self.stop_accuracy or self.stage == len(self.sigmas) or self.current_epoch + 1 >= self.epochs:
             self.trainer.should_stop = True
 

@@ -2,6 +2,7 @@
 recipe on its training data minus the forget classes' images. Exact unlearning by definition; the report reads every
 other method as its gap to this one."""
 import inspect
+from collections.abc import Sequence
 
 import torch
 from hydra.utils import get_method, instantiate
@@ -9,6 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from baselines.finetune import interpolate
 from ccup.errors import UserError
+from ccup.loggers import handed
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 
@@ -20,10 +22,11 @@ class Retrain:
     oracle, whose gap to the first is how far two exact unlearnings lie apart. `unnamed` also leaves the forget
     classes' names out of the caption contrast (a corpus that never names them; without it their names stay, as
     negatives, as in a corpus without their photos). `max_steps` cuts the retraining short (None: the whole recipe, as
-    the model was trained), for quick tests only: an oracle trained for less is no oracle."""
+    the model was trained), for quick tests only: an oracle trained for less is no oracle. `loggers` (the job's,
+    which run.py hands over) get the retraining's curves, when it trains."""
 
     def __init__(self, alpha: float, recipe: DictConfig, seed: int | None = None, unnamed: bool = False,
-                 max_steps: int | None = None):
+                 max_steps: int | None = None, loggers: Sequence = ()):
         check_alpha(alpha)
         takes = inspect.signature(get_method(recipe._target_)).parameters
         if "exclude" not in takes:
@@ -39,6 +42,7 @@ class Retrain:
         self.alpha = alpha
         self.unnamed = unnamed
         self.max_steps = max_steps
+        self.loggers = list(loggers)
         self.recipe = OmegaConf.to_container(recipe, resolve=True)
         if seed is not None:
             self.recipe["seed"] = seed
@@ -50,7 +54,8 @@ class Retrain:
 
     def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
         unnamed = {"unnamed": list(task.forget)} if self.unnamed else {}
-        oracle = instantiate(self.recipe, exclude=list(task.forget), max_steps=self.max_steps, **unnamed)
+        oracle = instantiate(self.recipe, exclude=list(task.forget), max_steps=self.max_steps, **unnamed,
+                             **handed(self.recipe, self.loggers))
         # The cost is the training's, also when the cache had it: the oracle is what every method saves.
         self.stats = {"time/unlearn_s": oracle.info["time/train_s"], "unlearn/cache_hit": oracle.info["cache_hit"]}
         weights = oracle.model.state_dict()

@@ -12,6 +12,9 @@ warnings.filterwarnings("ignore", message=r"The `srun` command is available on y
 # the fine-tuning loop puts the model in eval mode on purpose: BatchNorm statistics frozen, no dropout
 # (docs/method.md#baselines).
 warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
+# the fine-tuning loop's epochs are short, but its curves are logged every log_every_n_steps steps
+# across epochs.
+warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than")
 
 
 def quiet_lightning() -> None:

@@ -17,6 +17,7 @@ from ccup.adapter import projection_names, projection_removed
 from ccup.data import dataset_key
 from ccup.models import same_weights, weights_digest
 from ccup.provenance import versions
+from ccup.trainers import callbacks
 
 
 class PreProjectionEncoder(pl.LightningModule):
@@ -128,7 +129,7 @@ class Features:
         return self.seen[dataset]
 
     def cached(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        trainer = self.trainer()
+        trainer = self.trainer(callbacks=callbacks())
         path = self.cache.path(self.original, dataset, f"{trainer.strategy.root_device.type} {trainer.precision}")
         entry, _ = storage.cached(path, lambda: self.encode(self.original, dataset, trainer),
                                   read=partial(read_features, size=len(dataset)), write=write_features)
@@ -137,4 +138,4 @@ class Features:
     def encode(self, model: torch.nn.Module, dataset: Dataset,
                trainer: pl.Trainer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
-        return encode(trainer or self.trainer(), model, loader)
+        return encode(trainer or self.trainer(callbacks=callbacks()), model, loader)

@@ -25,10 +25,13 @@ from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, se
 log = logging.getLogger(__name__)
 
 
-def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], dict | None]:
-    """`pipeline(cfg) -> metrics` as a job of the suite, in the spirit of lightning-hydra-template's `task_wrapper`,
-    with one result record per job: `<results_dir>/records/<id>.json` and `record.json` in the job's output folder.
-    Returns the metrics, or None for a job that failed inside a sweep (the launcher goes on with the others)."""
+def recorded(pipeline: Callable[[DictConfig, list], dict]) -> Callable[[DictConfig], dict | None]:
+    """`pipeline(cfg, loggers) -> metrics` as a job of the suite, in the spirit of
+    lightning-hydra-template's `task_wrapper`, with one result record per job:
+    `<results_dir>/records/<id>.json` and `record.json` in the job's output folder. The pipeline
+    gets the job's started loggers, for what it logs beside the record (curves, the exported model).
+    Returns the metrics, or None for a job that failed inside a sweep (the launcher goes on with the
+    others)."""
 
     @functools.wraps(pipeline)
     def job(cfg: DictConfig) -> dict | None:
@@ -57,7 +60,7 @@ def recorded(pipeline: Callable[[DictConfig], dict]) -> Callable[[DictConfig], d
             check_writable(*paths)  # before any work: a job that cannot keep its result does not start
             for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
                 loggers.append(start_logger(instantiate(node), record["config"]))
-            metrics = pipeline(cfg)
+            metrics = pipeline(cfg, loggers)
             if cfg.export:
                 record["checkpoint"] = str(export_dir())
             record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start},

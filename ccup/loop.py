@@ -94,7 +94,16 @@ class Unlearning(pl.LightningModule):
             loss = self.loss(self.model, self.classifier, batch, teacher=self.teacher, step=self.global_step,
                              steps=self.trainer.max_steps)
         self.log("unlearn/loss", loss, prog_bar=True)
+        if "forget" in batch and self.logs_now():
+            accuracy = batch_accuracy(self.model, self.classifier, *batch["forget"])
+            self.log("unlearn/forget_sample_acc", accuracy)
         return loss
+
+    def logs_now(self) -> bool:
+        """Whether the Trainer hands this step's values to its loggers (every `log_every_n_steps`
+        steps): the curves beside the loss are computed for those steps alone."""
+        every = self.trainer.log_every_n_steps
+        return bool(self.trainer.loggers) and (self.global_step + 1) % every == 0
 
     def on_train_epoch_start(self):
         self.model.eval()  # BatchNorm statistics frozen and no dropout (docs/method.md#baselines)
@@ -123,6 +132,15 @@ class Unlearning(pl.LightningModule):
     @property
     def stats(self) -> dict:
         return {"unlearn/steps": self.global_step}
+
+
+@torch.no_grad()
+def batch_accuracy(model, classifier: torch.Tensor, images: torch.Tensor,
+                   labels: torch.Tensor) -> torch.Tensor:
+    """Zero-shot accuracy in percent of `model` on (B, ...) images and (B,) labels over the (d, C)
+    classifier: one forward pass, without gradient."""
+    predictions = zero_shot_logits(model, images, classifier).argmax(dim=1)
+    return (predictions == labels).float().mean() * 100
 
 
 def saliency_masks(model, classifier, loader, trainable: list[str], fraction: float) -> dict[str, torch.Tensor]:

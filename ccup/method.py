@@ -36,14 +36,15 @@ class Method(Protocol):
         """Names of the parameters of `model` a call may change; all others stay bit for bit."""
 
 
-def build(node: DictConfig) -> Method:
-    """The method a conf/method/ config describes: its `_target_` built with its settings, `role` aside (the report's,
-    not the method's). The config itself is left as it is."""
+def build(node: DictConfig, **given) -> Method:
+    """The method a conf/method/ config describes: its `_target_` built with its settings and the keywords `given`
+    (the job's loggers, for a method that trains), `role` aside (the report's, not the method's). The config itself
+    is left as it is."""
     role_of(node)
     settings = copy.copy(node)  # a shallow copy keeps its place in the config: `${alpha}` still resolves
     with open_dict(settings):
         settings.pop("role", None)
-    return instantiate(settings)
+    return instantiate(settings, **given)
 
 
 class Projection:

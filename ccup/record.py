@@ -41,13 +41,15 @@ def setting_ids(cfg: DictConfig) -> dict[str, str]:
 
 def resolved_without(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
     """The resolved config without the top-level `keys`, resolved as placeholders `<key>` where others refer to
-    them."""
+    them, and without the settings that only say how often a job reports (storage.REPORTING), at
+    any depth."""
     unresolved = OmegaConf.create(OmegaConf.to_container(cfg))
     for key in keys:
         if key in unresolved:
             unresolved[key] = f"<{key}>"
     resolved = OmegaConf.to_container(unresolved, resolve=True)
-    return {key: value for key, value in resolved.items() if key not in keys}
+    return {key: storage.without(value, *storage.REPORTING)
+            for key, value in resolved.items() if key not in keys}
 
 
 def canonical(node):

@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from ccup.classnames import folder_classes
 from ccup.errors import UserError
@@ -83,11 +82,16 @@ def other_overrides() -> str:
     return "".join(f" {override}" for override in overrides)
 
 
-def run_group(sweep: str) -> str:
-    """A W&B run's group: its sweep's name in a multirun or where the command line names it; one group, `runs`, for
-    the one-off jobs, which would otherwise each have a group of their own (the time they started)."""
-    named = any(o.startswith("sweep=") for o in HydraConfig.get().overrides.task)
-    return sweep if named or HydraConfig.get().mode == RunMode.MULTIRUN else "runs"
+def run_group(sweep: str, *, _root_: DictConfig) -> str:
+    """A W&B run's group, never the time it started: the sweep's name where one is given
+    (`sweep=NAME`, or by an experiment or a search), else the experiment's (`experiment=leakage`),
+    else `<method>-<dataset>` (`ccup-fashion_mnist`), for one-off runs and unnamed sweeps alike."""
+    if not OmegaConf.is_interpolation(_root_, "sweep"):  # the default is the time: `${now:...}`
+        return sweep
+    choices = HydraConfig.get().runtime.choices
+    if choices.get("experiment") is not None:
+        return choices.experiment
+    return f"{choices.method}-{choices.dataset}"
 
 
 def every_option(group: str, *excluded: str) -> str:

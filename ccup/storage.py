@@ -21,6 +21,10 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Settings that say only how often a computation reports (a Trainer's logging interval), wherever
+# they are: no result depends on them, so neither a cache key nor a job's identity (ccup.record).
+REPORTING = ("log_every_n_steps",)
+
 
 def file_mode() -> int:
     """The permissions open() gives a new file (0o666 less the umask): mkstemp's 0o600 would hide results and cache
@@ -111,20 +115,31 @@ def digest(key: object, length: int = 16) -> str:
 
 
 def key_of(obj: object) -> object:
-    """The JSON-able identity of a non-JSON value in a cache key: a path's text; a config node's values; a partial's
-    function and arguments (Hydra's `_partial_` targets); a function's or class's import path; an object's class with
-    its explicit `key` (the settings it declares its results depend on: the suite's own configured objects), or else
-    with its plain attributes (a library's object built from settings, as a Trainer plugin): a key never depends on
+    """The JSON-able identity of a non-JSON value in a cache key: a path's text; a config node's
+    values; a partial's function and arguments but REPORTING ones (Hydra's `_partial_` targets); a
+    function's or class's import path; an object's class with its explicit `key` (the settings it
+    declares its results depend on: the suite's own configured objects), or else with its plain
+    attributes (a library's object built from settings, as a Trainer plugin): a key never depends on
     what such an object holds besides its settings (a cache folder, tensors, modules)."""
     if isinstance(obj, Path):
         return str(obj)
     if isinstance(obj, DictConfig | ListConfig):  # what Hydra passes for nested settings
         return OmegaConf.to_container(obj)
     if isinstance(obj, functools.partial):
-        return {"func": obj.func, "args": list(obj.args), "keywords": obj.keywords}
+        keywords = {k: value for k, value in obj.keywords.items() if k not in REPORTING}
+        return {"func": obj.func, "args": list(obj.args), "keywords": keywords}
     if callable(obj) and hasattr(obj, "__qualname__"):
         return f"{obj.__module__}.{obj.__qualname__}"
     declared = getattr(obj, "key", None)
     settings = declared if declared is not None and not callable(declared) else {
         name: value for name, value in vars(obj).items() if isinstance(value, str | int | float | bool | type(None))}
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "key": settings}
+
+
+def without(config, *keys: str):
+    """A resolved config (dicts and lists) without `keys` at any depth."""
+    if isinstance(config, dict):
+        return {k: without(v, *keys) for k, v in config.items() if k not in keys}
+    if isinstance(config, list):
+        return [without(v, *keys) for v in config]
+    return config

@@ -25,7 +25,7 @@ from ccup.errors import UserError
 from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.provenance import provenance
-from ccup.trainers import watched
+from ccup.trainers import callbacks, watched
 from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
 
 log = logging.getLogger(__name__)
@@ -53,8 +53,11 @@ class CaptionContrast(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels = batch
         captions = self.model.encode_text(draw_captions(self.tokens, self.names), normalize=True)  # (K, d)
-        loss = F.cross_entropy(zero_shot_logits(self.model, images, captions.T), self.caption_of[labels])
+        logits = zero_shot_logits(self.model, images, captions.T)  # (B, K)
+        labels = self.caption_of[labels]  # each image's caption column
+        loss = F.cross_entropy(logits, labels)
         self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", (logits.argmax(dim=1) == labels).float().mean() * 100)  # the batch's
         return loss
 
     def configure_optimizers(self):
@@ -74,7 +77,7 @@ def draw_captions(tokens: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
 
 def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
               cache_dir: str, exclude: Sequence[str] = (), unnamed: Sequence[str] = (), max_steps: int | None = None,
-              shipped: bool = True) -> Clip:
+              shipped: bool = True, loggers: Sequence = ()) -> Clip:
     """The tiny CLIP trained on the train splits of `train_data` (dataset configs by name: name, classnames, templates,
     optional synonyms, load) side by side, with the given recipe; trained once, then read from `cache_dir`. A
     dataset's train split is repeated `repeats[name]` times (default once), to balance small ones.
@@ -83,7 +86,8 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     stay among the captions, as negatives, as a web corpus without their photos would still name them, unless they are
     also `unnamed`: then their names leave the caption contrast too, as a corpus that never names them. `max_steps`
     cuts training short (None: every epoch), for quick tests. `shipped=False` ignores the weights in SHIPPED.
-    `clip.info` holds the recipe, the training time and the commit of the code that trained them."""
+    `loggers` (Lightning's) get the training's curves, when it trains. `clip.info` holds the recipe,
+    the training time and the commit of the code that trained them."""
     datasets = list(train_data.values())
     repeats = {data.name: repeats.get(data.name, 1) for data in datasets}
     check_excluded(exclude, datasets)
@@ -105,8 +109,10 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         steps = epochs * len(loader) if max_steps is None else min(max_steps, epochs * len(loader))
         module = CaptionContrast(clip.model.train(), *caption_tokens(datasets, clip.tokenizer, unnamed), lr, steps)
         # CPU on every machine: the cached weights must not depend on which device trained them.
-        trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu", deterministic=True, logger=False,
-                             enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=watched())
+        trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu",
+                             deterministic=True, logger=list(loggers) or False,
+                             callbacks=callbacks(), enable_checkpointing=False,
+                             enable_model_summary=False, enable_progress_bar=watched())
         trainer.fit(module, loader)
         clip.model.eval()
         return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}

@@ -1,5 +1,5 @@
-"""The Lightning Trainer as every part of the suite builds one: settings checked as a job starts, and a progress bar
-only where a person watches."""
+"""The Lightning Trainer as every part of the suite builds one: settings checked as a job starts, a
+progress bar where a person watches and progress lines where no one does."""
 import sys
 from collections.abc import Callable
 
@@ -12,6 +12,20 @@ def watched() -> bool:
     """Whether a person watches the output, a terminal: a progress bar for them, none in a log file (a sweep's jobs,
     SLURM), where each redraw would append to one endless line."""
     return sys.stdout.isatty()
+
+
+PROGRESS_EVERY_S = 15.0  # how often a Trainer no one watches on a terminal says how far it has got
+
+
+def callbacks(*own) -> list:
+    """The callbacks of every Trainer the suite builds: `own`, and off a terminal (see `watched`) a
+    progress line every PROGRESS_EVERY_S seconds (ccup.progress.Progress); on a terminal,
+    Lightning's bar instead (`enable_progress_bar`)."""
+    if watched():
+        return list(own)
+    from ccup.progress import Progress  # Lightning: imported by jobs that train, not every command
+
+    return [*own, Progress(PROGRESS_EVERY_S)]
 
 
 def check_trainer(trainer: Callable[[], object], key: str) -> None:

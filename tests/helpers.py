@@ -1,5 +1,6 @@
 """What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
-and offline W&B runs read back, and datasets written in their published layouts."""
+read back (its offline W&B runs: ccup.loggers.wandb_run), and datasets written in their published
+layouts."""
 import builtins
 import copy
 import functools
@@ -11,7 +12,6 @@ import multiprocessing
 import os
 import runpy
 import shutil
-import struct
 import subprocess
 import sys
 import tempfile
@@ -33,7 +33,6 @@ from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import Subset
-from wandb.proto import wandb_internal_pb2
 
 import run
 from ccup import configs
@@ -276,52 +275,6 @@ def write_hf_clip(folder: Path, seed: int = 0) -> Path:
     images = CLIPImageProcessor(size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28})
     CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
     return folder
-
-
-# --- offline W&B runs --------------------------------------------------------------------------------------------
-
-def wandb_records(path: Path) -> list:
-    """The records of an offline W&B run file: a 7-byte header, then LevelDB-style 32 KiB blocks of chunks,
-    each with a 7-byte header (crc32c, little-endian length, type: 1 full, 2 first, 3 middle, 4 last)."""
-    data, block, offset, records, pending = path.read_bytes(), 32768, 7, [], b""
-    while offset + 7 <= len(data):
-        if block - offset % block < 7:  # a block's tail too short for a chunk header is padding
-            offset += block - offset % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[offset:offset + 7])
-        pending += data[offset + 7:offset + 7 + length]
-        offset += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            records.append(record)
-            pending = b""
-        elif kind == 0:
-            break
-    return records
-
-
-def key(item) -> str:
-    """W&B stores a key with a slash as a one-element nested key."""
-    return item.key or "/".join(item.nested_key)
-
-
-def wandb_run(run_dir: Path) -> dict:
-    """What an offline run holds: its group, job type, config, summary and exit code."""
-    run = {"summary": {}, "config": {}}
-    for record in wandb_records(next(run_dir.glob("*.wandb"))):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            run.update(group=record.run.run_group, job_type=record.run.job_type, name=record.run.display_name,
-                       tags=list(record.run.tags))
-        elif kind == "config":
-            run["config"].update({key(item): json.loads(item.value_json) for item in record.config.update})
-        elif kind == "summary":
-            run["summary"].update({key(item): json.loads(item.value_json) for item in record.summary.update})
-        elif kind == "exit":
-            run["exit_code"] = record.exit.exit_code
-    return run
-
 
 
 # --- datasets in their published layouts, in miniature -----------------------------------------------------------

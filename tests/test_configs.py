@@ -227,13 +227,17 @@ def test_readme_shows_the_lines_a_command_line_hydra_cannot_compose_gets():
             assert f"error: {refused}" == line
 
 
-def test_wandb_runs_are_named_by_what_sets_them_apart_and_one_off_runs_share_a_group():
+def test_wandb_runs_are_named_by_what_sets_them_apart_and_grouped_by_sweep_experiment_or_method():
     cfg = compose("method.lam=100", "prompts=file", f"dataset.templates_file={CONF}/prompts/example.txt", "seed=3",
                   "results_dir=elsewhere")
     assert cfg.logger.wandb.name == (f"ccup alpha=1.0 forget=sandal seed=3 method.lam=100 prompts=file "
                                      f"dataset.templates_file={CONF}/prompts/example.txt")
-    assert cfg.logger.wandb.group == "runs"
+    assert cfg.logger.wandb.group == "ccup-fashion_mnist"  # a one-off run: by method and dataset
+    assert compose("method=finetune", "dataset=digits").logger.wandb.group == "finetune-digits"
+    assert compose("hydra.mode=MULTIRUN").logger.wandb.group == "ccup-fashion_mnist"  # not the time
     assert compose("sweep=mine").logger.wandb.group == "mine"
+    assert compose("experiment=leakage", "logger=wandb").logger.wandb.group == "leakage"
+    assert compose("experiment=leakage", "logger=wandb", "sweep=mine").logger.wandb.group == "mine"
 
 
 def test_the_ablation_is_a_config_headed_by_its_command_and_sweeps_ccups_grid_on_every_class():

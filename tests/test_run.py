@@ -7,8 +7,9 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_python, run_suite, wandb_run
+from helpers import ROOT, compose, records, run_python, run_suite
 
+from ccup.loggers import wandb_run
 from ccup.projection import ccup_factors
 from ccup.task import UnlearnTask
 

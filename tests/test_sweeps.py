@@ -17,16 +17,7 @@ from types import SimpleNamespace
 import hydra.types
 import pytest
 import submitit
-from helpers import (
-    CONF,
-    compose,
-    records,
-    refuse_reads_under,
-    run_job,
-    run_suite,
-    start_suite,
-    wandb_run,
-)
+from helpers import CONF, compose, records, refuse_reads_under, run_job, run_suite, start_suite
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -37,6 +28,7 @@ from omegaconf import OmegaConf
 from ccup import storage, sweep
 from ccup.errors import UserError, check_values
 from ccup.job import end_failed
+from ccup.loggers import wandb_run
 from ccup.method import CCUP
 from ccup.provenance import git_state
 from ccup.record import NOT_IDENTITY, config_id, write_record
@@ -117,7 +109,8 @@ def test_the_gitignore_ignores_data_and_venv_as_symlinks(tmp_path):
 
 
 @pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
-                                      "sweep=another", "logger=none", "rerun=true"])
+                                      "sweep=another", "logger=none", "rerun=true",
+                                      "trainer.log_every_n_steps=5"])
 def test_where_and_how_a_job_reports_is_not_its_identity(override):
     assert config_id(compose(override)) == config_id(compose())
 

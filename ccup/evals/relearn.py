@@ -16,7 +16,7 @@ from ccup.features import FeaturesOf
 from ccup.loop import Unlearning, classification_loss, uses
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
-from ccup.trainers import check_trainer
+from ccup.trainers import callbacks, check_trainer
 from ccup.zeroshot import classify, predict
 
 
@@ -81,7 +81,8 @@ def relearn(model: torch.nn.Module, task: UnlearnTask, shots: TensorDataset, tes
         torch.manual_seed(seed)
         module = Unlearning(model=model, task=task, trainable=trainable, lr=lr, loss=relearn_loss)
         loader = CombinedLoader({"forget": DataLoader(shots, batch_size=len(shots))}, mode="max_size_cycle")
-        trainer(max_steps=max_steps, callbacks=[stop], enable_progress_bar=False).fit(module, loader)
+        trainer(max_steps=max_steps, callbacks=callbacks(stop),
+                enable_progress_bar=False).fit(module, loader)
     return stop.steps, stop.accuracy >= target, stop.accuracy
 
 
