@@ -6,7 +6,7 @@ from concept_erasure import LeaceFitter
 from helpers import compose
 from torch.utils.data import DataLoader, Subset
 
-from baselines.leace import Leace
+from baselines.leace import Leace, shift, shift_effect
 from baselines.samples import RealSamples
 from ccup.data import fashion_mnist
 from ccup.models import load_clip
@@ -57,3 +57,17 @@ def test_forget_and_retain_samples_have_one_mean_after_the_edit_without_the_shif
     torch.testing.assert_close(means["forget"], means["retain"], rtol=0, atol=1e-5)
     before = {name: torch.nn.functional.normalize(raw_embeddings(model, sets[name]), dim=1).mean(0) for name in sets}
     assert (before["forget"] - before["retain"]).norm() > 1e-2  # they did not agree before
+
+
+def test_leaces_own_output_is_the_folded_map_plus_the_shift_it_drops(setup):
+    model, task, samples, sets = setup
+    eraser, _ = Leace(alpha=1.0, samples=samples, batch_size=64).eraser(model, task)
+    u = torch.nn.functional.normalize(raw_embeddings(model, sets["retain"]), dim=1)
+    labels = torch.tensor([label for _, label in sets["retain"]])
+    P = eraser.proj_left @ eraser.proj_right
+    torch.testing.assert_close(eraser(u), u - u @ P.T + shift(eraser))  # the package's own application
+    effect = shift_effect(eraser, u, labels, task.classifier, task.forget_idx)
+    exact, folded = (x @ task.classifier.double() for x in (eraser(u), u - u @ P.T))
+    alike = (exact.argmax(1) == folded.argmax(1)).double().mean().item()
+    assert effect["predicted alike %"] == pytest.approx(100 * alike)
+    assert effect["retain/acc exact"] == pytest.approx(100 * (exact.argmax(1) == labels).double().mean().item())
