@@ -1,12 +1,13 @@
 """LEACE beyond the contract: the folded map is the linear part of the package's eraser, fitted on the samples'
 normalised embeddings, and what LEACE guarantees survives dropping its mean shift."""
+import pandas as pd
 import pytest
 import torch
 from concept_erasure import LeaceFitter
-from helpers import compose
+from helpers import ROOT, compose
 from torch.utils.data import DataLoader, Subset
 
-from baselines.leace import Leace, shift, shift_effect
+from baselines.leace import Leace, shift, shift_effect, summary
 from baselines.samples import RealSamples
 from ccup.data import fashion_mnist
 from ccup.models import load_clip
@@ -71,3 +72,9 @@ def test_leaces_own_output_is_the_folded_map_plus_the_shift_it_drops(setup):
     alike = (exact.argmax(1) == folded.argmax(1)).double().mean().item()
     assert effect["predicted alike %"] == pytest.approx(100 * alike)
     assert effect["retain/acc exact"] == pytest.approx(100 * (exact.argmax(1) == labels).double().mean().item())
+
+
+def test_the_method_page_quotes_the_committed_shift_measurement():
+    measured = pd.read_csv(ROOT / "results" / "leace" / "shift.csv")
+    assert len(measured) == 21  # seven test classes, three seeds
+    assert summary(measured).to_markdown(index=False) in (ROOT / "docs" / "method.md").read_text()
