@@ -1,5 +1,5 @@
-"""One unlearning job: load model and data, unlearn, evaluate, export; ccup.job writes its record and mirrors it to the
-loggers.
+"""The command line: one unlearning job (ccup.pipeline: load model and data, unlearn, evaluate, export), or a sweep of
+them, or a search's trial; ccup.job writes each job's record and mirrors it to the loggers.
 
     python run.py                              # the embedded default: CCUP forgets one Fashion-MNIST class
     python run.py -m alpha=0,0.5,1             # a sweep: one job, one record, one W&B run per alpha
@@ -7,8 +7,6 @@ loggers.
 """
 import os
 import sys
-import time
-from functools import partial
 from pathlib import Path
 
 import hydra
@@ -17,54 +15,21 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig
 
 from ccup.errors import UserError, check_group_choices, composition_error
-from ccup.job import export_dir, recorded
-
-
-@recorded
-def unlearn(cfg: DictConfig, loggers: list) -> dict:
-    # Imported here, once the job's own checks have passed (ccup.job): a mistake on the command line is answered
-    # before torch, Lightning and open_clip load.
-    import pytorch_lightning as pl
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.utils import instantiate
-
-    from ccup import quiet_lightning
-    from ccup.classnames import by_class_name
-    from ccup.evals import check_config
-    from ccup.loggers import handed, log_model
-    from ccup.method import build
-    from ccup.record import manifest
-    from ccup.task import UnlearnTask
-
-    quiet_lightning()  # Lightning sets its loggers to INFO as it is imported, after Hydra configured them
-    pl.seed_everything(cfg.seed, workers=True)
-    forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
-    about = manifest(cfg, HydraConfig.get().runtime.choices.method, forget)  # first: instantiate resolves cfg in place
-    check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
-    # First: they refuse bad settings. A method that trains logs its curves to the job's loggers.
-    method = build(cfg.method, **handed(cfg.method, loggers))
-    evaluator = instantiate(cfg.evaluator)
-    clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
-    test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
-    train = partial(data.load, split="train", transform=clip.preprocess)
-    task = UnlearnTask.of(clip, data.classnames, data.templates, forget, train)
-    start = time.perf_counter()
-    unlearned = method(clip.model, task)
-    cost = {"time/unlearn_s": time.perf_counter() - start, **method.stats}  # a cache hit reports its first cost
-    metrics = evaluator(clip.model, unlearned, task, test_set)
-    if cfg.export:
-        clip.export(unlearned, clip.name, export_dir(), about)
-        log_model(loggers, export_dir())
-    return {**cost, **metrics}
+from ccup.job import Job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict | float | None:
+    job = Job.from_hydra()
     if "search" in cfg:  # a trial of conf/hparams_search/: the validation classes in turn, one number to minimise
         from ccup import search
 
-        return search.trial(cfg, unlearn)
-    return unlearn(cfg)
+        return search.trial(cfg, job)
+    # Imported here, once Hydra composed the config: a mistake on the command line is answered before torch,
+    # Lightning and open_clip load (ccup.job checks the job's own settings before its pipeline runs).
+    from ccup import pipeline
+
+    return pipeline.run(cfg, job)
 
 
 def flags_first(args: list[str]) -> tuple[list[str], list[str]]:

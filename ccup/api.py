@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import Dataset
 
-from ccup import quiet_lightning
+from ccup import pipeline, quiet_lightning
 from ccup.configs import compose
 from ccup.method import build
 from ccup.models import Clip
@@ -68,7 +68,7 @@ def unlearn(model: torch.nn.Module, tokenizer: Callable, classnames: Sequence[st
     cfg = config("method", method, settings, alpha=alpha)
     task = UnlearnTask.of(Clip(model, None, tokenizer, "model"), classnames, templates, forget,
                           None if train is None else lambda: train)
-    return build(cfg.method)(model, task)
+    return pipeline.unlearn(build(cfg.method), model, task)[0]
 
 
 def score(model: torch.nn.Module, tokenizer: Callable, data: Dataset, classnames: Sequence[str],

@@ -1,12 +1,14 @@
-"""A job's lifecycle around its pipeline (run.py's `unlearn`): skipped when its record is complete
+"""A job's lifecycle around its pipeline (ccup.pipeline.job): skipped when its record is complete
 and its code and data are as they were (ccup.fingerprint), run again with the reason otherwise; bad
 values and an unwritable record refused before any work; the record mirrored to the loggers and
 written whatever happens, complete with its metrics, warnings of implausible numbers and the
-digests of its code and data, or failed with its error on one line."""
+digests of its code and data, or failed with its error on one line. Where a job runs (`Job`) is an
+argument: read from Hydra by the command line, set by a search for each job of its trials."""
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -25,8 +27,34 @@ from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, se
 log = logging.getLogger(__name__)
 
 
-def recorded(pipeline: Callable[[DictConfig, list], dict]) -> Callable[[DictConfig], dict | None]:
-    """`pipeline(cfg, loggers) -> metrics` as a job of the suite, in the spirit of
+@dataclass(frozen=True)
+class Job:
+    """Where a job runs, beside its config: its output folder (its `record.json`, an exported model), whether it is
+    one job of a sweep (a failure then fails it alone, and the launcher goes on), and the config group choices and
+    command-line overrides its config was composed from (its record keeps them)."""
+
+    output_dir: Path
+    sweeping: bool = False
+    choices: Mapping[str, str] = field(default_factory=dict)
+    overrides: Sequence[str] = ()
+
+    @classmethod
+    def from_hydra(cls) -> "Job":
+        """The job Hydra is running (run.py's main, or a config composed by ccup.configs.compose)."""
+        hydra = HydraConfig.get()
+        choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
+        # As written: an override may hold `${...}`, which is not to be resolved here.
+        overrides = OmegaConf.to_container(hydra.overrides.task, resolve=False)
+        return cls(Path(hydra.runtime.output_dir), hydra.mode == RunMode.MULTIRUN, choices, overrides)
+
+    @property
+    def export_dir(self) -> Path:
+        """Where the job writes the unlearned model with export=true."""
+        return self.output_dir / "checkpoint"
+
+
+def recorded(pipeline: Callable[[DictConfig, Job, list], dict]) -> Callable[[DictConfig, Job], dict | None]:
+    """`pipeline(cfg, job, loggers) -> metrics` as a job of the suite, in the spirit of
     lightning-hydra-template's `task_wrapper`, with one result record per job:
     `<results_dir>/records/<id>.json` and `record.json` in the job's output folder. The pipeline
     gets the job's started loggers, for what it logs beside the record (curves, the exported model).
@@ -34,16 +62,16 @@ def recorded(pipeline: Callable[[DictConfig, list], dict]) -> Callable[[DictConf
     others)."""
 
     @functools.wraps(pipeline)
-    def job(cfg: DictConfig) -> dict | None:
+    def run_job(cfg: DictConfig, job: Job) -> dict | None:
         start = time.perf_counter()
         try:
-            record = new_record(cfg)
+            record = new_record(cfg, job)
         except UserError as exc:  # no identity without a resolved config: the failure is recorded in the job's folder
-            unresolved = {"status": "failed", "error": one_line(exc), "overrides": task_overrides()}
-            write_record(unresolved, Path(HydraConfig.get().runtime.output_dir) / "record.json")
-            end_failed(exc, sweeping=HydraConfig.get().mode == RunMode.MULTIRUN)
+            unresolved = {"status": "failed", "error": one_line(exc), "overrides": list(job.overrides)}
+            write_record(unresolved, job.output_dir / "record.json")
+            end_failed(exc, sweeping=job.sweeping)
             return None
-        paths = record_paths(cfg, record["id"])
+        paths = record_paths(cfg, record["id"], job)
         if not cfg.rerun and (done := read_record(paths[0])) and done.get("status") == "complete":
             if (change := changed(done, record, cfg.export)) is None:
                 write_record(done, paths[1])
@@ -60,9 +88,9 @@ def recorded(pipeline: Callable[[DictConfig, list], dict]) -> Callable[[DictConf
             check_writable(*paths)  # before any work: a job that cannot keep its result does not start
             for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
                 loggers.append(start_logger(instantiate(node), record["config"]))
-            metrics = pipeline(cfg, loggers)
+            metrics = pipeline(cfg, job, loggers)
             if cfg.export:
-                record["checkpoint"] = str(export_dir())
+                record["checkpoint"] = str(job.export_dir)
             record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start},
                           warnings=implausible(metrics, cfg.alpha, len(cfg.dataset.classnames)))
             for warning in record["warnings"]:
@@ -79,19 +107,17 @@ def recorded(pipeline: Callable[[DictConfig, list], dict]) -> Callable[[DictConf
         finally:
             finish_loggers(loggers, record)
         if failure is not None:
-            end_failed(failure, sweeping=HydraConfig.get().mode == RunMode.MULTIRUN)
+            end_failed(failure, sweeping=job.sweeping)
             return None
-        log.info(done_line(record["metrics"], paths[0], export_dir() if cfg.export else None))
+        log.info(done_line(record["metrics"], paths[0], job.export_dir if cfg.export else None))
         return record["metrics"]
 
-    return job
+    return run_job
 
 
-def new_record(cfg: DictConfig) -> dict:
+def new_record(cfg: DictConfig, job: Job) -> dict:
     """A running job's record: its identity, resolved config, choices and overrides, and where its code came from.
     A config that does not resolve (an interpolation to nothing, a mandatory value left unset) is refused by name."""
-    hydra = HydraConfig.get()
-    choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
     try:
         # First: the forget set is the mistake a command line makes most, and the cheapest to find (no model, no data)
         check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")), cfg.dataset.classnames)
@@ -105,19 +131,13 @@ def new_record(cfg: DictConfig) -> dict:
         raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
-    return {"id": identity, **settings, "status": "running", "config": config, "choices": choices,
-            "overrides": task_overrides(), "data": fingerprint.data(config), **provenance()}
+    return {"id": identity, **settings, "status": "running", "config": config, "choices": dict(job.choices),
+            "overrides": list(job.overrides), "data": fingerprint.data(config), **provenance()}
 
 
-def task_overrides() -> list[str]:
-    """The job's overrides as written: an override may hold `${...}`, which is not to be resolved here."""
-    return OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
-
-
-def record_paths(cfg: DictConfig, record_id: str) -> list[Path]:
+def record_paths(cfg: DictConfig, record_id: str, job: Job) -> list[Path]:
     """Where a job's record goes: into the results folder, where a rerun looks for it, and the job's output folder."""
-    return [Path(cfg.results_dir) / "records" / f"{record_id}.json",
-            Path(HydraConfig.get().runtime.output_dir) / "record.json"]
+    return [Path(cfg.results_dir) / "records" / f"{record_id}.json", job.output_dir / "record.json"]
 
 
 def end_failed(exc: BaseException, sweeping: bool) -> None:
@@ -143,12 +163,6 @@ def changed(done: dict, record: dict, export: bool) -> str | None:
         return None
     return ("export=true, and no model of this job is kept (its run exported none, or its "
             "checkpoint is gone)")
-
-
-def export_dir() -> Path:
-    """Where a job with export=true writes the unlearned model: `checkpoint/` in its output
-    folder."""
-    return Path(HydraConfig.get().runtime.output_dir) / "checkpoint"
 
 
 def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> str:

@@ -9,29 +9,27 @@ import copy
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 from hydra import compose
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ccup import storage
 from ccup.errors import UserError
+from ccup.job import Job
 from ccup.report import ORACLE, records_table
 from ccup.roles import declared_role, role_of
 
 log = logging.getLogger(__name__)
 
 
-def trial(cfg: DictConfig, job: Callable[[DictConfig], dict | None]) -> float:
+def trial(cfg: DictConfig, job: Job) -> float:
     """The mean of `cfg.search.metric` over `cfg.search.forget` (a list of class names, each forgotten alone) for the
-    method of `cfg`, read against the oracle `cfg.search.oracle` at alpha = 1. Writes the trial's own record, its
-    value and its jobs' records, into its output folder. Raises UserError (a failed trial, to Optuna) when a job
-    failed or the metric is missing."""
-    hydra = HydraConfig.get()
-    folder = Path(hydra.runtime.output_dir)
+    method of `cfg`, read against the oracle `cfg.search.oracle` at alpha = 1, each a job of the pipeline in a folder
+    of its own under the trial's (`job`). Writes the trial's own record, its value and its jobs' records, into its
+    output folder. Raises UserError (a failed trial, to Optuna) when a job failed or the metric is missing."""
+    folder = job.output_dir
     oracle = OmegaConf.merge(compose("config", overrides=[f"method={cfg.search.oracle}"]).method,
                              cfg.search.oracle_settings)
     if role_of(oracle) != ORACLE:
@@ -39,8 +37,8 @@ def trial(cfg: DictConfig, job: Callable[[DictConfig], dict | None]) -> float:
                         f"{role_of(oracle)!r}, not {ORACLE!r}: name the method every trial is read against")
     records = []
     for name in cfg.search.forget:
-        for method, node in ((hydra.runtime.choices.method, cfg.method), (cfg.search.oracle, oracle)):
-            records.append(run_as(cfg, job, folder / f"{method}-{name}", method=method, node=node, forget=name))
+        for method, node in ((job.choices["method"], cfg.method), (cfg.search.oracle, oracle)):
+            records.append(run_as(cfg, job, method=method, node=node, forget=name))
     table = records_table([] if None in records else records)
     values = table.loc[table["role"] != ORACLE, cfg.search.metric] if cfg.search.metric in table else []
     value = float(values.mean()) if len(values) == len(cfg.search.forget) else float("nan")
@@ -54,31 +52,23 @@ def trial(cfg: DictConfig, job: Callable[[DictConfig], dict | None]) -> float:
     return value
 
 
-def run_as(cfg: DictConfig, job: Callable[[DictConfig], dict | None], folder: Path, method: str, node: DictConfig,
-           forget: str) -> dict | None:
-    """`job` on a copy of `cfg` with `method` (its config `node`) and the forget set [`forget`], as Hydra would run it
-    from a command line that said so, writing into `folder`; its record, None where the job failed."""
-    hydra = HydraConfig.get()
+def run_as(cfg: DictConfig, trial: Job, method: str, node: DictConfig, forget: str) -> dict | None:
+    """The pipeline on a copy of `cfg` with `method` (its config `node`) and the forget set [`forget`], as the command
+    line runs it when it says so, writing into `<trial's folder>/<method>-<forget>`; its record, None where the job
+    failed."""
+    from ccup import pipeline  # torch, Lightning and open_clip: for the trials' jobs, not for reading studies
+
     job_cfg = copy.deepcopy(cfg)
     with open_dict(job_cfg):
         del job_cfg["search"]
         job_cfg.method = node
         job_cfg.forget.classes = [forget]
-    own = [o for o in hydra.overrides.task if method == hydra.runtime.choices.method or not o.startswith("method")]
-    trial_hydra = HydraConfig.instance().cfg
-    job_hydra = copy.deepcopy(trial_hydra)
-    OmegaConf.set_readonly(job_hydra.hydra, False)
-    with open_dict(job_hydra):
-        job_hydra.hydra.runtime.output_dir = str(folder)
-        job_hydra.hydra.runtime.choices.method = method
-        job_hydra.hydra.runtime.choices.forget = forget
-        job_hydra.hydra.overrides.task = [*own, f"method={method}", f"forget.classes=[{forget}]"]
-    HydraConfig.instance().cfg = job_hydra
-    try:
-        metrics = job(job_cfg)
-    finally:
-        HydraConfig.instance().cfg = trial_hydra
-    return None if metrics is None else json.loads((folder / "record.json").read_text())
+    own = [o for o in trial.overrides if method == trial.choices["method"] or not o.startswith("method")]
+    job = Job(trial.output_dir / f"{method}-{forget}", trial.sweeping, {**trial.choices, "method": method,
+                                                                         "forget": forget},
+              [*own, f"method={method}", f"forget.classes=[{forget}]"])
+    metrics = pipeline.run(job_cfg, job)
+    return None if metrics is None else json.loads((job.output_dir / "record.json").read_text())
 
 
 def studies(root: Path) -> pd.DataFrame:
@@ -150,7 +140,7 @@ def defaults_and_tuned(root: Path, conf: Path) -> pd.DataFrame:
         name = path.stem
         best = optuna.load_study(study_name=name, storage=f"sqlite:///{root / name / 'optuna.db'}").best_trial
         default = job_config(f"method={name}")
-        choices = HydraConfig.get().runtime.choices
+        choices = Job.from_hydra().choices  # the options compose chose, method/lipschitz_schedule's too
         for key, chosen in sorted(best.params.items()):
             value = choices[key] if "/" in key else OmegaConf.select(default, key)
             rows.append({"method": name, "setting": key.removeprefix("method."), "default": short(value),

@@ -34,10 +34,10 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import Subset
 
-import run
-from ccup import configs
+from ccup import configs, pipeline
 from ccup.configs import CONF
 from ccup.data import fashion_mnist
+from ccup.job import Job
 from ccup.task import UnlearnTask
 
 ROOT = Path(__file__).parents[1]
@@ -107,13 +107,18 @@ def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str
 
 def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool = False,
             folder: str = "outputs") -> dict | None:
-    """One job of run.py in this process, `unlearn` on the default config with `overrides`, writing under tmp_path
+    """One job of run.py in this process, the pipeline on the default config with `overrides`, writing under tmp_path
     (records in results/, the job's own files in `folder`). `debug` adds the debug preset (a few steps, no logger, no
     extra evaluations); `sweeping` runs it as a job of a sweep, whose failure is logged and recorded, not raised."""
     preset = ["debug=default"] if debug else []
     mode = ["hydra.mode=MULTIRUN"] if sweeping else []
-    return run.unlearn(compose(*preset, *overrides, *mode, f"results_dir={tmp_path}/results",
-                               f"hydra.run.dir={tmp_path}/{folder}"))
+    return in_process(compose(*preset, *overrides, *mode, f"results_dir={tmp_path}/results",
+                              f"hydra.run.dir={tmp_path}/{folder}"))
+
+
+def in_process(cfg: DictConfig) -> dict | None:
+    """The pipeline on a config `compose` made, as run.py runs it: the job Hydra holds (`compose` set it)."""
+    return pipeline.run(cfg, Job.from_hydra())
 
 
 def refuse_reads_under(monkeypatch, root: Path) -> None:

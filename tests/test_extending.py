@@ -6,10 +6,9 @@ import re
 
 import pytest
 import torch
-from helpers import ROOT, sweep_jobs
+from helpers import ROOT, in_process, sweep_jobs
 from hydra.utils import instantiate
 
-import run
 from ccup import report
 from ccup.configs import compose
 from ccup.evals import Evaluation
@@ -69,8 +68,8 @@ def test_they_follow_the_written_contracts(plugin, tiny):
 @pytest.mark.slow
 def test_a_job_of_them_reaches_the_record_and_the_report(plugin, tiny, tmp_path):
     results = tmp_path / "results"
-    run.unlearn(composed(plugin, "method=orthogonal_forget", "forget=sandal", "debug=default", "eval=[top_k]",
-                         f"results_dir={results}", f"hydra.run.dir={tmp_path}/out"))
+    in_process(composed(plugin, "method=orthogonal_forget", "forget=sandal", "debug=default", "eval=[top_k]",
+                        f"results_dir={results}", f"hydra.run.dir={tmp_path}/out"))
     metrics = json.loads((tmp_path / "out" / "record.json").read_text())["metrics"]
     assert metrics["forget/acc_top_k_before"] >= metrics["forget/acc_before"] > 90  # top 3 holds the top 1
     assert metrics["forget/acc_top_k"] >= metrics["forget/acc"] and metrics["forget/acc"] < 50
@@ -84,7 +83,7 @@ def test_an_evaluation_config_written_flat_is_refused_in_one_line_before_any_wor
     flat = "\n".join(line.strip() for line in guide_files()["conf/eval/top_k.yaml"].splitlines()[2:])  # un-nested
     (plugin / "conf" / "eval" / "flat.yaml").write_text(flat)
     with pytest.raises(SystemExit, match=r"^error: eval: `_target_` is not an evaluation: a conf/eval/ file nests "):
-        run.unlearn(composed(plugin, "eval=[flat]", f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/out"))
+        in_process(composed(plugin, "eval=[flat]", f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/out"))
     record = json.loads((tmp_path / "out" / "record.json").read_text())
     assert record["status"] == "failed" and "metrics" not in record
 

@@ -9,7 +9,6 @@ import open_clip
 import pytest
 import torch
 from helpers import compose, fashion_task, run_job, run_suite
-from hydra.utils import instantiate
 from PIL import Image
 from transformers import CLIPModel
 
@@ -17,7 +16,7 @@ from baselines.text_space import TextProjection, pooled
 from ccup.adapter import projection_names
 from ccup.errors import MissingFiles
 from ccup.hf import load_hf_clip
-from ccup.method import CCUP
+from ccup.method import CCUP, build
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
 
@@ -95,7 +94,7 @@ def test_the_export_loads_in_transformers_with_the_unlearned_embeddings(job, ran
                                                                           ["3"])
     data = compose("dataset=digits").dataset  # the job's task: '3' forgotten, CCUP at its defaults
     task = UnlearnTask.of(random_hf, data.classnames, data.templates, ["3"])
-    expected = instantiate(compose("method=ccup").method)(random_hf.model, task)
+    expected = build(compose("method=ccup").method)(random_hf.model, task)
     x = images(random_hf)
     got = exported.visual_projection(exported.vision_model(pixel_values=x).pooler_output)
     torch.testing.assert_close(got, expected.encode_image(x))

@@ -1,10 +1,13 @@
-"""A job in-process (run.py's `unlearn` on a composed config): what its record says of numbers that look wrong."""
+"""A job in-process (ccup.pipeline.run on a composed config): where it runs is an argument, and what its record says of
+numbers that look wrong."""
 import json
 
 import pytest
-from helpers import run_job
+from helpers import compose, run_job
+from hydra.core.hydra_config import HydraConfig
 
-from ccup.job import implausible
+from ccup import pipeline
+from ccup.job import Job, implausible
 
 pytestmark = pytest.mark.slow
 GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
@@ -43,3 +46,13 @@ def test_a_full_unlearning_that_left_the_class_is_flagged(tmp_path, tiny, caplog
 ])
 def test_what_counts_as_implausible(metrics, alpha, warned):
     assert len(implausible(metrics, alpha, classes=4)) == warned
+
+
+def test_the_pipeline_reads_where_it_runs_from_its_arguments_not_from_hydra(tmp_path, tiny):
+    cfg = compose("debug=default", "dataset=digits", "forget.classes=['3']", f"results_dir={tmp_path}/results")
+    HydraConfig.instance().cfg = None  # no Hydra running: a search's jobs and the Python API run so
+    job = Job(tmp_path / "here", choices={"method": "ccup", "dataset": "digits"}, overrides=["dataset=digits"])
+    metrics = pipeline.run(cfg, job)
+    record = json.loads((tmp_path / "here" / "record.json").read_text())
+    assert record["status"] == "complete" and record["metrics"] == metrics and metrics["forget/acc"] < 10
+    assert record["choices"] == {"method": "ccup", "dataset": "digits"} and record["overrides"] == ["dataset=digits"]
