@@ -15,7 +15,7 @@ from hydra.errors import ConfigCompositionException, OverrideParseException
 from omegaconf import DictConfig
 
 from ccup.errors import UserError, check_group_choices, composition_error
-from ccup.job import Job
+from ccup.job import Job, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -25,11 +25,7 @@ def main(cfg: DictConfig) -> dict | float | None:
         from ccup import search
 
         return search.trial(cfg, job)
-    # Imported here, once Hydra composed the config: a mistake on the command line is answered before torch,
-    # Lightning and open_clip load (ccup.job checks the job's own settings before its pipeline runs).
-    from ccup import pipeline
-
-    return pipeline.run(cfg, job)
+    return run(cfg, job)
 
 
 def flags_first(args: list[str]) -> tuple[list[str], list[str]]:

@@ -175,6 +175,15 @@ def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> st
 
 
 
+
+@recorded
+def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
+    """One unlearning job of the suite, recorded: the pipeline (ccup.pipeline.run), imported once the job's own checks
+    have passed, so that a mistake is answered before torch, Lightning and open_clip load."""
+    from ccup import pipeline
+
+    return pipeline.run(cfg, job, loggers)
+
 def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:
     """What makes a complete job's numbers suspect, as sentences saying what to check: the forget classes recognised no
     better than chance before unlearning (a class list out of the labels' order reads 0.00 before and after), or a full

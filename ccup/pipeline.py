@@ -1,6 +1,7 @@
 """The pipeline every job of the suite runs: load the model and the data, unlearn, evaluate, export. The command line
-(run.py) runs `run` for each job Hydra launches, a search (ccup.search) for each job of its trials; the Python API
-(ccup.api) runs `unlearn`, the same method call on a model of its own."""
+(run.py) runs it for each job Hydra launches and a search (ccup.search) for each job of its trials, both as
+ccup.job.run, which records it; the Python API (ccup.api) runs `unlearn`, the same method call on a model of its
+own."""
 import time
 from functools import partial
 
@@ -12,16 +13,15 @@ from omegaconf import DictConfig
 from ccup import quiet_lightning
 from ccup.classnames import by_class_name
 from ccup.evals import check_config
-from ccup.job import Job, recorded
+from ccup.job import Job
 from ccup.loggers import handed, log_model
 from ccup.method import Method, build
 from ccup.record import manifest
 from ccup.task import UnlearnTask
 
 
-@recorded
 def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
-    """One unlearning job: its metrics; ccup.job writes its record and mirrors it to the loggers."""
+    """One unlearning job's metrics; ccup.job.run wraps it: its record, its loggers, its checks."""
     quiet_lightning()  # Lightning sets its loggers to INFO as it is imported, after Hydra configured them
     pl.seed_everything(cfg.seed, workers=True)
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ccup import storage
 from ccup.errors import UserError
-from ccup.job import Job
+from ccup.job import Job, run
 from ccup.report import ORACLE, records_table
 from ccup.roles import declared_role, role_of
 
@@ -56,8 +56,6 @@ def run_as(cfg: DictConfig, trial: Job, method: str, node: DictConfig, forget: s
     """The pipeline on a copy of `cfg` with `method` (its config `node`) and the forget set [`forget`], as the command
     line runs it when it says so, writing into `<trial's folder>/<method>-<forget>`; its record, None where the job
     failed."""
-    from ccup import pipeline  # torch, Lightning and open_clip: for the trials' jobs, not for reading studies
-
     job_cfg = copy.deepcopy(cfg)
     with open_dict(job_cfg):
         del job_cfg["search"]
@@ -67,7 +65,7 @@ def run_as(cfg: DictConfig, trial: Job, method: str, node: DictConfig, forget: s
     job = Job(trial.output_dir / f"{method}-{forget}", trial.sweeping, {**trial.choices, "method": method,
                                                                          "forget": forget},
               [*own, f"method={method}", f"forget.classes=[{forget}]"])
-    metrics = pipeline.run(job_cfg, job)
+    metrics = run(job_cfg, job)
     return None if metrics is None else json.loads((job.output_dir / "record.json").read_text())
 
 

@@ -34,10 +34,10 @@ from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import Subset
 
-from ccup import configs, pipeline
+from ccup import configs
 from ccup.configs import CONF
 from ccup.data import fashion_mnist
-from ccup.job import Job
+from ccup.job import Job, run
 from ccup.task import UnlearnTask
 
 ROOT = Path(__file__).parents[1]
@@ -118,7 +118,7 @@ def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool 
 
 def in_process(cfg: DictConfig) -> dict | None:
     """The pipeline on a config `compose` made, as run.py runs it: the job Hydra holds (`compose` set it)."""
-    return pipeline.run(cfg, Job.from_hydra())
+    return run(cfg, Job.from_hydra())
 
 
 def refuse_reads_under(monkeypatch, root: Path) -> None:

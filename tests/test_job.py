@@ -6,8 +6,7 @@ import pytest
 from helpers import compose, run_job
 from hydra.core.hydra_config import HydraConfig
 
-from ccup import pipeline
-from ccup.job import Job, implausible
+from ccup.job import Job, implausible, run
 
 pytestmark = pytest.mark.slow
 GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
@@ -52,7 +51,7 @@ def test_the_pipeline_reads_where_it_runs_from_its_arguments_not_from_hydra(tmp_
     cfg = compose("debug=default", "dataset=digits", "forget.classes=['3']", f"results_dir={tmp_path}/results")
     HydraConfig.instance().cfg = None  # no Hydra running: a search's jobs and the Python API run so
     job = Job(tmp_path / "here", choices={"method": "ccup", "dataset": "digits"}, overrides=["dataset=digits"])
-    metrics = pipeline.run(cfg, job)
+    metrics = run(cfg, job)
     record = json.loads((tmp_path / "here" / "record.json").read_text())
     assert record["status"] == "complete" and record["metrics"] == metrics and metrics["forget/acc"] < 10
     assert record["choices"] == {"method": "ccup", "dataset": "digits"} and record["overrides"] == ["dataset=digits"]

@@ -19,7 +19,7 @@ from benchmarks import summary as benchmarks
 from ccup import plots, report, storage
 from ccup.configs import compose
 from ccup.errors import UserError
-from ccup.job import new_record
+from ccup.job import Job, new_record
 from ccup.sweep import Sweep
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -491,7 +491,8 @@ def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():
 
 def composed(*overrides: str, forget=1.0) -> dict:
     """The record a job of `overrides` starts with (ccup.job.new_record), complete with made-up accuracies."""
-    record = new_record(compose(*overrides))
+    cfg = compose(*overrides)
+    record = new_record(cfg, Job.from_hydra())
     return {**record, "status": "complete", "metrics": {key.replace("__", "/"): value
                                                         for key, value in accuracies(forget, 85.0).items()}}
 
