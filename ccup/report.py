@@ -33,6 +33,9 @@ GAP = "gap/forget_retain_cross"  # the mean of the forget, retain and cross-data
 # The headline: the mean gap over the accuracies and the evidence that the class is gone, in percentage points
 # (docs/method.md#the-headline-score). Retrieval is what a blocklist cannot fake: without it there is no headline.
 HEADLINE = "gap/headline"
+NO_ORACLE = ("No oracle among these records: the model retrained without the forget classes needs the recipe the suite "
+             "trained the model with (model=tiny alone has one), so each row is read by its change from the original "
+             "model (`*_delta`, `*_before`), not by its gap to retraining.")
 EVIDENCE = ["retrieval/forget_ap", "retrieval/retain_map", "forget/acc_heldout_prompts"]
 CROSS = re.compile(r"cross/.+/acc(_before)?")  # zero-shot accuracy on other datasets, after and before: all shown
 # A row: its setting is everything else that differs; `classes` says whether its forget classes are the dataset's
@@ -570,6 +573,7 @@ def write_report(*results_dirs: Path) -> str:
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
     splits = sorted(set(records["classes"].fillna("")) - {""})
     classes = f"Forget classes: {' and '.join(splits)} (`classes`).\n\n" if splits else ""
+    classes += f"{NO_ORACLE}\n\n" if not (records["role"] == ORACLE).any() else ""
     heading = f"# Report: {len(records)} records, {len(summary)} settings\n\n{classes}{provenance(records)}"
     markdown = heading + "\n".join(sections)
     (out / "report.md").write_text(markdown)

@@ -115,6 +115,11 @@ def sweep_over(group: str, *subgroups: str) -> str:
     return ",".join(options)
 
 
+def sweep_over_but(group: str, *excluded: str) -> str:
+    """Every option of a config group but `excluded`, as one sweep axis `a,b,c`."""
+    return ",".join(option for option in sweep_over(group).split(",") if option not in excluded)
+
+
 def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
     """A resolver whose list comes back as a config node: OmegaConf.resolve, which instantiate calls, cannot put a
     plain list where an interpolation was."""
@@ -133,3 +138,4 @@ OmegaConf.register_new_resolver("other_overrides", other_overrides, replace=True
 OmegaConf.register_new_resolver("run_group", run_group, replace=True)
 OmegaConf.register_new_resolver("every_option", every_option, replace=True)
 OmegaConf.register_new_resolver("sweep_over", sweep_over, replace=True)
+OmegaConf.register_new_resolver("sweep_over_but", sweep_over_but, replace=True)

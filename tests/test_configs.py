@@ -5,11 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CONF, ROOT, compose, config_names, sweep_jobs, write_image_folder
+from helpers import CONF, ROOT, compose, config_names, method_class, sweep_jobs, write_image_folder
 from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from baselines.retrain import Retrain
 from ccup.errors import UserError, check_group_choices, composition_error
 from ccup.method import build
 
@@ -150,6 +151,13 @@ def test_protocol_experiments_compose_every_job_of_their_sweep(experiment, model
 def test_comparisons_sweep_every_method_of_the_registry_the_oracle_included(experiment):
     methods = sorted({job["method"] for job in sweep_jobs(experiment)})
     assert methods == config_names("method") and "retrain" in methods
+
+
+def test_your_comparison_sweeps_every_method_but_those_that_retrain_the_model():
+    methods = sorted({job["method"] for job in sweep_jobs("compare_yours")})
+    retrains = {name for name in config_names("method") if method_class(name) is Retrain}
+    assert retrains == {"retrain", "retrain_reseeded", "retrain_unnamed"}
+    assert methods == sorted(set(config_names("method")) - retrains) and "mask" in methods
 
 
 def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classes_at_full_strength():
