@@ -9,7 +9,7 @@ ARGS ?= -m alpha=0,0.5,1
 PYTEST_ARGS ?=
 RESULTS ?= results
 
-.PHONY: help install data run test test-cluster test-full tiny search paper bench report lint slurm slurm-stop
+.PHONY: help install data run test test-cluster test-full tiny search paper bench report docs lint slurm slurm-stop
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,12 +20,12 @@ help:  ## list the targets
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q uv
-	$(VENV)/bin/uv pip install -q --python $(PY) $(TORCH) -e '.[dev,hf]'
+	$(VENV)/bin/uv pip install -q --python $(PY) $(TORCH) -e '.[dev,hf,docs]'
 	PYTHONDONTWRITEBYTECODE= $(PY) -c 'import wandb, sklearn.datasets, pandas, matplotlib.pyplot, pytest, xdist' & \
 		PYTHONDONTWRITEBYTECODE= $(PY) -c 'import run, ccup.report, ccup.evaluator, baselines.finetune' && wait $$!
 	touch $@
 
-install: $(VENV)/.installed  ## create .venv: the suite, its test tools, transformers (model=hf)
+install: $(VENV)/.installed  ## create .venv: the suite, its test tools, transformers (model=hf), MkDocs
 
 data: install  ## make Fashion-MNIST available: Debian's package where apt works, else torchvision's download
 	@if [ -d $(FASHION_MNIST) ] || [ -d data/FashionMNIST/raw ]; then echo "Fashion-MNIST: present"; \
@@ -70,6 +70,10 @@ bench: data  ## the benchmarks: speed ratios measured side by side
 
 report: install  ## tables and plots from the records in results/ (RESULTS=results/ablation: another folder)
 	$(PY) -m ccup.report $(RESULTS)
+
+# --strict: a link to a page or heading that is not there, or a page left out of the nav, fails the build.
+docs: install  ## the documentation site: docs/ into site/ (mkdocs build --strict)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 lint: install  ## ruff
 	$(PY) -m ruff check .

@@ -1,6 +1,6 @@
-"""The table of every ratio the benchmarks measured (README's performance table, which a test regenerates from
-results/benchmarks.csv): each benchmark's cases, what is compared, the median ratio, its spread over rounds, and its
-change from the run before."""
+"""The table of every ratio the benchmarks measured (docs/performance.md's table, which a test
+regenerates from results/benchmarks.csv): each benchmark's cases, what is compared, the median
+ratio, its spread over rounds, and its change from the run before."""
 import pandas as pd
 
 
@@ -15,7 +15,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def ratio_text(ratio: float) -> str:
-    """A ratio as README reads it: 0.95×, 16.3×, 3,060×."""
+    """A ratio as docs/performance.md reads it: 0.95×, 16.3×, 3,060×."""
     return f"{ratio:.2f}×" if ratio < 10 else f"{ratio:.1f}×" if ratio < 100 else f"{ratio:,.0f}×"
 
 

@@ -43,6 +43,11 @@ from ccup.task import UnlearnTask
 ROOT = Path(__file__).parents[1]
 
 
+def page(name: str) -> str:
+    """The text of README.md, or of a page of the documentation in docs/ (`page("tests.md")`)."""
+    return (ROOT / name if name == "README.md" else ROOT / "docs" / name).read_text()
+
+
 def compose(*overrides: str) -> DictConfig:
     """`ccup.configs.compose`: the job config for `overrides`, with Hydra's runtime set to it. Each command line is
     composed once per test process and copied after that: Hydra takes some 0.2 s of CPU to compose one, and the tests

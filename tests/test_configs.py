@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import CONF, ROOT, compose, config_names, method_class, sweep_jobs, write_image_folder
+from helpers import CONF, ROOT, compose, config_names, method_class, page, sweep_jobs, write_image_folder
 from hydra.errors import CompactHydraException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -223,7 +223,7 @@ def test_a_launcher_hydra_does_not_have_is_named_beside_those_it_has():
 
 
 def test_readme_shows_the_lines_a_command_line_hydra_cannot_compose_gets():
-    examples = re.findall(r"^\$ python run.py (.+)\n(error: .+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
+    examples = re.findall(r"^\$ python run.py (.+)\n(error: .+)$", page("running.md"), re.MULTILINE)
     assert len(examples) >= 3
     for overrides, line in examples:
         try:  # as run.py does: the group choices first, then Hydra's composition

@@ -6,7 +6,7 @@ import shlex
 
 import numpy as np
 import pytest
-from helpers import ROOT, compose, finish, python, records, run_suite, write_image_folder
+from helpers import ROOT, compose, finish, page, python, records, run_suite, write_image_folder
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -30,7 +30,7 @@ def write_garments(root, per_class: int = PER_CLASS) -> None:
 
 def readme_commands() -> list[list[str]]:
     """The command lines of README's folder example, continuation lines joined."""
-    section = (ROOT / "README.md").read_text().split("### Your own images")[1]
+    section = page("README.md").split("## Your own data")[1]
     block = section.split("```bash\n")[1].split("```")[0].replace("\\\n", " ")
     return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
 

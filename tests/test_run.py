@@ -7,7 +7,7 @@ import open_clip
 import pandas as pd
 import pytest
 import torch
-from helpers import ROOT, compose, records, run_python, run_suite
+from helpers import ROOT, compose, page, records, run_python, run_suite
 
 from ccup.loggers import wandb_run
 from ccup.projection import ccup_factors
@@ -48,11 +48,11 @@ def test_make_run_prints_the_table_readme_shows(alpha_sweep):
     result = run_python("-m", "ccup.report", str(alpha_sweep / "results"))
     assert result.returncode == 0, result.stderr
     table, where = result.stdout.strip().split("\n\n")
-    assert table in (ROOT / "README.md").read_text() and where.startswith("full report: ")
+    assert table in page("README.md") and where.startswith("full report: ")
 
 
 def test_readmes_loading_snippet_reads_an_exported_model_by_its_manifest(alpha_sweep, tmp_path):
-    snippet = (ROOT / "README.md").read_text().split("the manifest says how to use it:\n\n```python\n")[1]
+    snippet = page("running.md").split("the manifest says how to use it:\n\n```python\n")[1]
     folder = alpha_sweep / "multirun" / "2" / "checkpoint"  # alpha = 1
     script = tmp_path / "snippet.py"
     script.write_text(snippet.split("```")[0].replace("outputs/<run>/checkpoint", str(folder))

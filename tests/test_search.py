@@ -6,7 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import CONF, ROOT, config_names, run_suite, start_suite
+from helpers import CONF, ROOT, config_names, page, run_suite, start_suite
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -79,11 +79,11 @@ def test_the_searches_table_gives_each_studys_trials_time_and_best(tmp_path):
 def test_readme_quotes_the_committed_searches_as_their_studies_give_them():
     table = studies(ROOT / "results" / "search")
     assert set(table["method"]) == set(config_names("hparams_search"))  # every search has run
-    readme = (ROOT / "README.md").read_text()
-    assert render(table) in readme, "README's searches table is stale"
+    readme = page("protocol.md")
+    assert render(table) in readme, "protocol.md's searches table is stale"
     settings = defaults_and_tuned(ROOT / "results" / "search", CONF)
     assert set(settings["method"]) == set(table["method"])
-    assert render_settings(settings) in readme, "README's defaults-and-tuned table is stale"
+    assert render_settings(settings) in readme, "protocol.md's defaults-and-tuned table is stale"
 
 
 @pytest.mark.parametrize("name", config_names("method/tuned"))
