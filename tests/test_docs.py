@@ -18,7 +18,7 @@ from markdown.extensions.toc import slugify
 import run
 from ccup.configs import CONF
 from ccup.errors import check_group_choices, check_keywords, check_values
-from ccup.job import new_record
+from ccup.job import Job, new_record
 from ccup.record import NOT_IDENTITY
 
 # Its commands run with the page's own folder on the search path (--config-dir), which
@@ -90,7 +90,8 @@ def write_folders(overrides: list[str], where: Path) -> None:
 @functools.cache  # pages share jobs (README's alpha sweep is the running page's too)
 def starts(job: tuple[str, ...]) -> None:
     """Refuse the job's config as a job does before any work (ccup.job.recorded)."""
-    record = new_record(compose(*job))
+    cfg = compose(*job)
+    record = new_record(cfg, Job.from_hydra())
     check_values(record["config"], skip=NOT_IDENTITY)
     check_keywords(record["config"], skip=NOT_IDENTITY)
 
