@@ -8,7 +8,7 @@ import torch
 from hydra.utils import get_method, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from baselines.finetune import interpolate
+from baselines.edit import interpolate
 from ccup.errors import UserError
 from ccup.loggers import handed
 from ccup.projection import check_alpha

@@ -29,20 +29,15 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from baselines.finetune import unlearned_once
+from baselines.edit import WeightEdit
 from baselines.gradients import mean_gradients
-from ccup import storage
-from ccup.data import dataset_key
 from ccup.errors import UserError
 from ccup.loop import classification_loss
-from ccup.models import weights_digest
-from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 from ccup.zeroshot import classify
 
@@ -148,13 +143,13 @@ def class_cosine(model, classifier: torch.Tensor, images: torch.Tensor, labels: 
     return (model.encode_image(images, normalize=True) * classifier[:, labels].T).sum(dim=-1).mean()
 
 
-class SLUG:
+class SLUG(WeightEdit):
     """Single Layer Unlearning Gradient on the `tower` ("text" or "image"; see the module's docstring), with gradients
     from the samples that `samples` builds, `batch_size` images per batch."""
 
     def __init__(self, alpha: float, samples: Callable, tower: str, forget_target: float, evaluations: int,
                  start_divisor: float, batch_size: int, cache_dir: str):
-        check_alpha(alpha)
+        super().__init__(alpha, cache_dir)
         if tower not in TOWERS:
             raise UserError(f"method.tower is one of {list(TOWERS)}, got {tower!r}")
         if not (isinstance(forget_target, int | float) and 0 <= forget_target < 100):
@@ -165,24 +160,18 @@ class SLUG:
                             f"{batch_size}")
         if not (isinstance(start_divisor, int | float) and 0 < start_divisor < float("inf")):
             raise UserError(f"method.start_divisor must be a positive finite number, got {start_divisor}")
-        self.alpha = alpha
         self.samples = samples
         self.tower = tower
         self.forget_target = forget_target
         self.evaluations = evaluations
         self.start_divisor = start_divisor
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir)
-        self.stats = {}
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters this method may change: its tower's candidate layers (it changes one or two)."""
         return candidates(model, self.tower)
 
-    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        return unlearned_once(self, model, task, lambda: self.unlearn(model, task))
-
-    def unlearn(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
+    def compute(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
         """The weights after SLUG's step (alpha = 1), with the layer, the step and their cost in the stats."""
         start = time.perf_counter()
         names = self.edits(model)
@@ -234,11 +223,7 @@ class SLUG:
         return (mean_gradients(forget_loss, layers, batches(data["forget"])),
                 mean_gradients(retain_loss, layers, batches(data["retain"])))
 
-    def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
-        """Everything the unlearned weights depend on: the original weights, the task, every setting but alpha."""
-        return storage.digest({
-            "method": "slug", "weights": weights_digest(model), "samples": self.samples, "tower": self.tower,
-            "forget_target": self.forget_target, "evaluations": self.evaluations,
-            "start_divisor": self.start_divisor, "batch_size": self.batch_size, "classnames": task.classnames,
-            "forget": task.forget, "templates": task.templates,
-            "train": dataset_key(task.load_train()) if task.load_train is not None else None}, length=20)
+    def settings(self) -> dict:
+        """Every setting but alpha (the samples' own `key`)."""
+        return {"method": "slug", "samples": self.samples, "tower": self.tower, "forget_target": self.forget_target,
+                "evaluations": self.evaluations, "start_divisor": self.start_divisor, "batch_size": self.batch_size}

@@ -22,19 +22,14 @@ importance is more than half the bound (`unlearn/dampened` counts the entries da
 import copy
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from baselines.finetune import matching, unlearned_once
+from baselines.edit import WeightEdit, matching
 from baselines.gradients import mean_gradients
-from ccup import storage
-from ccup.data import dataset_key
 from ccup.errors import UserError
 from ccup.loop import classification_loss
-from ccup.models import weights_digest
-from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 
 USES = ("forget", "retain")  # []_f needs the forget samples, []_D all of them
@@ -56,37 +51,31 @@ def dampening(forget: torch.Tensor, full: torch.Tensor, selection_weighting: flo
     return torch.where(selected, ratio.clamp(max=1), torch.ones_like(forget))
 
 
-class SSD:
+class SSD(WeightEdit):
     """Selective Synaptic Dampening of the parameters matching `params` (glob patterns over parameter names), with
     importances from the samples that `samples` builds, `batch_size` images per batch (see the module's docstring)."""
 
     def __init__(self, alpha: float, samples: Callable, params: list[str], selection_weighting: float,
                  dampening_constant: float, batch_size: int, cache_dir: str):
-        check_alpha(alpha)
+        super().__init__(alpha, cache_dir)
         if not (isinstance(selection_weighting, int | float) and 0 <= selection_weighting < float("inf")):
             raise UserError(f"method.selection_weighting must be a finite number >= 0, got {selection_weighting}")
         if not (isinstance(dampening_constant, int | float) and 0 <= dampening_constant < float("inf")):
             raise UserError(f"method.dampening_constant must be a finite number >= 0, got {dampening_constant}")
         if not batch_size >= 1:
             raise UserError(f"method.batch_size must be at least 1, got {batch_size}")
-        self.alpha = alpha
         self.samples = samples
         self.params = list(params)
         self.selection_weighting = selection_weighting
         self.dampening_constant = dampening_constant
         self.batch_size = batch_size
-        self.cache_dir = Path(cache_dir)
-        self.stats = {}
 
     def edits(self, model: torch.nn.Module) -> list[str]:
         """Names of the parameters this method may change."""
         return matching(model, self.params)
 
-    def __call__(self, model: torch.nn.Module, task: UnlearnTask) -> torch.nn.Module:
-        return unlearned_once(self, model, task, lambda: self.dampen(model, task))
-
-    def dampen(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
-        """The dampened weights (alpha = 1) of the declared parameters, with the cost of computing them."""
+    def compute(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
+        """The dampened weights (alpha = 1) of the parameters it edits, with the cost of computing them."""
         start = time.perf_counter()
         names = self.edits(model)
         if not names:
@@ -116,12 +105,8 @@ class SSD:
                  "time/unlearn_s": time.perf_counter() - start}
         return {"weights": weights, "stats": stats}
 
-    def key(self, model: torch.nn.Module, task: UnlearnTask) -> str:
-        """Everything the dampened weights depend on: the original weights, the task, and every setting but alpha
-        (the samples' own `key`)."""
-        return storage.digest({
-            "method": "ssd", "weights": weights_digest(model), "samples": self.samples, "params": self.params,
-            "selection_weighting": self.selection_weighting, "dampening_constant": self.dampening_constant,
-            "batch_size": self.batch_size, "classnames": task.classnames, "forget": task.forget,
-            "templates": task.templates,
-            "train": dataset_key(task.load_train()) if task.load_train is not None else None}, length=20)
+    def settings(self) -> dict:
+        """Every setting but alpha (the samples' own `key`)."""
+        return {"method": "ssd", "samples": self.samples, "params": self.params,
+                "selection_weighting": self.selection_weighting, "dampening_constant": self.dampening_constant,
+                "batch_size": self.batch_size}
