@@ -33,9 +33,8 @@ import pytorch_lightning as pl
 import torch
 
 from ccup.errors import UserError
-from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
-from ccup.zeroshot import classify
+from ccup.zeroshot import zero_shot_accuracy
 
 
 def lipschitz_loss(model, images: torch.Tensor, captions: torch.Tensor, sigma: float,
@@ -166,10 +165,8 @@ class LipschitzUnlearning(pl.LightningModule):
         return {"unlearn/steps": self.global_step, "unlearn/forget_sample_acc": self.best_accuracy}
 
 
-@torch.no_grad()
 def forget_accuracy(model, task: UnlearnTask, loader) -> float:
-    """Zero-shot accuracy in percent of `model`, scored with its own text tower, on the forget samples."""
-    classifier = task.classifier_of(model)
-    predictions, labels = zip(*[(classify(model, x.to(classifier.device), classifier), y) for x, y in loader],
-                              strict=True)
-    return accuracy(torch.cat(predictions), torch.cat(labels))
+    """Zero-shot accuracy in percent of `model`, scored with its own text tower, on the forget samples: one pass of
+    the training's loader, in its batches (its shuffle draws from the job's random stream, as each pass of it does)."""
+    images, labels = (torch.cat(part) for part in zip(*loader, strict=True))
+    return zero_shot_accuracy(model, images, labels, task.classifier_of(model), loader.batch_size)

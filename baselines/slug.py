@@ -36,10 +36,11 @@ from torch.utils.data import DataLoader
 
 from baselines.edit import WeightEdit
 from baselines.gradients import mean_gradients
+from ccup.data import materialize
 from ccup.errors import UserError
 from ccup.loop import classification_loss
 from ccup.task import UnlearnTask
-from ccup.zeroshot import classify
+from ccup.zeroshot import zero_shot_accuracy
 
 USES = ("forget", "retain")
 NOT_LAYERS = ("bias", "logit_scale", "position", "embedding")  # the authors' filter on parameter names
@@ -89,16 +90,6 @@ def select_layer(forget_grads: dict[str, torch.Tensor], retain_grads: dict[str, 
                                                      dim=0, eps=1e-6))) for name in importance}
     front = pareto_front(alignment, importance)
     return chosen_layer(front, importance, list(weights)), front
-
-
-@torch.no_grad()
-def accuracy(model: torch.nn.Module, task: UnlearnTask, dataset, batch_size: int) -> float:
-    """Zero-shot top-1 accuracy (%) of `model`, with its own text tower's classifier, on a dataset of (image, label)."""
-    classifier = task.classifier_of(model)
-    device = classifier.device
-    right = sum(int((classify(model, images.to(device), classifier).cpu() == labels).sum())
-                for images, labels in DataLoader(dataset, batch_size=batch_size))
-    return 100 * right / len(dataset)
 
 
 def layer_group(name: str, names: list[str]) -> list[str]:
@@ -183,13 +174,16 @@ class SLUG(WeightEdit):
         layer, front = select_layer(forget_grads, retain_grads, weights)
         group = layer_group(layer, names)
 
+        forget_images, forget_labels = materialize(data["forget"]).tensors
+
         def stepped(step: float) -> dict[str, torch.Tensor]:
             return {name: weights[name] - step * forget_grads[name] for name in group}
 
-        def forget_accuracy(step: float) -> float:
+        def forget_accuracy(step: float) -> float:  # with the edited model's own text tower
             edited = copy.deepcopy(model)
             edited.load_state_dict(stepped(step), strict=False)
-            return accuracy(edited, task, data["forget"], self.batch_size)
+            return zero_shot_accuracy(edited, forget_images, forget_labels, task.classifier_of(edited),
+                                      self.batch_size)
 
         first = float(weights[layer].norm() / forget_grads[layer].norm()) / self.start_divisor
         step, tried = step_search(forget_accuracy, first, self.evaluations, self.forget_target)

@@ -22,11 +22,10 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 from ccup import quiet_lightning, storage
 from ccup.data import labels_of, materialize
 from ccup.errors import UserError
-from ccup.metrics import accuracy
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.provenance import provenance
 from ccup.trainers import callbacks, watched
-from ccup.zeroshot import class_embeddings, classify, zero_shot_logits
+from ccup.zeroshot import class_embeddings, zero_shot_accuracy, zero_shot_logits
 
 log = logging.getLogger(__name__)
 ARCH = "ccup-tiny-p7"
@@ -216,12 +215,11 @@ def caption_tokens(datasets: Sequence, tokenizer: Callable,
     return tokens, torch.tensor([len(words) for words, _ in named]), torch.tensor(caption_of)
 
 
-@torch.no_grad()
-def zero_shot_accuracy(clip: Clip, data) -> float:
+def split_accuracy(clip: Clip, data) -> float:
     """Zero-shot accuracy in percent on a dataset config's test split, with its own template ensemble."""
     images, labels = materialize(data.load(split=data.split, transform=clip.preprocess)).tensors
     classifier = class_embeddings(clip.model, clip.tokenizer, data.classnames, data.templates)  # (d, C)
-    return accuracy(classify(clip.model, images, classifier), labels)
+    return zero_shot_accuracy(clip.model, images, labels, classifier)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -241,8 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         shipped = instantiate(cfg.model) if (SHIPPED / trained.name).exists() else None  # read before any cache
         for data in cfg.model.train_data.values():
             data = instantiate(data)
-            ours = zero_shot_accuracy(retrained, data)
-            theirs = zero_shot_accuracy(shipped, data) if shipped is not None else float("nan")
+            ours = split_accuracy(retrained, data)
+            theirs = split_accuracy(shipped, data) if shipped is not None else float("nan")
             print(f"{data.name}: retrained {ours:.2f} %, shipped {theirs:.2f} %")
             if shipped is not None and abs(ours - theirs) > TOLERANCE and not args.ship:
                 sys.exit(f"error: the shipped weights score {theirs:.2f} %, the recipe retrained {ours:.2f} % on "

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from open_clip import build_zero_shot_classifier
 
 from ccup.adapter import project
+from ccup.metrics import accuracy
 from ccup.models import same_text_tower
 
 
@@ -33,6 +34,27 @@ def zero_shot_logits(model, images: torch.Tensor, classifier: torch.Tensor) -> t
 def classify(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
     """(B,) zero-shot predictions for (B, ...) images: the nearest of the (d, C) classifier's class embeddings."""
     return (model.encode_image(images, normalize=True) @ classifier).argmax(dim=-1)
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, classifier: torch.Tensor,
+                       batch_size: int = 256) -> float:
+    """Zero-shot top-1 accuracy in percent of `model` on (N, ...) images with their (N,) labels, against the (d, C)
+    classifier: `batch_size` images at a time on the model's device, in eval mode (the model's own mode is put back
+    after).
+
+    Returns:
+        `metrics.accuracy` of the predictions: the one accuracy of the suite.
+    """
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    classifier = classifier.to(device)
+    try:
+        predictions = torch.cat([classify(model, batch.to(device), classifier).cpu()
+                                 for batch in images.split(batch_size)])
+    finally:
+        model.train(was_training)
+    return accuracy(predictions, labels)
 
 
 @torch.no_grad()

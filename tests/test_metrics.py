@@ -1,4 +1,5 @@
-"""Unlearning metrics on confusion matrices whose answers are known, and the per-class counts they are read from."""
+"""Unlearning metrics on confusion matrices whose answers are known, the per-class counts they are read from, and the
+one zero-shot accuracy of a model on images."""
 import pytest
 import torch
 from hypothesis import given
@@ -6,6 +7,7 @@ from hypothesis import strategies as st
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from ccup.metrics import class_counts, unlearning_metrics
+from ccup.zeroshot import zero_shot_accuracy
 
 CLASSES = ["a", "b", "c"]
 
@@ -43,3 +45,25 @@ def test_the_counts_are_the_confusion_matrixs_diagonal_and_row_sums(classes, ima
     confmat = multiclass_confusion_matrix(predictions, labels, classes)
     correct, support = class_counts(predictions, labels, classes)
     assert torch.equal(correct, confmat.diag()) and torch.equal(support, confmat.sum(dim=1))
+
+
+class Mirror(torch.nn.Module):
+    """An image's embedding is the image itself, (B, 2), in eval mode, and its negation in train mode: a prediction
+    scored in train mode is wrong. It keeps the batch sizes it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.device_anchor = torch.nn.Parameter(torch.zeros(1))
+        self.batches = []
+
+    def encode_image(self, images, normalize):
+        self.batches.append(len(images))
+        return torch.nn.functional.normalize(-images if self.training else images, dim=-1)
+
+
+def test_zero_shot_accuracy_is_in_percent_batched_in_eval_mode_and_puts_the_mode_back():
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0], [5.0, 1.0], [1.0, 2.0], [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 0, 1, 1, 0, 1])  # the nearest class embedding (columns of I) is right 5 times of 7
+    model = Mirror().train()
+    assert zero_shot_accuracy(model, images, labels, torch.eye(2), batch_size=3) == 100 * (5 / 7)
+    assert model.training and model.batches == [3, 3, 1]

@@ -17,7 +17,7 @@ from ccup.loop import Unlearning, classification_loss, uses
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.trainers import callbacks, check_trainer
-from ccup.zeroshot import classify, predict
+from ccup.zeroshot import predict, zero_shot_accuracy
 
 
 class Relearning:
@@ -74,7 +74,7 @@ def relearn(model: torch.nn.Module, task: UnlearnTask, shots: TensorDataset, tes
     and stopped at `target` or after `max_steps`."""
     images, labels = test.tensors
     stop = StopAt(images, labels, target)
-    stop.accuracy = forget_accuracy(model, task.classifier, images, labels)
+    stop.accuracy = zero_shot_accuracy(model, images, labels, task.classifier)
     if stop.accuracy >= target:
         return 0, True, stop.accuracy
     with torch.random.fork_rng():  # the same seed gives the same count, whatever ran before in the job
@@ -97,18 +97,7 @@ class StopAt(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.steps += 1
-        self.accuracy = forget_accuracy(pl_module.model, pl_module.classifier, self.images, self.labels)
+        self.accuracy = zero_shot_accuracy(pl_module.model, self.images, self.labels, pl_module.classifier)
         if self.accuracy >= self.target:
             trainer.should_stop = True
 
-
-@torch.no_grad()
-def forget_accuracy(model: torch.nn.Module, classifier: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-                    batch_size: int = 256) -> float:
-    """Zero-shot accuracy in percent of `model` on (N, ...) images, argmax over the (d, C) classifier's classes."""
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    classifier = classifier.to(device)
-    predictions = torch.cat([classify(model, chunk.to(device), classifier).cpu() for chunk in images.split(batch_size)])
-    model.train(was_training)
-    return accuracy(predictions, labels)
