@@ -7,7 +7,7 @@ import copy
 
 import torch
 
-from ccup.adapter import shared_except
+from ccup.heads import shared_except
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask
 

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ccup import storage
-from ccup.adapter import projection_names, projection_removed
 from ccup.data import dataset_key
+from ccup.heads import projection_names, projection_removed
 from ccup.models import same_weights, weights_digest
 from ccup.provenance import versions
 from ccup.trainers import callbacks

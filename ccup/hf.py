@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ccup.adapter import write_manifest
 from ccup.errors import MissingFiles, UserError
+from ccup.export import write_manifest
 from ccup.models import Clip, hub_at_hand
 
 
 class VisionTower(torch.nn.Module):
     """The image tower, `model.visual`: the vision transformer and the final projection, a linear
-    layer that `ccup.adapter.projection_head` finds as `visual_projection`. `preprocess_cfg` holds
+    layer that `ccup.heads.projection_head` finds as `visual_projection`. `preprocess_cfg` holds
     open_clip's keys (size, mean, std): what the images fed to it look like."""
 
     def __init__(self, vision_model: torch.nn.Module, visual_projection: torch.nn.Linear,

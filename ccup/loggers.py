@@ -65,7 +65,7 @@ def handed(node: Mapping, loggers: Sequence) -> dict:
 
 
 def log_model(loggers: Sequence, folder: Path) -> None:
-    """The model exported into `folder` (ccup.adapter.export_checkpoint) as an artifact of each
+    """The model exported into `folder` (ccup.export.export_checkpoint) as an artifact of each
     W&B run: type `model`, its manifest as metadata, named by method and record id (W&B keeps a
     version per upload of one name)."""
     import wandb

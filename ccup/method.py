@@ -8,8 +8,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from ccup.adapter import fold_projection, projection_names
 from ccup.errors import UserError
+from ccup.heads import fold_projection, projection_names
 from ccup.projection import LowRank, ccup_factors, check_alpha, check_weights
 from ccup.roles import role_of
 from ccup.task import UnlearnTask
@@ -49,7 +49,7 @@ def build(node: DictConfig, **given) -> Method:
 
 class Projection:
     """A method that folds one linear map W of the joint embedding space into the image tower's final projection
-    (ccup.adapter), as W_alpha = I - alpha (I - W). A subclass gives `unlearning_map`, W at full strength; a new
+    (ccup.heads), as W_alpha = I - alpha (I - W). A subclass gives `unlearning_map`, W at full strength; a new
     projection is that one function."""
 
     def __init__(self, alpha: float):

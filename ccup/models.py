@@ -14,8 +14,8 @@ import torch
 from huggingface_hub import constants, try_to_load_from_cache
 from open_clip.factory import parse_model_name
 
-from ccup.adapter import export_checkpoint, export_config_folder
 from ccup.errors import MissingFiles, UserError
+from ccup.export import export_checkpoint, export_config_folder
 
 # Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after its file stem.
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"

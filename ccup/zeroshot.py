@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from open_clip import build_zero_shot_classifier
 
-from ccup.adapter import project
+from ccup.heads import project
 from ccup.metrics import accuracy
 from ccup.models import same_text_tower
 

@@ -15,13 +15,13 @@ from hydra.utils import instantiate
 from torch.utils.data import Dataset, Subset, TensorDataset
 
 from baselines.mask import Mask
-from ccup.adapter import fold_projection
 from ccup.errors import UserError
 from ccup.evals.membership import LossThreshold, attack_auroc
 from ccup.evals.probe import LinearProbe, class_probe, forget_probe
 from ccup.evals.prompts import HeldOutPrompts, check_held_out, ensemble
 from ccup.evals.relearn import Relearning, relearn
 from ccup.evals.retrieval import Retrieval, average_precisions
+from ccup.heads import fold_projection
 from ccup.method import CCUP
 from ccup.models import load_clip
 from ccup.task import UnlearnTask

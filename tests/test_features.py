@@ -7,10 +7,10 @@ from helpers import SERVER, compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
-from ccup.adapter import fold_projection
 from ccup.data import fashion_mnist
 from ccup.evaluator import Evaluator
 from ccup.features import FeatureCache, write_features
+from ccup.heads import fold_projection
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
 

@@ -13,8 +13,8 @@ from PIL import Image
 from transformers import CLIPModel
 
 from baselines.text_space import TextProjection, pooled
-from ccup.adapter import projection_names
 from ccup.errors import MissingFiles
+from ccup.heads import projection_names
 from ccup.hf import load_hf_clip
 from ccup.method import CCUP, build
 from ccup.models import load_clip

@@ -4,8 +4,8 @@ import pytest
 import torch
 from helpers import compose, config_names, fashion_task
 
-from ccup.adapter import fold_projection
 from ccup.errors import find_user_error
+from ccup.heads import fold_projection
 from ccup.method import CCUP, Method, Projection, build
 from ccup.projection import ccup_factors, ccup_map
 

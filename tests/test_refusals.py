@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 # One case per place a job can refuse its input (config values, method settings, the forget set, the data, the
 # model); every message of each place is tested where it is raised, in process (test_sweeps.py: NaN, numbers in
-# quotes, seeds; test_task.py: forget sets; test_projection.py, test_baselines.py, test_adapter.py). A method's
+# quotes, seeds; test_task.py: forget sets; test_projection.py, test_baselines.py, test_heads.py). A method's
 # range check (alpha=2) fails a job of test_sweeps.py's sweep, with its W&B run marked failed.
 BAD_INPUTS = {
     "alpha=nan": "alpha=nan is not a number",

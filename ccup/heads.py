@@ -1,20 +1,16 @@
-"""Writes a linear map of the image embedding space into the image tower's final projection layer, so the
-unlearned model is an ordinary open_clip model (same architecture, same state-dict keys).
+"""The image tower's final projection head, what its embedding comes out of: found once per kind of tower
+(`projection_head`), a linear map of the embedding space folded into it (so the unlearned model is an ordinary
+open_clip model, same architecture, same state-dict keys), taken out for features, and applied to them.
 
-Where that layer is depends on the kind of image tower; `projection_head` chooses it once, and everything else asks
-the head: a new kind of tower is one more head."""
+Everything else asks the head: a new kind of tower is one more head."""
 import copy
-import json
 from contextlib import contextmanager
-from pathlib import Path
 
-import open_clip
 import torch
 from open_clip.modified_resnet import ModifiedResNet
 from open_clip.timm_model import TimmModel
 from open_clip.transformer import VisionTransformer
 
-from ccup import storage
 from ccup.errors import UserError
 from ccup.projection import LowRank
 
@@ -126,35 +122,3 @@ def projection_removed(model: torch.nn.Module):
 def project(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
     """(N, d) image embeddings of `model` from its (N, D) features before the final projection."""
     return projection_head(model).project(features)
-
-
-def export_checkpoint(model: torch.nn.Module, model_name: str, folder: str | Path,
-                      manifest: dict) -> Path:
-    """Save `model` so that plain open_clip loads it: `<folder>/unlearned.pt` holds the state dict,
-    `<name>.json` beside it the architecture (needed for names open_clip does not ship:
-    `open_clip.add_model_config(<folder>)` first), and `manifest.json` what the model is
-    (`write_manifest`). Returns the state dict's path."""
-    folder = Path(folder)
-    config = json.dumps(open_clip.get_model_config(model_name), indent=2).encode()
-    storage.write_bytes(config, folder / f"{model_name}.json")
-    write_manifest(folder, model_name, manifest)
-    return storage.save(model.state_dict(), folder / "unlearned.pt")
-
-
-def export_config_folder(model: torch.nn.Module, model_name: str, folder: str | Path,
-                         manifest: dict, config: Path) -> Path:
-    """Save a model loaded by a name with open_clip's schema (`hf-hub:`, `local-dir:`) as open_clip
-    reads a `local-dir:<folder>`: its `config` file as `open_clip_config.json`, the state dict as
-    `open_clip_pytorch_model.bin`, and `manifest.json` (`write_manifest`). Returns the state dict's
-    path."""
-    folder = Path(folder)
-    storage.write_bytes(Path(config).read_bytes(), folder / "open_clip_config.json")
-    write_manifest(folder, model_name, manifest)
-    return storage.save(model.state_dict(), folder / "open_clip_pytorch_model.bin")
-
-
-def write_manifest(folder: str | Path, model_name: str, manifest: dict) -> Path:
-    """`<folder>/manifest.json`: the model's name and `manifest` (its classes, templates, forget
-    set, method and settings), what an exported model is read with."""
-    return storage.write_bytes(json.dumps({"model": model_name, **manifest}, indent=2).encode(),
-                               Path(folder) / "manifest.json")

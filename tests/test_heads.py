@@ -1,4 +1,5 @@
-"""The adapter writes W into the image tower's final projection of real open_clip architectures."""
+"""The final projection heads of real open_clip architectures take W, and the exported checkpoint loads in plain
+open_clip."""
 import json
 import subprocess
 import sys
@@ -6,8 +7,9 @@ import sys
 import pytest
 import torch
 
-from ccup.adapter import export_checkpoint, fold_projection, project, projection_names, projection_removed
 from ccup.errors import UserError
+from ccup.export import export_checkpoint
+from ccup.heads import fold_projection, project, projection_names, projection_removed
 from ccup.models import load_clip
 
 
