@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ccup import storage
-from ccup.data import dataset_key
+from ccup.datasets import dataset_key
 from ccup.models import weights_digest
 from ccup.projection import check_alpha
 from ccup.task import UnlearnTask

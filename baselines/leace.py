@@ -34,7 +34,7 @@ import torch
 from concept_erasure import LeaceEraser, LeaceFitter
 from torch.utils.data import DataLoader, Dataset
 
-from ccup.data import labels_of
+from ccup.datasets import labels_of
 from ccup.errors import UserError
 from ccup.method import Projection
 from ccup.projection import LowRank

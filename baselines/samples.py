@@ -15,7 +15,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from baselines.synthesis import synthesize
 from ccup import storage
-from ccup.data import per_class
+from ccup.datasets import per_class
 from ccup.errors import UserError
 from ccup.models import weights_digest
 from ccup.task import UnlearnTask

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from baselines.edit import WeightEdit
 from baselines.gradients import mean_gradients
-from ccup.data import materialize
+from ccup.datasets import materialize
 from ccup.errors import UserError
 from ccup.loop import classification_loss
 from ccup.task import UnlearnTask

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.common import evaluator, ratio, rounds
 from ccup.configs import compose
-from ccup.data import materialize
+from ccup.datasets import materialize
 from ccup.features import encode
 from ccup.models import load_clip
 

@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ccup import storage
-from ccup.data import dataset_key
+from ccup.datasets import dataset_key
 from ccup.heads import projection_names, projection_removed
 from ccup.models import same_weights, weights_digest
 from ccup.provenance import versions

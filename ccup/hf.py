@@ -73,7 +73,7 @@ class Tokenizer:
 
 class Preprocess:
     """PIL image -> (3, H, W) tensor by the model's own image processor. Its repr is the processor's
-    settings: a dataset's key (`ccup.data.dataset_key`, which the feature cache reads) names the
+    settings: a dataset's key (`ccup.datasets.dataset_key`, which the feature cache reads) names the
     transform by it."""
 
     def __init__(self, processor):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from ccup import quiet_lightning, storage
-from ccup.data import labels_of, materialize
+from ccup.datasets import labels_of, materialize
 from ccup.errors import UserError
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.provenance import provenance

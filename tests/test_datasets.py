@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import ToTensor
 
 from ccup.classnames import folder_classes
-from ccup.data import dataset_key, image_folder
+from ccup.data import image_folder
+from ccup.datasets import dataset_key
 from ccup.errors import MissingFiles, UserError, find_user_error
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).

@@ -10,7 +10,8 @@ from torch.utils.data import Subset, TensorDataset
 from torchvision.transforms import ToTensor
 
 import ccup.tiny
-from ccup.data import fashion_mnist, labels_of
+from ccup.data import fashion_mnist
+from ccup.datasets import labels_of
 from ccup.errors import UserError
 from ccup.tiny import SHIPPED, caption_tokens, draw_captions, load_tiny, recipe_of, training_set, weights_name
 from ccup.zeroshot import class_embeddings

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
-from ccup.data import per_class
+from ccup.datasets import per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
 from ccup.task import UnlearnTask

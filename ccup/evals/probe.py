@@ -8,7 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from ccup.data import per_class
+from ccup.datasets import per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
 from ccup.metrics import accuracy

@@ -8,7 +8,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from ccup.data import per_class
+from ccup.datasets import per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
 from ccup.metrics import accuracy

@@ -10,7 +10,7 @@ import torch
 from pytorch_lightning.utilities.combined_loader import CombinedLoader
 from torch.utils.data import DataLoader, TensorDataset
 
-from ccup.data import materialize, per_class
+from ccup.datasets import materialize, per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
 from ccup.loop import Unlearning, classification_loss, uses
