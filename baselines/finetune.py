@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from baselines.edit import WeightEdit, matching
 from ccup.errors import UserError
 from ccup.task import UnlearnTask
-from ccup.trainers import callbacks, check_trainer, watched
+from ccup.trainers import callbacks, check_trainer, on_terminal
 
 
 class FineTune(WeightEdit):
@@ -45,7 +45,8 @@ class FineTune(WeightEdit):
         return matching(model, self.params)
 
     def compute(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
-        """The weights trained by `module` (alpha = 1) of the parameters it edits, with the cost of getting them."""
+        """The weights trained by `module` (alpha = 1) of the parameters it edits, with the cost
+        of getting them."""
         start = time.perf_counter()
         edited = copy.deepcopy(model)
         names = self.edits(edited)
@@ -57,7 +58,7 @@ class FineTune(WeightEdit):
             data, sample_stats = self.samples(model, task, module.uses)
             loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
             logger = {"logger": self.loggers} if self.loggers else {}  # none: the trainer's setting
-            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=watched(),
+            trainer = self.trainer(max_steps=self.steps, enable_progress_bar=on_terminal(),
                                    callbacks=callbacks(), **logger)
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
         weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
@@ -65,6 +66,8 @@ class FineTune(WeightEdit):
         return {"weights": weights, "stats": stats}
 
     def settings(self) -> dict:
-        """Every setting but alpha: the loop, its loss and their settings; the samples' own `key`; the trainer's."""
-        return {"module": self.module, "samples": self.samples, "trainer": self.trainer, "params": self.params,
-                "steps": self.steps, "batch_size": self.batch_size, "lr": self.lr, "seed": self.seed}
+        """Every setting but alpha: the loop, its loss and their settings; the samples' own `key`;
+        the trainer's."""
+        return {"module": self.module, "samples": self.samples, "trainer": self.trainer,
+                "params": self.params, "steps": self.steps, "batch_size": self.batch_size,
+                "lr": self.lr, "seed": self.seed}

@@ -166,7 +166,8 @@ class LipschitzUnlearning(pl.LightningModule):
 
 
 def forget_accuracy(model, task: UnlearnTask, loader) -> float:
-    """Zero-shot accuracy in percent of `model`, scored with its own text tower, on the forget samples: one pass of
-    the training's loader, in its batches (its shuffle draws from the job's random stream, as each pass of it does)."""
+    """Zero-shot accuracy in percent of `model`, scored with its own text tower, on the forget
+    samples: one pass of the training's loader, in its batches (its shuffle draws from the job's
+    random stream, as each pass of it does)."""
     images, labels = (torch.cat(part) for part in zip(*loader, strict=True))
     return zero_shot_accuracy(model, images, labels, task.classifier_of(model), loader.batch_size)

@@ -182,8 +182,8 @@ class SLUG(WeightEdit):
         def forget_accuracy(step: float) -> float:  # with the edited model's own text tower
             edited = copy.deepcopy(model)
             edited.load_state_dict(stepped(step), strict=False)
-            return zero_shot_accuracy(edited, forget_images, forget_labels, task.classifier_of(edited),
-                                      self.batch_size)
+            return zero_shot_accuracy(edited, forget_images, forget_labels,
+                                      task.classifier_of(edited), self.batch_size)
 
         first = float(weights[layer].norm() / forget_grads[layer].norm()) / self.start_divisor
         step, tried = step_search(forget_accuracy, first, self.evaluations, self.forget_target)
@@ -219,5 +219,6 @@ class SLUG(WeightEdit):
 
     def settings(self) -> dict:
         """Every setting but alpha (the samples' own `key`)."""
-        return {"method": "slug", "samples": self.samples, "tower": self.tower, "forget_target": self.forget_target,
-                "evaluations": self.evaluations, "start_divisor": self.start_divisor, "batch_size": self.batch_size}
+        return {"method": "slug", "samples": self.samples, "tower": self.tower,
+                "forget_target": self.forget_target, "evaluations": self.evaluations,
+                "start_divisor": self.start_divisor, "batch_size": self.batch_size}

@@ -75,7 +75,8 @@ class SSD(WeightEdit):
         return matching(model, self.params)
 
     def compute(self, model: torch.nn.Module, task: UnlearnTask) -> dict:
-        """The dampened weights (alpha = 1) of the parameters it edits, with the cost of computing them."""
+        """The dampened weights (alpha = 1) of the parameters it edits, with the cost of computing
+        them."""
         start = time.perf_counter()
         names = self.edits(model)
         if not names:
@@ -108,5 +109,5 @@ class SSD(WeightEdit):
     def settings(self) -> dict:
         """Every setting but alpha (the samples' own `key`)."""
         return {"method": "ssd", "samples": self.samples, "params": self.params,
-                "selection_weighting": self.selection_weighting, "dampening_constant": self.dampening_constant,
-                "batch_size": self.batch_size}
+                "selection_weighting": self.selection_weighting,
+                "dampening_constant": self.dampening_constant, "batch_size": self.batch_size}

@@ -4,7 +4,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ccup.errors import MissingFiles, UserError, some
+from ccup.errors import MissingFiles, UserError, listed
 
 
 def split_folder(root: str, split: str) -> tuple[Path, bool]:
@@ -32,8 +32,8 @@ def folder_classes(root: str, names: Mapping[str, str] | None) -> list[str]:
     folders = class_folders(split_folder(root, "train")[0])
     unused = sorted(set(names) - set(folders))
     if unused:
-        raise UserError(f"dataset.names maps {some(unused)}, which {root} has no class folder for: its class folders "
-                        f"are {some(folders)}")
+        raise UserError(f"dataset.names maps {listed(unused)}, which {root} has no class folder "
+                        f"for: its class folders are {listed(folders)}")
     return [names.get(folder, folder) for folder in folders]
 
 
@@ -56,8 +56,8 @@ def check_forget_set(forget: Sequence[str], classnames: Sequence[str]) -> None:
         if name not in classnames:
             close = difflib.get_close_matches(name, classnames, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            raise UserError(f"unknown forget class {name!r}: {hint}the dataset's classes are {some(classnames)} "
-                            "(dataset.classnames)")
+            raise UserError(f"unknown forget class {name!r}: {hint}the dataset's classes are "
+                            f"{listed(classnames)} (dataset.classnames)")
     if len(set(forget)) < len(forget):
         raise UserError(f"a forget class is given twice in {list(forget)}: name each class once")
     if set(forget) == set(classnames):

@@ -13,7 +13,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
 from ccup import storage
 from ccup.classnames import class_folders, split_folder
 from ccup.datasets import ArrayImages, ImageList, read_image
-from ccup.errors import MissingFiles, UserError, one_line, some
+from ccup.errors import MissingFiles, UserError, listed, one_line
 
 IMAGENET_CLASSES = 1000
 
@@ -166,9 +166,10 @@ def image_folder(root: str, split: str, classnames: Sequence[str], names: Mappin
     folders = class_folders(split_dir)
     unknown = [folder for folder in folders if names.get(folder, folder) not in label_of]
     if unknown:
-        raise UserError(f"class folder {unknown[0]!r} of {split_dir} is not among dataset.classnames "
-                        f"{some(classnames)}: name it in dataset.names (folder: class name), or leave "
-                        "dataset.classnames to be read from the folders")
+        raise UserError(f"class folder {unknown[0]!r} of {split_dir} is not among "
+                        f"dataset.classnames {listed(classnames)}: name it in dataset.names "
+                        "(folder: class name), or leave dataset.classnames to be read from the "
+                        "folders")
     class_to_idx = {folder: label_of[names.get(folder, folder)] for folder in folders}
     try:
         samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS)

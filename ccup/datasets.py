@@ -1,5 +1,6 @@
-"""The Dataset classes the loaders return (image files, greyscale arrays in memory) and what the suite reads from any
-dataset of (image, label) pairs: its key across runs, its labels, per-class draws, its images as tensors."""
+"""The Dataset classes the loaders return (image files, greyscale arrays in memory) and what the
+suite reads from any dataset of (image, label) pairs: its key across runs, its labels, per-class
+draws, its images as tensors."""
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Sequence

@@ -86,7 +86,7 @@ def is_number(text: str) -> bool:
     return True
 
 
-def some(names, shown: int = 10) -> str:
+def listed(names, shown: int = 10) -> str:
     """A list of names for an error line: the first `shown`, then how many more (ImageNet's 1,000 would fill a
     screen)."""
     names = list(names)
@@ -195,8 +195,9 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
             hint = f"; to forget classes by name: forget.classes=[{classes}]" if group == "forget" else ""
             if not all(isinstance(name, str) for name in names):
                 options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
-                raise UserError(f"{group}={text}: an option of {group} is the name of a file in conf/{group}/, "
-                                f"not a number ({group} has {some(options)}){hint}")
+                raise UserError(f"{group}={text}: an option of {group} is the name of a file "
+                                f"in conf/{group}/, not a number ({group} has "
+                                f"{listed(options)}){hint}")
             if len(names) > 1 and group not in takes_lists:
                 raise UserError(f"{group}={text}: {group} takes one option (the files of several would be merged, "
                                 f"the last one's settings winning): sweep them with -m {group}={','.join(names)}"

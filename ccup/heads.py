@@ -1,6 +1,7 @@
-"""The image tower's final projection head, what its embedding comes out of: found once per kind of tower
-(`projection_head`), a linear map of the embedding space folded into it (so the unlearned model is an ordinary
-open_clip model, same architecture, same state-dict keys), taken out for features, and applied to them.
+"""The image tower's final projection head, what its embedding comes out of: found once per kind
+of tower (`projection_head`), a linear map of the embedding space folded into it (so the unlearned
+model is an ordinary open_clip model, same architecture, same state-dict keys), taken out for
+features, and applied to them.
 
 Everything else asks the head: a new kind of tower is one more head."""
 import copy

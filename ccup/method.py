@@ -10,7 +10,7 @@ from omegaconf import DictConfig, open_dict
 
 from ccup.errors import UserError
 from ccup.heads import fold_projection, projection_names
-from ccup.projection import LowRank, ccup_factors, check_alpha, check_weights
+from ccup.projection import LowRank, ccup_factors, check_alpha, check_lam_mu
 from ccup.roles import role_of
 from ccup.task import UnlearnTask
 
@@ -48,9 +48,9 @@ def build(node: DictConfig, **given) -> Method:
 
 
 class Projection:
-    """A method that folds one linear map W of the joint embedding space into the image tower's final projection
-    (ccup.heads), as W_alpha = I - alpha (I - W). A subclass gives `unlearning_map`, W at full strength; a new
-    projection is that one function."""
+    """A method that folds one linear map W of the joint embedding space into the image tower's
+    final projection (ccup.heads), as W_alpha = I - alpha (I - W). A subclass gives
+    `unlearning_map`, W at full strength; a new projection is that one function."""
 
     def __init__(self, alpha: float):
         check_alpha(alpha)
@@ -76,7 +76,7 @@ class CCUP(Projection):
 
     def __init__(self, alpha: float, lam: float, mu: float, rtol: float = 1e-6):
         super().__init__(alpha)
-        check_weights(lam, mu)
+        check_lam_mu(lam, mu)
         if not (isinstance(rtol, int | float) and 0 < rtol < 1):
             raise UserError(f"method.rtol (singular values kept, relative to the largest) lies in (0, 1), got {rtol!r}")
         self.lam = lam

@@ -43,7 +43,7 @@ def ccup_factors(T_f: torch.Tensor, T_r: torch.Tensor, lam: float, mu: float, rt
     lam = inf is the hard constraint W T_f = 0: W = I - Q (Q^T M^-1 Q)^-1 (M^-1 Q)^T with M = I + mu T_r T_r^T and Q a
     basis of span(T_f); with mu = 0 that is the nullspace projector I - Q Q^T.
     """
-    check_weights(lam, mu)
+    check_lam_mu(lam, mu)
     T_f, T_r = T_f.double(), T_r.double()
     retain = [(T_r, mu)] if mu >= TINY else []  # below the smallest normal double, a weight adds nothing to I
     if math.isinf(lam):
@@ -105,7 +105,7 @@ def check_alpha(alpha: float) -> None:
         raise UserError(f"alpha must lie in [0, 1] (0 = original model, 1 = full unlearning), got {alpha}")
 
 
-def check_weights(lam: float, mu: float) -> None:
+def check_lam_mu(lam: float, mu: float) -> None:
     """The objective's weights: lam >= 0 (inf = hard constraint W T_f = 0), finite mu >= 0."""
     numbers = isinstance(lam, int | float) and isinstance(mu, int | float)
     if not (numbers and lam >= 0 and 0 <= mu < math.inf):  # comparisons with NaN are False: NaN is refused too

@@ -95,8 +95,9 @@ def records_table(records: list[dict]) -> pd.DataFrame:
              **setting_ids_of(record),
              "forget": "+".join(record["config"]["forget"]["classes"]), "classes": split_of(record["config"]),
              "alpha": record["config"]["alpha"],
-             "seed": record["config"]["seed"], "dirty": record.get("git_dirty"), "data": seen(record["config"]),
-             "flagged": bool(record.get("warnings")), "declared": declared(record["config"]), **record["metrics"]}
+             "seed": record["config"]["seed"], "dirty": record.get("git_dirty"),
+             "data": learnt_from(record["config"]), "flagged": bool(record.get("warnings")),
+             "declared": evaluation_columns(record["config"]), **record["metrics"]}
             for record in records]
     table = pd.DataFrame(rows)
     table.insert(5, "setting", setting_labels(table, records))
@@ -108,7 +109,7 @@ def records_table(records: list[dict]) -> pd.DataFrame:
     return with_gaps(table)
 
 
-def declared(config: dict) -> tuple[str, ...]:
+def evaluation_columns(config: dict) -> tuple[str, ...]:
     """The metric columns a record's evaluations declare (`columns`), in its config's order; none of an evaluation
     whose code this interpreter cannot import (its metrics stay in report.csv)."""
     columns = []
@@ -126,7 +127,7 @@ def declared_columns(records: pd.DataFrame) -> list[str]:
     return [column for column in columns if column in records]
 
 
-def seen(config: dict) -> str:
+def learnt_from(config: dict) -> str:
     """What a method learnt from, beside the class names every method gets: the oracle's recipe's train splits, a
     fine-tuning baseline's (or LEACE's) samples, or nothing more."""
     method = config["method"]
@@ -495,7 +496,7 @@ def latex(table: pd.DataFrame, caption: str) -> str:
     return f"\\begin{{table}}\n\\centering\n\\caption{{{caption}}}\n{tabular}\n\\end{{table}}\n"
 
 
-def provenance(records: pd.DataFrame) -> str:
+def dirty_warning(records: pd.DataFrame) -> str:
     """A warning naming the records computed by code that differed from its commit (`git_dirty`), if any."""
     dirty = records.loc[records["dirty"] == True, "id"]  # noqa: E712 (None: no git, neither clean nor dirty)
     if dirty.empty:
@@ -574,7 +575,8 @@ def write_report(*results_dirs: Path) -> str:
     splits = sorted(set(records["classes"].fillna("")) - {""})
     classes = f"Forget classes: {' and '.join(splits)} (`classes`).\n\n" if splits else ""
     classes += f"{NO_ORACLE}\n\n" if not (records["role"] == ORACLE).any() else ""
-    heading = f"# Report: {len(records)} records, {len(summary)} settings\n\n{classes}{provenance(records)}"
+    heading = (f"# Report: {len(records)} records, {len(summary)} settings\n\n"
+               f"{classes}{dirty_warning(records)}")
     markdown = heading + "\n".join(sections)
     (out / "report.md").write_text(markdown)
     (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"

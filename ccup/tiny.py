@@ -24,7 +24,7 @@ from ccup.datasets import labels_of, materialize
 from ccup.errors import UserError
 from ccup.models import MODEL_CONFIGS, Clip, load_clip
 from ccup.provenance import provenance
-from ccup.trainers import callbacks, watched
+from ccup.trainers import callbacks, on_terminal
 from ccup.zeroshot import class_embeddings, zero_shot_accuracy, zero_shot_logits
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         trainer = pl.Trainer(max_epochs=epochs, max_steps=steps, accelerator="cpu",
                              deterministic=True, logger=list(loggers) or False,
                              callbacks=callbacks(), enable_checkpointing=False,
-                             enable_model_summary=False, enable_progress_bar=watched())
+                             enable_model_summary=False, enable_progress_bar=on_terminal())
         trainer.fit(module, loader)
         clip.model.eval()
         return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}

@@ -8,7 +8,7 @@ import torch
 from ccup.errors import UserError, one_line
 
 
-def watched() -> bool:
+def on_terminal() -> bool:
     """Whether a person watches the output, a terminal: a progress bar for them, none in a log file (a sweep's jobs,
     SLURM), where each redraw would append to one endless line."""
     return sys.stdout.isatty()
@@ -18,10 +18,10 @@ PROGRESS_EVERY_S = 15.0  # how often a Trainer no one watches on a terminal says
 
 
 def callbacks(*own) -> list:
-    """The callbacks of every Trainer the suite builds: `own`, and off a terminal (see `watched`) a
+    """The callbacks of every Trainer the suite builds: `own`, and off a terminal (`on_terminal`) a
     progress line every PROGRESS_EVERY_S seconds (ccup.progress.Progress); on a terminal,
     Lightning's bar instead (`enable_progress_bar`)."""
-    if watched():
+    if on_terminal():
         return list(own)
     from ccup.progress import Progress  # Lightning: imported by jobs that train, not every command
 

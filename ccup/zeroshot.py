@@ -37,11 +37,11 @@ def classify(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Ten
 
 
 @torch.no_grad()
-def zero_shot_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, classifier: torch.Tensor,
-                       batch_size: int = 256) -> float:
-    """Zero-shot top-1 accuracy in percent of `model` on (N, ...) images with their (N,) labels, against the (d, C)
-    classifier: `batch_size` images at a time on the model's device, in eval mode (the model's own mode is put back
-    after).
+def zero_shot_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                       classifier: torch.Tensor, batch_size: int = 256) -> float:
+    """Zero-shot top-1 accuracy in percent of `model` on (N, ...) images with their (N,) labels,
+    against the (d, C) classifier: `batch_size` images at a time on the model's device, in eval
+    mode (the model's own mode is put back after).
 
     Returns:
         `metrics.accuracy` of the predictions: the one accuracy of the suite.

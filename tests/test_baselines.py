@@ -42,7 +42,7 @@ def test_a_second_run_reuses_the_trained_weights_for_every_alpha(random_tiny, tm
 
 @pytest.mark.parametrize("terminal", [False, True])
 def test_training_shows_a_progress_bar_in_a_terminal_only(random_tiny, tmp_path, monkeypatch, capsys, terminal):
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)  # ccup.trainers.watched
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)  # ccup.trainers.on_terminal
     finetune(tmp_path)(random_tiny.model, fashion_task(random_tiny))
     assert ("3/3" in capsys.readouterr().out) == terminal  # the bar's count of steps
 

@@ -1,5 +1,5 @@
-"""The final projection heads of real open_clip architectures take W, and the exported checkpoint loads in plain
-open_clip."""
+"""The final projection heads of real open_clip architectures take W, and the exported checkpoint
+loads in plain open_clip."""
 import json
 import subprocess
 import sys

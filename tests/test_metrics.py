@@ -1,5 +1,5 @@
-"""Unlearning metrics on confusion matrices whose answers are known, the per-class counts they are read from, and the
-one zero-shot accuracy of a model on images."""
+"""Unlearning metrics on confusion matrices whose answers are known, the per-class counts they are
+read from, and the one zero-shot accuracy of a model on images."""
 import pytest
 import torch
 from hypothesis import given
@@ -48,8 +48,8 @@ def test_the_counts_are_the_confusion_matrixs_diagonal_and_row_sums(classes, ima
 
 
 class Mirror(torch.nn.Module):
-    """An image's embedding is the image itself, (B, 2), in eval mode, and its negation in train mode: a prediction
-    scored in train mode is wrong. It keeps the batch sizes it sees."""
+    """An image's embedding is the image itself, (B, 2), in eval mode, and its negation in train
+    mode: a prediction scored in train mode is wrong. It keeps the batch sizes it sees."""
 
     def __init__(self):
         super().__init__()
@@ -62,8 +62,9 @@ class Mirror(torch.nn.Module):
 
 
 def test_zero_shot_accuracy_is_in_percent_batched_in_eval_mode_and_puts_the_mode_back():
-    images = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0], [5.0, 1.0], [1.0, 2.0], [0.0, 1.0]])
-    labels = torch.tensor([0, 1, 0, 1, 1, 0, 1])  # the nearest class embedding (columns of I) is right 5 times of 7
+    images = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0], [1.0, 3.0], [5.0, 1.0], [1.0, 2.0],
+                           [0.0, 1.0]])
+    labels = torch.tensor([0, 1, 0, 1, 1, 0, 1])  # the nearest class (columns of I): 5 of 7 right
     model = Mirror().train()
     assert zero_shot_accuracy(model, images, labels, torch.eye(2), batch_size=3) == 100 * (5 / 7)
     assert model.training and model.batches == [3, 3, 1]

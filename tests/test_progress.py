@@ -64,7 +64,7 @@ def test_a_jobs_trainers_report_progress_off_a_terminal_only(random_tiny, tmp_pa
     """Training (a fine-tuning baseline) and encoding (the evaluator) with a line at every batch;
     on a terminal the bar shows progress instead (test_baselines.py checks the bar)."""
     caplog.set_level(logging.INFO, logger="ccup.progress")
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)  # ccup.trainers.watched
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)  # ccup.trainers.on_terminal
     monkeypatch.setattr(trainers, "PROGRESS_EVERY_S", 0.0)
     cfg = compose("method=finetune", "method.steps=3", f"cache_dir={tmp_path}")
     task = fashion_task(random_tiny)

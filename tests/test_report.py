@@ -152,7 +152,7 @@ def test_the_report_says_what_each_method_learnt_from():
     real = {"samples": {"_target_": "baselines.samples.RealSamples", "per_class": 256}}
     synthetic = {"samples": {"_target_": "baselines.samples.SyntheticSamples", "per_class": 64}}
     methods = ({"lam": 1}, oracle, real, synthetic)
-    assert [report.seen({"method": method, "dataset": dataset}) for method in methods] == [
+    assert [report.learnt_from({"method": method, "dataset": dataset}) for method in methods] == [
         "class names only", "all train images of digits, fashion_mnist but the forget classes'",
         "up to 256 train images per class of fashion_mnist", "up to 64 synthetic images per class of fashion_mnist"]
 

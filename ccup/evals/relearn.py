@@ -97,7 +97,8 @@ class StopAt(pl.Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.steps += 1
-        self.accuracy = zero_shot_accuracy(pl_module.model, self.images, self.labels, pl_module.classifier)
+        self.accuracy = zero_shot_accuracy(pl_module.model, self.images, self.labels,
+                                           pl_module.classifier)
         if self.accuracy >= self.target:
             trainer.should_stop = True
 
