@@ -61,7 +61,7 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
     return teacher
 
 
-class Unlearning(pl.LightningModule):
+class UnlearningModule(pl.LightningModule):
     """`optimizer` (a torch optimizer taking the parameters and `lr`; AdamW without weight decay where None) on the
     `trainable` parameters of `model`; the rest stay frozen. The learning rate is multiplied by `lr_decay` at each of
     `lr_milestones`, fractions of the trainer's max_steps (a method's schedule in epochs, mapped onto steps). With

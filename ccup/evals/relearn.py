@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ccup.datasets import materialize, per_class
 from ccup.errors import UserError
 from ccup.features import FeaturesOf
-from ccup.loop import Unlearning, classification_loss, uses
+from ccup.loop import UnlearningModule, classification_loss, uses
 from ccup.metrics import accuracy
 from ccup.task import UnlearnTask
 from ccup.trainers import callbacks, check_trainer
@@ -79,7 +79,8 @@ def relearn(model: torch.nn.Module, task: UnlearnTask, shots: TensorDataset, tes
         return 0, True, stop.accuracy
     with torch.random.fork_rng():  # the same seed gives the same count, whatever ran before in the job
         torch.manual_seed(seed)
-        module = Unlearning(model=model, task=task, trainable=trainable, lr=lr, loss=relearn_loss)
+        module = UnlearningModule(model=model, task=task, trainable=trainable, lr=lr,
+                                  loss=relearn_loss)
         loader = CombinedLoader({"forget": DataLoader(shots, batch_size=len(shots))}, mode="max_size_cycle")
         trainer(max_steps=max_steps, callbacks=callbacks(stop),
                 enable_progress_bar=False).fit(module, loader)
