@@ -53,8 +53,9 @@ test-cluster: data  ## the tests on a real single-node SLURM cluster, which they
 test-full: data  ## every test: the cluster's, and every training method's full default recipe (minutes more)
 	$(PYTEST) $(PYTEST_ARGS)
 
-tiny: data  ## retrain the embedded model and compare it with the shipped weights (SHIP=1: ship the new ones)
-	$(PY) -m ccup.tiny $(if $(SHIP),--ship)
+MODEL ?= tiny
+tiny: data  ## retrain an embedded model (MODEL=tiny_rn: the ResNet) and compare it with the shipped weights (SHIP=1: ship)
+	$(PY) -m ccup.tiny --model $(MODEL) $(if $(SHIP),--ship)
 
 SEARCHES ?= $(basename $(notdir $(wildcard conf/hparams_search/*.yaml)))
 search: data  ## every method's search on the validation classes (SEARCHES="ccup salun": some), two trials at a time

@@ -57,6 +57,28 @@ def per_class(dataset: Dataset, classes: Iterable[int], count: int | None, seed:
     return Subset(dataset, picked)
 
 
+# Which images of a test split a job scores: all of them, or one of its two halves, the validation half that searches
+# tune on and the test half that a benchmark reports (`test_images`, conf/config.yaml).
+HALVES = ("all", "validation", "test")
+
+
+def half(dataset: Dataset, which: str) -> Dataset:
+    """`which` half of a test split, by a rule fixed once: each class's images in numpy's default_rng(0) permutation of
+    their order, the first half (rounded down) validation, the rest test; so the halves are disjoint and stratified, and
+    the same on every machine. `all` is the split itself."""
+    if which not in HALVES:
+        raise UserError(f"test_images={which!r}: score all of a test split's images, or its validation or test half "
+                        f"({', '.join(HALVES)})")
+    if which == "all":
+        return dataset
+    labels = np.asarray(labels_of(dataset))
+    picked = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)[np.random.default_rng(0).permutation((labels == label).sum())]
+        picked += (members[:len(members) // 2] if which == "validation" else members[len(members) // 2:]).tolist()
+    return Subset(dataset, sorted(picked))
+
+
 class ImageList(Dataset):
     """Image files with their labels: (transform(RGB PIL image), label)."""
 

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 
 from ccup import quiet_lightning
 from ccup.classnames import by_class_name
+from ccup.datasets import half
 from ccup.evals import check_config
 from ccup.job import Job
 from ccup.loggers import handed, log_model
@@ -31,7 +32,8 @@ def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     method = build(cfg.method, **handed(cfg.method, loggers))
     evaluator = instantiate(cfg.evaluator)
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
-    test_set = data.load(split=data.split, transform=clip.preprocess)  # before the task: missing data is told first
+    # Before the task: missing data is told first. A search scores the validation half, a benchmark the test half.
+    test_set = half(data.load(split=data.split, transform=clip.preprocess), cfg.test_images)
     train = partial(data.load, split="train", transform=clip.preprocess)
     task = UnlearnTask.of(clip, data.classnames, data.templates, forget, train)
     unlearned, cost = unlearn(method, clip.model, task)

@@ -24,8 +24,14 @@ def config_id(cfg: DictConfig) -> str:
     """A job's identity: the hash of its resolved config without logging, path and run settings,
     its numbers in one spelling (`canonical`). Those keys are resolved as placeholders, so the paths
     they lend to other keys (the feature cache under ${cache_dir}) leave the identity alone too: one
-    job has one id on every machine and for every user."""
-    return storage.digest(canonical(resolved_without(cfg, NOT_IDENTITY)))
+    job has one id on every machine and for every user. The seed is part of it only where the
+    method's settings read it (`seed: ${seed}`, directly or through its samples) or an evaluation's
+    do: CCUP or the oracle run under three seeds is one job, run once, not three records of one
+    number."""
+    identity = canonical(resolved_without(cfg, NOT_IDENTITY + ("seed",)))
+    if "<seed>" in json.dumps([identity.get("method"), identity.get("eval")]):
+        identity["seed"] = cfg.seed
+    return storage.digest(identity)
 
 
 def setting_ids(cfg: DictConfig) -> dict[str, str]:

@@ -2,7 +2,7 @@
 prompt templates from open_clip or a file, resolved when a job's config is, so that its record holds the classes and
 templates it used; a forget set joined into one word."""
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -19,6 +19,27 @@ def random_classes(classnames: Sequence[str], k: int, draw: int) -> list[str]:
     return random.Random(draw).sample(list(classnames), k)
 
 
+def forget_set(classes: Sequence[str], sizes: Sequence[int], index: int) -> list[str]:
+    """The `index`-th of a benchmark's forget sets of `classes` (a dataset's test forget classes): each class alone in
+    their order, then, for each of `sizes`, that many classes drawn with Python's random.Random(position among the
+    sizes) and kept apart from the sets before it (drawn again with the next seed where one repeats): the multi-class
+    scenario, by a rule fixed before any result is read."""
+    sets = [[name] for name in classes]
+    seed = 0
+    for size in sizes:
+        if not 1 < size < len(classes):
+            raise UserError(f"forget.sizes: a multi-class forget set takes 2 to {len(classes) - 1} of the "
+                            f"{len(classes)} classes, got {size}")
+        while (drawn := sorted(random.Random(seed).sample(list(classes), size), key=list(classes).index)) in sets:
+            seed += 1
+        sets.append(drawn)
+        seed += 1
+    if not 0 <= index < len(sets):
+        raise UserError(f"forget.index={index}: the forget sets are numbered 0 to {len(sets) - 1} ({len(classes)} "
+                        f"classes alone, then sets of {list(sizes)})")
+    return sets[index]
+
+
 def protocol_classes(dataset: str, protocol: Sequence[str] | None, index: int | None = None) -> list[str]:
     """A dataset's published protocol forget classes (`protocol_forget`), all or the one at `index`, as a list."""
     if not protocol:
@@ -28,14 +49,22 @@ def protocol_classes(dataset: str, protocol: Sequence[str] | None, index: int | 
     return list(protocol) if index is None else [protocol[index]]
 
 
-def validation_classes(classnames: Sequence[str], exclude: Sequence[str], k: int = 3) -> list[str]:
+def validation_classes(classnames: Sequence[str], exclude: Sequence[str],
+                       kinds: Mapping[str, Sequence[str]] | None = None, k: int = 3) -> list[str]:
     """The forget classes a search tunes on, by a rule fixed before any result is read: the classes outside `exclude`
-    (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, the first `k`, or half
-    of them where there are fewer than 2k, so that at least as many are left to report."""
+    (the published protocol forget classes) in the order of numpy's default_rng(0) permutation, `k` of them, or half
+    of them where there are fewer than 2k, so that at least as many are left to report; where the dataset groups its
+    classes into `kinds` (Fashion-MNIST's tops, bottoms, footwear, bags), one of each kind first, in that order, so
+    that the classes tuned on stand for the classes reported, not three of one kind."""
     import numpy as np  # numpy and open_clip wait for the configs that ask: composing a config stays cheap
 
     candidates = [name for name in classnames if name not in set(exclude)]
-    return [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))[:min(k, len(candidates) // 2)]]
+    ordered = [candidates[i] for i in np.random.default_rng(0).permutation(len(candidates))]
+    kind_of = {name: kind for kind, names in (kinds or {}).items() for name in names}
+    first_of_kind = [name for i, name in enumerate(ordered)
+                     if kind_of.get(name, name) not in {kind_of.get(n, n) for n in ordered[:i]}]
+    ordered = first_of_kind + [name for name in ordered if name not in first_of_kind]
+    return ordered[:min(k, len(candidates) // 2)]
 
 
 def other_classes(classnames: Sequence[str], taken: Sequence[str]) -> list[str]:
@@ -127,6 +156,7 @@ def as_node(resolver: Callable[..., list]) -> Callable[..., ListConfig]:
 
 
 OmegaConf.register_new_resolver("random_classes", as_node(random_classes), replace=True)
+OmegaConf.register_new_resolver("forget_set", as_node(forget_set), replace=True)
 OmegaConf.register_new_resolver("joined", joined, replace=True)
 OmegaConf.register_new_resolver("protocol_classes", as_node(protocol_classes), replace=True)
 OmegaConf.register_new_resolver("validation_classes", as_node(validation_classes), replace=True)

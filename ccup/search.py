@@ -1,14 +1,15 @@
 """One trial of a method's hyperparameter search (conf/hparams_search/): the number Optuna's sweeper minimises.
 
-A trial runs the method, with the settings the sampler chose, on each of the dataset's validation forget classes
-in turn, and the oracle on each, as jobs of the suite in folders of their own under the trial's, each writing its
-record like any job. Their mean gap to the oracle (`search.metric`, the report's) is the trial's value. The oracle's
-jobs are complete after the first trial, so later trials read their records; its retrained weights are cached.
+A trial runs the method, with the settings the sampler chose, on each model of `search.models` and each dataset of
+`search.datasets`, each of the dataset's validation forget classes in turn, and the oracle on each, as jobs of the
+suite in folders of their own under the trial's, each writing its record like any job. Their mean gap to the oracle
+(`search.metric`, the report's headline) is the trial's value. The oracle's jobs are complete after the first trial,
+so later trials read their records; its retrained weights are cached.
 """
-import copy
 import json
 import logging
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,48 +26,60 @@ log = logging.getLogger(__name__)
 
 
 def trial(cfg: DictConfig, job: Job) -> float:
-    """The mean of `cfg.search.metric` over `cfg.search.forget` (a list of class names, each forgotten alone) for the
-    method of `cfg`, read against the oracle `cfg.search.oracle` at alpha = 1, each a job of the pipeline in a folder
-    of its own under the trial's (`job`). Writes the trial's own record, its value and its jobs' records, into its
-    output folder. Raises UserError (a failed trial, to Optuna) when a job failed or the metric is missing."""
-    folder = job.output_dir
-    oracle = OmegaConf.merge(compose("config", overrides=[f"method={cfg.search.oracle}"]).method,
-                             cfg.search.oracle_settings)
+    """The mean of `cfg.search.metric` over the search's units (`units`) for the method of `cfg`, read against the
+    oracle `cfg.search.oracle` at alpha = 1, each a job of the pipeline in a folder of its own under the trial's
+    (`job`). Writes the trial's own record, its value and its jobs' records, into its output folder. Raises UserError
+    (a failed trial, to Optuna) when a job failed or the metric is missing."""
+    oracle = compose("config", overrides=[f"method={cfg.search.oracle}"]).method
     if role_of(oracle) != ORACLE:
         raise UserError(f"search.oracle={cfg.search.oracle}: its config (conf/method/) declares role "
                         f"{role_of(oracle)!r}, not {ORACLE!r}: name the method every trial is read against")
-    records = []
-    for name in cfg.search.forget:
-        for method, node in ((job.choices["method"], cfg.method), (cfg.search.oracle, oracle)):
-            records.append(run_as(cfg, job, method=method, node=node, forget=name))
+    settings = [f"method.{key}={value}" for key, value in cfg.search.oracle_settings.items()]
+    method, units = job.choices["method"], list(search_units(cfg.search))
+    records = [run_as(job, unit, method=method) for unit in units]
+    records += [run_as(job, unit, method=cfg.search.oracle, settings=settings) for unit in units]
     table = records_table([] if None in records else records)
     values = table.loc[table["role"] != ORACLE, cfg.search.metric] if cfg.search.metric in table else []
-    value = float(values.mean()) if len(values) == len(cfg.search.forget) else float("nan")
+    value = float(values.mean()) if len(values) == len(units) else float("nan")
+    named = [" ".join(unit.values()) for unit in units]
     summary = {"status": "complete" if value == value else "failed", "value": value, "metric": cfg.search.metric,
-               "forget": list(cfg.search.forget), "records": [r["id"] for r in records if r is not None]}
-    storage.write_bytes(json.dumps(summary, indent=2).encode(), folder / "record.json")
+               "units": named, "records": [r["id"] for r in records if r is not None]}
+    storage.write_bytes(json.dumps(summary, indent=2).encode(), job.output_dir / "record.json")
     if value != value:  # NaN: Optuna records the trial as failed when its job raises
         raise UserError(f"the trial has no {cfg.search.metric}: a job failed, or the oracle's records lack it "
-                        f"(see {folder})")
-    log.info(f"trial: {cfg.search.metric} {value:.4f} over {', '.join(cfg.search.forget)}")
+                        f"(see {job.output_dir})")
+    log.info(f"trial: {cfg.search.metric} {value:.4f} over {len(units)} forget classes ({', '.join(named)})")
     return value
 
 
-def run_as(cfg: DictConfig, trial: Job, method: str, node: DictConfig, forget: str) -> dict | None:
-    """The pipeline on a copy of `cfg` with `method` (its config `node`) and the forget set [`forget`], as the command
-    line runs it when it says so, writing into `<trial's folder>/<method>-<forget>`; its record, None where the job
-    failed."""
-    job_cfg = copy.deepcopy(cfg)
+def search_units(search: DictConfig) -> Iterator[dict[str, str]]:
+    """What a trial scores a method on: each model of `search.models` with each dataset of `search.datasets`, each
+    forget class of `search.forget` or, where that is null, of the dataset's validation classes, forgotten alone."""
+    for model in search.models:
+        for dataset in search.datasets:
+            names = search.forget
+            if names is None:
+                names = compose("config", overrides=[f"dataset={dataset}"]).dataset.validation_forget
+            for name in names:
+                yield {"model": model, "dataset": dataset, "forget": name}
+
+
+def run_as(trial: Job, unit: dict[str, str], method: str, settings: Sequence[str] = ()) -> dict | None:
+    """The pipeline on the trial's config with `method` (with `settings` on top, or the sampler's choices where it is
+    the trial's method) on one unit (model, dataset, forget class), composed as the command line composes it, writing
+    into its own folder under the trial's; its record, None where the job failed."""
+    # The trial's own overrides but the unit's keys, and the sampler's choices of the method for the method alone.
+    replaced = ("model", "dataset", "forget") + (() if method == trial.choices["method"] else ("method",))
+    chosen = [o for o in trial.overrides if not o.split("=")[0].lstrip("+~").startswith(replaced)]
+    overrides = [*chosen, f"method={method}", *settings, f"model={unit['model']}", f"dataset={unit['dataset']}",
+                 f"forget.classes=[{unit['forget']}]"]
+    job_cfg = compose("config", overrides=overrides)
     with open_dict(job_cfg):
         del job_cfg["search"]
-        job_cfg.method = node
-        job_cfg.forget.classes = [forget]
-    own = [o for o in trial.overrides if method == trial.choices["method"] or not o.startswith("method")]
-    job = Job(trial.output_dir / f"{method}-{forget}", trial.sweeping, {**trial.choices, "method": method,
-                                                                         "forget": forget},
-              [*own, f"method={method}", f"forget.classes=[{forget}]"])
+    folder = trial.output_dir / "-".join([method.replace("/", "_"), *unit.values()])
+    job = Job(folder, trial.sweeping, {**trial.choices, **unit, "method": method}, overrides)
     metrics = run(job_cfg, job)
-    return None if metrics is None else json.loads((job.output_dir / "record.json").read_text())
+    return None if metrics is None else json.loads((folder / "record.json").read_text())
 
 
 def studies(root: Path) -> pd.DataFrame:

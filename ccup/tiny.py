@@ -1,9 +1,11 @@
-"""The embedded default: a tiny open_clip ViT trained here on Fashion-MNIST and digits. The default recipe's weights
-ship in `ccup/weights/`, so every machine scores the same model; any other recipe (another seed, the oracle without
-the forget classes) is trained once and cached.
+"""The embedded models: tiny open_clip CLIPs trained here on Fashion-MNIST and digits, a ViT (ccup-tiny-p7, the
+default) and a ModifiedResNet (ccup-tiny-rn), by one recipe. Each default recipe's weights ship in `ccup/weights/`,
+so every machine scores the same models; any other recipe (another seed, the oracle without the forget classes) is
+trained once and cached.
 
-    python -m ccup.tiny          # make tiny: train the default recipe anew and compare it with the shipped weights
-    python -m ccup.tiny --ship   # the same, then ship the new weights (after a change of the recipe)
+    python -m ccup.tiny                       # make tiny: train model=tiny anew, compare it with the shipped weights
+    python -m ccup.tiny --model tiny_rn       # the same for the ResNet
+    python -m ccup.tiny --model tiny_rn --ship   # the same, then ship the new weights (after a change of the recipe)
 """
 import argparse
 import json
@@ -12,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -28,8 +31,7 @@ from ccup.trainers import callbacks, on_terminal
 from ccup.zeroshot import class_embeddings, zero_shot_accuracy, zero_shot_logits
 
 log = logging.getLogger(__name__)
-ARCH = "ccup-tiny-p7"
-SHIPPED = Path(__file__).parent / "weights"  # <ARCH>-<recipe digest>.pt and .json: read before any cache
+SHIPPED = Path(__file__).parent / "weights"  # <arch>-<recipe digest>.pt and .json: read before any cache
 TOLERANCE = 1.0  # points of zero-shot accuracy between shipped and retrained weights (CPUs differ in the last bits)
 
 
@@ -74,12 +76,13 @@ def draw_captions(tokens: torch.Tensor, names: torch.Tensor) -> torch.Tensor:
     return tokens[template, name, torch.arange(num_classes, device=tokens.device)]
 
 
-def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
-              cache_dir: str, exclude: Sequence[str] = (), unnamed: Sequence[str] = (), max_steps: int | None = None,
-              shipped: bool = True, loggers: Sequence = ()) -> Clip:
-    """The tiny CLIP trained on the train splits of `train_data` (dataset configs by name: name, classnames, templates,
-    optional synonyms, load) side by side, with the given recipe; trained once, then read from `cache_dir`. A
-    dataset's train split is repeated `repeats[name]` times (default once), to balance small ones.
+def load_tiny(arch: str, train_data: Mapping, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float,
+              seed: int, cache_dir: str, exclude: Sequence[str] = (), unnamed: Sequence[str] = (),
+              max_steps: int | None = None, shipped: bool = True, loggers: Sequence = ()) -> Clip:
+    """The tiny CLIP of architecture `arch` (ccup/model_configs/<arch>.json) trained on the train splits of
+    `train_data` (dataset configs by name: name, classnames, templates, optional synonyms, load) side by side, with the
+    given recipe; trained once, then read from `cache_dir`. A dataset's train split is repeated `repeats[name]` times
+    (default once), to balance small ones.
 
     `exclude` names classes whose train images are left out (the retrained oracle of unlearning them); their names
     stay among the captions, as negatives, as a web corpus without their photos would still name them, unless they are
@@ -93,14 +96,14 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
     if not set(unnamed) <= set(exclude):
         raise UserError(f"cannot leave the names of {sorted(set(unnamed) - set(exclude))} out of the captions and keep "
                         "their images: a class left unnamed is left out of the training images too (exclude)")
-    recipe = recipe_of(datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps, unnamed)
-    name = weights_name(recipe)
+    recipe = recipe_of(arch, datasets, repeats, epochs, batch_size, lr, seed, exclude, max_steps, unnamed)
+    name = weights_name(arch, recipe)
     ship, cache = SHIPPED / name, Path(cache_dir) / "models" / name
     path = ship if shipped and ship.exists() and ship.with_suffix(".json").exists() else cache
 
     def train() -> dict:
         torch.manual_seed(seed)  # from weight init to the last batch, whatever ran before (a read that failed)
-        clip = load_clip(ARCH)
+        clip = load_clip(arch)
         log.info("training the tiny CLIP once (cached at %s)", path)
         start = time.perf_counter()
         loader = DataLoader(training_set(datasets, repeats, clip.preprocess, exclude), batch_size=batch_size,
@@ -117,17 +120,17 @@ def load_tiny(train_data: Mapping, repeats: Mapping[str, int], epochs: int, batc
         return {"clip": clip, "info": {"recipe": recipe, "time/train_s": time.perf_counter() - start, **provenance()}}
 
     with torch.random.fork_rng():  # reading or training, the job's own seeded stream is left untouched
-        weights, cache_hit = storage.cached(path, train, read=read_weights, write=write_weights)
+        weights, cache_hit = storage.cached(path, train, read=partial(read_weights, arch=arch), write=write_weights)
     clip = weights["clip"]
     clip.info = {**weights["info"], "cache_hit": int(cache_hit)}
     return clip
 
 
-def read_weights(path: Path) -> dict:
-    """A cache entry of trained weights: the model open_clip loads from the state dict at `path`, and beside it
+def read_weights(path: Path, arch: str) -> dict:
+    """A cache entry of trained weights: the `arch` model open_clip loads from the state dict at `path`, and beside it
     (`.json`) the recipe, the training time and the commit of the code that trained them. Raises where either does not
     load: the entry is trained again."""
-    return {"clip": load_clip(ARCH, pretrained=str(path)), "info": json.loads(path.with_suffix(".json").read_text())}
+    return {"clip": load_clip(arch, pretrained=str(path)), "info": json.loads(path.with_suffix(".json").read_text())}
 
 
 def write_weights(weights: dict, path: Path) -> None:
@@ -136,20 +139,22 @@ def write_weights(weights: dict, path: Path) -> None:
     storage.save(weights["clip"].model.state_dict(), path)
 
 
-def recipe_of(datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float, seed: int,
-              exclude: Sequence[str] = (), max_steps: int | None = None, unnamed: Sequence[str] = ()) -> dict:
-    """Everything the trained weights depend on, as JSON: the architecture, the training settings and the data.
-    `unnamed` enters only where it names a class, so every recipe before it keeps its weights' name."""
-    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{ARCH}.json").read_text()), epochs=epochs,
+def recipe_of(arch: str, datasets: Sequence, repeats: Mapping[str, int], epochs: int, batch_size: int, lr: float,
+              seed: int, exclude: Sequence[str] = (), max_steps: int | None = None,
+              unnamed: Sequence[str] = ()) -> dict:
+    """Everything the trained weights depend on, as JSON: the architecture (its config, not its name), the training
+    settings and the data. `unnamed` enters only where it names a class, so every recipe before it keeps its weights'
+    name."""
+    recipe = dict(arch=json.loads((MODEL_CONFIGS / f"{arch}.json").read_text()), epochs=epochs,
                   batch_size=batch_size, lr=lr, seed=seed, exclude=sorted(exclude), max_steps=max_steps,
                   data=[dict(name=data.name, classnames=list(data.classnames), names=class_names(data),
                              templates=list(data.templates), repeats=repeats.get(data.name, 1)) for data in datasets])
     return {**recipe, "unnamed": sorted(unnamed)} if unnamed else recipe
 
 
-def weights_name(recipe: dict) -> str:
+def weights_name(arch: str, recipe: dict) -> str:
     """The file name of a recipe's weights, shipped or cached."""
-    return f"{ARCH}-{storage.digest(recipe)}.pt"
+    return f"{arch}-{storage.digest(recipe)}.pt"
 
 
 def check_excluded(exclude: Sequence[str], datasets: Sequence) -> None:
@@ -229,10 +234,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m ccup.tiny", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="tiny", help="the embedded model's option of conf/model/ (tiny, tiny_rn)")
     parser.add_argument("--ship", action="store_true", help="write the retrained weights into ccup/weights")
     args = parser.parse_args(argv)
     quiet_lightning()
-    cfg = compose()
+    cfg = compose(f"model={args.model}")
     with tempfile.TemporaryDirectory() as tmp:
         retrained = instantiate(cfg.model, cache_dir=tmp, shipped=False)
         (trained,) = (Path(tmp) / "models").glob("*.pt")
@@ -246,13 +252,14 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(f"error: the shipped weights score {theirs:.2f} %, the recipe retrained {ours:.2f} % on "
                          f"{data.name}: more than {TOLERANCE} points apart")
         if args.ship:
-            for old in SHIPPED.glob(f"{ARCH}-*"):
+            for old in SHIPPED.glob(f"{cfg.model.arch}-*"):
                 old.unlink()
             for part in (trained, trained.with_suffix(".json")):
                 storage.write_bytes(part.read_bytes(), SHIPPED / part.name)
             print(f"shipped {SHIPPED / trained.name}")
         elif shipped is None:
-            sys.exit(f"error: no shipped weights for the current recipe ({trained.name}): run `make tiny SHIP=1`")
+            sys.exit(f"error: no shipped weights for the current recipe ({trained.name}): run `make tiny "
+                     f"MODEL={args.model} SHIP=1`")
 
 
 if __name__ == "__main__":

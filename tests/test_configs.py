@@ -83,13 +83,21 @@ def test_validation_and_test_forget_classes_split_the_dataset_by_their_rule(data
     assert len(validation) == min(3, len(outside) // 2) and not set(validation) & set(test)
     assert sorted(validation + test) == sorted(data["classnames"])
     assert not set(validation) & set(data.get("protocol_forget", []))  # the protocol's classes are reported only
-    assert validation == [outside[i] for i in np.random.default_rng(0).permutation(len(outside))[:len(validation)]]
+    ordered = [outside[i] for i in np.random.default_rng(0).permutation(len(outside))]
+    kind = {name: group for group, names in (data.get("kinds") or {}).items() for name in names}
+    if len({kind.get(name, name) for name in outside}) >= len(validation):  # one of each kind, in the draw's order
+        assert len({kind.get(name, name) for name in validation}) == len(validation)
+        assert sorted(validation, key=ordered.index) == validation
+    else:
+        assert validation == ordered[:len(validation)]
 
 
-def test_fashion_mnist_tunes_on_three_garments_and_reports_seven():
-    data = dataset_config("fashion_mnist")
-    assert list(data.validation_forget) == ["pullover", "coat", "dress"]
-    assert list(data.test_forget) == ["t-shirt", "trouser", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+def test_the_classes_tuned_on_are_of_different_kinds_and_stand_for_the_reported_ones():
+    garments, digits = dataset_config("fashion_mnist"), dataset_config("digits")
+    assert list(garments.validation_forget) == ["pullover", "ankle boot", "trouser"]  # a top, a shoe, a bottom
+    assert list(garments.test_forget) == ["t-shirt", "dress", "coat", "sandal", "shirt", "sneaker", "bag"]
+    assert list(digits.validation_forget) == ["2", "6", "4"]  # no kinds: the draw's first three
+    assert list(digits.test_forget) == ["0", "1", "3", "5", "7", "8", "9"]
 
 
 @pytest.mark.parametrize("k, draw", [(1, 0), (3, 0), (3, 1), (9, 7)])
@@ -165,9 +173,16 @@ def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classe
     tuned = [f"tuned/{name}" for name in config_names("method/tuned")]
     assert sorted({job["method"] for job in jobs}) == sorted(config_names("method") + tuned)
     assert set(tuned) >= {f"tuned/{name}" for name in config_names("hparams_search")}  # every search's choice
-    test_classes = [name.replace(" ", "_").replace("-", "_") for name in dataset_config("fashion_mnist").test_forget]
-    assert sorted({job["forget"] for job in jobs}) == sorted(test_classes)
-    assert compose("experiment=benchmark").alpha == 1 and len(jobs) == len({tuple(job.items()) for job in jobs})
+    assert {job["model"] for job in jobs} == {"tiny", "tiny_rn"} and {job["dataset"] for job in jobs} == {
+        "fashion_mnist", "digits"}
+    for dataset in ("fashion_mnist", "digits"):  # every test class alone, then four sets of several
+        sets = [list(compose("experiment=benchmark", f"dataset={dataset}", f"forget.index={index}").forget.classes)
+                for index in sorted({int(job["forget.index"]) for job in jobs})]
+        test = list(dataset_config(dataset).test_forget)
+        assert sets[:len(test)] == [[name] for name in test] and [len(s) for s in sets[len(test):]] == [2, 2, 3, 3]
+        assert all(set(s) <= set(test) for s in sets) and len({tuple(s) for s in sets}) == len(sets)
+    cfg = compose("experiment=benchmark")
+    assert cfg.alpha == 1 and cfg.test_images == "test" and len(jobs) == len({tuple(job.items()) for job in jobs})
 
 
 @pytest.mark.parametrize("overrides, line", [

@@ -14,6 +14,7 @@ from helpers import (
     compose,
     config_names,
     dataset,
+    run_job,
     write_image_folder,
     write_jpeg,
     write_split_dataset,
@@ -21,11 +22,12 @@ from helpers import (
 from hydra.utils import instantiate
 from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader
+from torchvision.datasets import FashionMNIST
 from torchvision.transforms import ToTensor
 
 from ccup.classnames import folder_classes
 from ccup.data import image_folder
-from ccup.datasets import dataset_key
+from ccup.datasets import ArrayImages, dataset_key, half
 from ccup.errors import MissingFiles, UserError, find_user_error
 
 # The protocol's forget classes, three per dataset (docs/method.md#the-protocol).
@@ -306,3 +308,32 @@ def test_a_folder_dataset_refuses_what_it_cannot_read_in_one_line(tmp_path):
     (root / "train" / "n04").mkdir()
     with pytest.raises(MissingFiles, match="Found no valid file for the classes n04"):
         image_folder(str(root), "train", ["n01", "n02", "n03", "n04"], None, 0.2, 0)
+
+
+def test_a_test_split_halves_into_disjoint_stratified_validation_and_test_images(tmp_path):
+    digits = instantiate(compose("dataset=digits").dataset).load(split="test")
+    validation, test = half(digits, "validation"), half(digits, "test")
+    assert half(digits, "all") is digits and not set(validation.indices) & set(test.indices)
+    assert sorted(validation.indices + test.indices) == list(range(len(digits)))
+    labels = np.asarray(digits.targets)
+    assert np.array_equal(np.bincount(labels[validation.indices]), np.bincount(labels) // 2)  # each class halved
+    assert half(digits, "validation").indices == validation.indices  # fixed: the same on every call and machine
+    with pytest.raises(UserError, match="test_images='val': score all"):
+        half(digits, "val")
+
+
+@pytest.mark.slow
+def test_a_search_scores_the_validation_half_only_and_the_benchmark_the_test_half(tmp_path, monkeypatch, tiny):
+    assert {compose(f"hparams_search={name}").test_images for name in config_names("hparams_search")} == {
+        "validation"}
+    assert compose("experiment=benchmark").test_images == "test"
+    read = []  # (split size, index) of every image read
+    for cls in (ArrayImages, FashionMNIST):
+        monkeypatch.setattr(cls, "__getitem__", lambda self, i, get=cls.__getitem__: read.append(
+            (len(self), i)) or get(self, i))
+    run_job(tmp_path, "dataset=digits", "forget.classes=['3']", "test_images=validation", "eval=[cross]",
+            f"cache_dir={tmp_path}/cache")  # a cache of its own: every image is encoded here, none read from disk
+    for load in (instantiate(compose("dataset=digits").dataset).load(split="test"),
+                 instantiate(compose().dataset).load(split="test")):
+        seen = {index for size, index in read if size == len(load)}
+        assert seen == set(half(load, "validation").indices)  # the validation half, every image of it, no other

@@ -15,8 +15,8 @@ from ccup.search import busy_seconds, defaults_and_tuned, render, render_setting
 
 pytestmark = pytest.mark.slow
 # CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
-SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "search.forget=[sandal]",
-          "search.oracle_settings.max_steps=2")
+SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "search.models=[tiny]",
+          "search.datasets=[fashion_mnist]", "search.forget=[sandal]", "search.oracle_settings.max_steps=2")
 
 
 def study(tmp_path) -> optuna.Study:
@@ -58,7 +58,9 @@ def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
             cfg = compose("config", overrides=[f"hparams_search={name}"], return_hydra_config=True)
         assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler.seed == 0
         assert cfg.hydra.sweeper.study_name == name and cfg.results_dir == f"results/search/{name}"
-        assert list(cfg.search.forget) == list(cfg.dataset.validation_forget) and cfg.alpha == 1
+        assert cfg.search.forget is None and cfg.alpha == 1 and cfg.test_images == "validation"
+        assert list(cfg.search.models) == ["tiny", "tiny_rn"] and list(cfg.search.datasets) == ["fashion_mnist",
+                                                                                                "digits"]
         header = (CONF / "hparams_search" / f"{name}.yaml").read_text().split("defaults:")[0]
         assert f"#   python run.py -m hparams_search={name} " in header  # headed by the command that runs it
 

@@ -101,8 +101,9 @@ def encoded(tmp_path_factory, tiny):
 def test_a_search_runs_its_trials_side_by_side_as_slurm_jobs(cluster, tmp_path, encoded):
     """CCUP's search cut short (two trials at once, one digit, an oracle retrained for two steps) on the cluster:
     each trial a SLURM job whose method and oracle jobs leave their records, each trial's value in the study."""
-    result = run_suite(tmp_path, "-m", "hparams_search=ccup", "hydra.sweeper.n_trials=2", "dataset=digits",
-                       "search.forget=['3']", "search.oracle_settings.max_steps=2", *SWEEP[1:5])
+    result = run_suite(tmp_path, "-m", "hparams_search=ccup", "hydra.sweeper.n_trials=2", "search.models=[tiny]",
+                       "search.datasets=[digits]", "search.forget=['3']", "search.oracle_settings.max_steps=2",
+                       *SWEEP[1:5])
     assert result.returncode == 0, result.stdout + result.stderr
     study = optuna.load_study(study_name="ccup", storage=f"sqlite:///{tmp_path}/results/optuna.db")
     assert [trial.state.name for trial in study.trials] == ["COMPLETE", "COMPLETE"]

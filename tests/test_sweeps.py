@@ -115,10 +115,18 @@ def test_where_and_how_a_job_reports_is_not_its_identity(override):
     assert config_id(compose(override)) == config_id(compose())
 
 
-@pytest.mark.parametrize("override", ["alpha=0", "alpha=0.5", "seed=1", "method=nullspace", "forget=bag",
-                                      "method.lam=100"])
+@pytest.mark.parametrize("override", ["alpha=0", "alpha=0.5", "method=nullspace", "forget=bag", "method.lam=100",
+                                      "test_images=test"])
 def test_what_a_job_computes_is_its_identity(override):
     assert config_id(compose(override)) != config_id(compose())
+
+
+@pytest.mark.parametrize("method, reads_seed", [("ccup", False), ("retrain", False), ("mask", False),
+                                                ("finetune", True), ("leace", True), ("text_space", True)])
+def test_the_seed_is_a_jobs_identity_only_where_its_method_reads_it(method, reads_seed):
+    # CCUP, the oracle and the blocklist compute the same under every seed: three seeds of them are one job.
+    seeds = {config_id(compose(f"method={method}", f"seed={seed}")) for seed in (0, 1, 2)}
+    assert len(seeds) == (3 if reads_seed else 1)
 
 
 # --- Values no setting takes ---------------------------------------------------------------------------------------

@@ -95,7 +95,8 @@ def small_recipe(tmp_path):
         name="fashion_mnist_512", classnames=data.classnames, templates=data.templates,
         load=lambda split, transform: Subset(fashion_mnist(split, data.load.roots, str(tmp_path), transform),
                                              range(512)))
-    return dict(train_data={"fashion_mnist": train_data}, repeats={}, epochs=1, batch_size=128, lr=2e-3, seed=0)
+    return dict(arch="ccup-tiny-p7", train_data={"fashion_mnist": train_data}, repeats={}, epochs=1, batch_size=128,
+                lr=2e-3, seed=0)
 
 
 def test_training_is_deterministic_for_a_seed_and_cached(tmp_path, monkeypatch):
@@ -124,10 +125,12 @@ def test_another_seed_trains_another_model(tmp_path):
     assert len(list((tmp_path / "models").glob("*.pt"))) == 2
 
 
-def test_the_shipped_weights_are_those_of_the_current_recipe(tiny):
-    model = compose().model
+@pytest.mark.parametrize("option", ["tiny", "tiny_rn"])
+def test_the_shipped_weights_are_those_of_the_current_recipe(option):
+    model = compose(f"model={option}").model
     datasets = [instantiate(node) for node in model.train_data.values()]
-    recipe = recipe_of(datasets, model.repeats, model.epochs, model.batch_size, model.lr, model.seed)
+    recipe = recipe_of(model.arch, datasets, model.repeats, model.epochs, model.batch_size, model.lr, model.seed)
     # A change of the recipe changes the name: stale weights are never read for it (`make tiny SHIP=1` ships anew).
-    assert (SHIPPED / weights_name(recipe)).exists(), "no shipped weights for the recipe in conf/model/tiny.yaml"
-    assert tiny.info["recipe"] == recipe and tiny.info["git_dirty"] is False  # trained by committed code
+    assert (SHIPPED / weights_name(model.arch, recipe)).exists(), f"no shipped weights for conf/model/{option}.yaml"
+    clip = instantiate(model)
+    assert clip.info["recipe"] == recipe and clip.info["git_dirty"] is False  # trained by committed code
