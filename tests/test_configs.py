@@ -192,7 +192,7 @@ def test_the_benchmark_reports_every_method_default_and_tuned_on_the_test_classe
                         "mu (ccup.method.CCUP takes no 'lamb')"),  # adding the key would fail: no "+method.lamb" hint
     (["dataset.splitt=train"], "error: dataset.splitt: no such key; did you mean 'split'? dataset has name, split, "
                                "classnames, protocol_forget, templates, load, synonyms, heldout_templates, "
-                               "files, validation_forget, test_forget "
+                               "files, kinds, validation_forget, test_forget "
                                "(+dataset.splitt=... adds a key)"),
     (["model.pretrained=/x.pt"], "error: model.pretrained: the embedded model (model=tiny) is trained by its recipe "
                                  "and loads no checkpoint; load one with an open_clip model config: "
@@ -210,7 +210,7 @@ def test_a_command_line_hydra_cannot_compose_is_one_line(overrides, line):
 @pytest.mark.parametrize("args, line", [
     (["forget=5"], "forget=5: an option of forget is the name of a file in conf/forget/, not a number (forget has "
                    "'ankle_boot', 'bag', 'coat', 'dress', 'footwear', 'protocol_1', 'protocol_2', 'protocol_3', "
-                   "'protocol_all', 'pullover', … and 6 more); to forget classes by name: forget.classes=['5']"),
+                   "'protocol_all', 'pullover', … and 7 more); to forget classes by name: forget.classes=['5']"),
     (["-m", "forget=[sandal,bag]"], "forget=[sandal,bag]: forget takes one option (the files of several would be "
                                     "merged, the last one's settings winning): sweep them with -m forget=sandal,bag; "
                                     "to forget classes by name: forget.classes=[sandal,bag]"),

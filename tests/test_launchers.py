@@ -39,12 +39,12 @@ def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny,
 
 def test_4_jobs_on_2_joblib_workers_write_4_complete_records(tmp_path, tiny):
     """On the digits (599 test images): what is tested is the launcher, not what its jobs compute."""
-    result = run_plain(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=range(4)",
+    result = run_plain(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "alpha=0,0.25,0.5,1",
                        "dataset=digits", "forget.classes=['3']", "eval=[]", "logger=none",
                        f"evaluator.cache.root={tmp_path}/features")
     assert result.returncode == 0, result.stderr
     found = {record["id"]: record for record in records(tmp_path)}
-    assert sorted(r["config"]["seed"] for r in found.values()) == list(range(4))
+    assert sorted(r["config"]["alpha"] for r in found.values()) == [0, 0.25, 0.5, 1]
     assert all(r["status"] == "complete" for r in found.values())
     copies = [json.loads(p.read_text())["id"] for p in (tmp_path / "multirun").glob("*/record.json")]
     assert sorted(copies) == sorted(found)  # one job folder per job, none shared
