@@ -41,9 +41,10 @@ run: data  ## the default sweep on the embedded model (ARGS="-m alpha=0,0.5,1"),
 	$(PY) -m ccup.report
 
 # A worker per core: a test that waits on a job it started leaves the core to that job. Every worker more imports
-# torch, Lightning and open_clip again (on 2 cores: 290 s with 2 workers, 292 s with 3, 304 s with 4).
+# torch, Lightning and open_clip again (on 2 cores: 290 s with 2 workers, 292 s with 3, 304 s with 4). A core, not
+# a thread: nproc takes OMP_NUM_THREADS as its answer where it is set (`OMP_NUM_THREADS=1 make test`: one worker).
 # Modules start in the order tests/conftest.py gives (the longest first), not xdist's (the most tests first).
-PYTEST := $(PY) -m pytest -n $$(nproc) --dist loadfile --no-loadscope-reorder
+PYTEST := $(PY) -m pytest -n $$(OMP_NUM_THREADS= OMP_THREAD_LIMIT= nproc) --dist loadfile --no-loadscope-reorder
 test: data  ## the tests, test modules side by side (each on one worker: its fixtures computed once)
 	$(PYTEST) -m "not recipe and not cluster" $(PYTEST_ARGS)
 

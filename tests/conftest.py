@@ -18,7 +18,7 @@ def pytest_configure(config):
     cache the controller made, so that what one encodes or trains the others read; and one thread per process, for
     each worker and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
     more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"  # no internet: fail at once; set before the hub is imported (helpers.SERVER)
+    os.environ["HF_HUB_OFFLINE"] = "1"  # no internet: fail at once; set before any test imports the hub
     if "PYTEST_XDIST_WORKER" in os.environ:
         import torch
 

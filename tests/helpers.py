@@ -2,20 +2,19 @@
 read back (its offline W&B runs: ccup.loggers.wandb_run), and datasets written in their published
 layouts."""
 import builtins
+import contextlib
 import copy
 import functools
 import gc
 import gzip
 import io
 import json
-import multiprocessing
+import logging
 import os
 import runpy
-import shutil
 import subprocess
 import sys
 import tempfile
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,103 +154,84 @@ def refuse_reads_under(monkeypatch, root: Path) -> None:
         monkeypatch.setattr(Path, name, guarded_method(getattr(Path, name)))
 
 
-def suite_command(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
-    """`python run.py ARGS` as a user runs it, writing results and outputs under tmp_path; `named=False` leaves the
-    sweep its default name, the time it starts at."""
+# --- the suite as its users run it --------------------------------------------------------------------------------
+# A test starts a process of its own only for what only a process shows: an exit status and the last line it printed,
+# a command killed halfway, a launcher's processes, a fresh interpreter. Everything else runs in the test's process: a
+# job (run_job), or a command line whose Hydra machinery is the subject (a sweep, its callback: hydra_app), without
+# the interpreter's start-up (some 6 s of CPU importing torch, Lightning and open_clip).
+
+def suite_args(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
+    """run.py's arguments ARGS, writing results and outputs under tmp_path; `named=False` leaves the sweep its
+    default name, the time it starts at."""
     name = [f"sweep={tmp_path.name}"] if named else []
-    return [sys.executable, "run.py", *args, *name, f"results_dir={tmp_path}/results",
-            f"hydra.run.dir={tmp_path}/outputs", f"hydra.sweep.dir={tmp_path}/multirun"]
+    return [*args, *name, f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
+            f"hydra.sweep.dir={tmp_path}/multirun"]
 
 
-# A command of the suite spends some 6 s of CPU importing torch, Lightning and open_clip before it does anything, and
-# the tests run about thirty that need a process of their own (command-line errors and exit codes, sweeps, kill and
-# resume, SLURM). They run as children of a fork server that imported those once per test worker: the same
-# interpreter and command line, each in a process of its own, with its own working folder, environment and output.
-# The joblib launcher's sweep runs as a plain `python` instead (run_plain), which also checks one command cold: a
-# fork server's child cannot stop joblib's workers (multiprocessing ends its child by joining its children, joblib's
-# idle workers among them, before the thread hooks that would stop them run).
-SERVER = multiprocessing.get_context("forkserver")
-SERVER.set_forkserver_preload(["run", "ccup.report", "ccup.evaluator", "baselines.finetune", "wandb",
-                               "sklearn.datasets", "sklearn.model_selection"])
+def run_python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python ARGS` (a script, or -m and a module) in a fresh interpreter, run to its end, its output captured."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def run_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.CompletedProcess:
+    """`python run.py ARGS` as a user runs it (suite_args), run to its end, its output captured."""
+    return run_python("run.py", *suite_args(tmp_path, *args, named=named))
+
+
+def start_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.Popen:
+    """`python run.py ARGS` started and not waited for, its standard output and error into tmp_path/command.log."""
+    with open(tmp_path / "command.log", "w") as log:
+        return subprocess.Popen([sys.executable, "run.py", *suite_args(tmp_path, *args, named=named)], cwd=ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
 
 
 @dataclass
-class Command:
-    """A started `python ARGS`: its process (exitcode None while it runs, kill()) and the folder of its output."""
+class Ended:
+    """How a Hydra app run in this process ended: `exit`, the code of the SystemExit it raised (what the interpreter
+    would print and exit with; None where it returned), and what it printed, its log lines included."""
 
-    args: list[str]
-    process: multiprocessing.Process
-    output: Path
-
-
-def python(*args: str, cwd: Path = ROOT, env: dict | None = None) -> Command:
-    """`python ARGS` (a script, or -m and a module) started in a child of the fork server."""
-    output = Path(tempfile.mkdtemp(prefix="ccup-command-"))
-    process = SERVER.Process(target=interpreter, args=(list(args), str(cwd), {**os.environ, **(env or {})}, output))
-    process.start()
-    return Command([sys.executable, *args], process, output)
+    exit: str | int | None
+    stdout: str
 
 
-def interpreter(args: list[str], cwd: str, env: dict, output: Path) -> None:
-    """What `python ARGS` does, run in the fork server's child: standard output and error into files, and the exit
-    status as the interpreter gives it. The child ends as multiprocessing ends any process it starts: the threads
-    joined, with threading's exit hooks (joblib's workers stop in one), and the status kept."""
-    spare_the_collector()  # what the fork server imported stays, as in the test workers
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    for fd, name in ((1, "stdout"), (2, "stderr")):
-        with open(output / name, "wb") as file:
-            os.dup2(file.fileno(), fd)
-    try:
-        if args[0] == "-m":
-            sys.argv = args[1:]
-            runpy.run_module(args[1], run_name="__main__", alter_sys=True)
-        else:
-            sys.argv = args
-            runpy.run_path(args[0], run_name="__main__")
-    except Exception:  # as the interpreter ends on an uncaught exception: its traceback, then status 1
-        traceback.print_exc()
-        sys.exit(1)
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
+def hydra_app(script: Path, *args: str) -> Ended:
+    """`python SCRIPT ARGS`, SCRIPT a Hydra app (run.py, or a test's own), run in this process: its `__main__` block,
+    Hydra's command line, sweeper, launcher and callbacks as the interpreter runs them. What it leaves in the process is
+    undone after: the logging Hydra configured (its handlers closed), Hydra's global state, sys.argv and the
+    environment."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    argv, environ = sys.argv[:], dict(os.environ)
+    exit = None
+    with tempfile.TemporaryFile("w+") as out:
+        try:
+            sys.argv = [str(script), *args]
+            with contextlib.redirect_stdout(out):  # Hydra's console handler writes to the sys.stdout it finds
+                runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as ended:
+            exit = ended.code
+        finally:
+            for handler in root.handlers:
+                if handler not in handlers:
+                    handler.close()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+            sys.argv = argv
+            os.environ.clear()
+            os.environ.update(environ)
+            GlobalHydra.instance().clear()
+        out.seek(0)
+        return Ended(exit, out.read())
 
 
-def finish(command: Command, timeout: float = 600) -> subprocess.CompletedProcess:
-    """A started command waited for, with its output; killed, as subprocess.run would, if it outlives `timeout`."""
-    command.process.join(timeout)
-    if command.process.exitcode is None:
-        command.process.kill()
-        command.process.join()
-        raise subprocess.TimeoutExpired(command.args, timeout)
-    stdout, stderr = ((command.output / name).read_text() for name in ("stdout", "stderr"))
-    shutil.rmtree(command.output)
-    return subprocess.CompletedProcess(command.args, command.process.exitcode, stdout, stderr)
-
-
-def run_python(*args: str, **options) -> subprocess.CompletedProcess:
-    """`python ARGS` (as `python` starts it) run to its end."""
-    return finish(python(*args, **options))
-
-
-def start_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> Command:
-    """The suite command started, not waited for: runs that mostly wait on their jobs overlap on the cores."""
-    return python(*suite_command(tmp_path, *args, named=named)[1:], **options)
-
-
-def run_suite(tmp_path: Path, *args: str, named: bool = True, **options) -> subprocess.CompletedProcess:
-    """The suite command run to its end, its output captured."""
-    return finish(start_suite(tmp_path, *args, named=named, **options))
-
-
-def run_plain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """The suite command run to its end by a plain `python`, not the fork server (see above)."""
-    return subprocess.run(suite_command(tmp_path, *args), cwd=ROOT, capture_output=True, text=True, timeout=600)
+def suite_in_process(tmp_path: Path, *args: str) -> Ended:
+    """`python run.py ARGS` (suite_args) run in this process (hydra_app)."""
+    return hydra_app(ROOT / "run.py", *suite_args(tmp_path, *args))
 
 
 def records(tmp_path: Path) -> list[dict]:
-    """The records a suite command run with `suite_command(tmp_path, ...)` wrote, in file order."""
+    """The records a suite command run with `suite_args(tmp_path, ...)`, or jobs run with `run_job(tmp_path, ...)`,
+    wrote, in file order."""
     return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
 
 

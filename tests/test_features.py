@@ -1,9 +1,10 @@
 """The feature cache: the same metrics as encoding every time, safe under parallel writers, self-healing."""
 import logging
+import multiprocessing
 
 import pytest
 import torch
-from helpers import SERVER, compose
+from helpers import compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset
 
@@ -100,9 +101,10 @@ def fill(path, start_barrier):
 def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
     clip, _, test, _ = setup
     path = FeatureCache(str(tmp_path / "cache")).path(clip.model, test, "cpu 32-true")
-    barrier = SERVER.Barrier(2)  # one writer per core, released together to publish the same entry
+    processes = multiprocessing.get_context("fork")  # copies of this one, which imported torch already
+    barrier = processes.Barrier(2)  # one writer per core, released together to publish the same entry
     args = (path, barrier)
-    workers = [SERVER.Process(target=fill, args=args) for _ in range(2)]  # processes of their own, sharing nothing
+    workers = [processes.Process(target=fill, args=args) for _ in range(2)]  # processes of their own, sharing nothing
     for worker in workers:
         worker.start()
     for worker in workers:

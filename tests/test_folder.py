@@ -1,12 +1,13 @@
 """Your own images end to end: README's folder walk-through run as written, on real garments the embedded model
 knows, in class folders named by id."""
+import importlib
 import json
 import re
 import shlex
 
 import numpy as np
 import pytest
-from helpers import ROOT, compose, finish, page, python, records, run_suite, write_image_folder
+from helpers import ROOT, compose, hydra_app, page, records, run_suite, write_image_folder
 from hydra.utils import instantiate
 from PIL import Image
 
@@ -35,15 +36,17 @@ def readme_commands() -> list[list[str]]:
     return [shlex.split(line.split("  #")[0]) for line in block.splitlines() if line.strip()]
 
 
-def test_readmes_folder_example_runs_ccup_a_baseline_the_report_and_export_as_written(tmp_path):
+def test_readmes_folder_example_runs_ccup_a_baseline_the_report_and_export_as_written(tmp_path, monkeypatch):
+    """README's commands in its reader's folder, in this process: run.py's command line through Hydra (hydra_app),
+    then the report's (`python -m ccup.report`, its main)."""
     write_garments(tmp_path / "my_images")
     commands = readme_commands()
     assert [command[:2] for command in commands] == [["python", "run.py"], ["python", "-m"],
                                                      ["ls", "multirun/*/*/checkpoint/manifest.json"]]
-    for command in commands[:2]:
-        args = [str(ROOT / "run.py"), *command[2:]] if command[1] == "run.py" else command[1:]
-        result = finish(python(*args, cwd=tmp_path))
-        assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(tmp_path)
+    ended = hydra_app(ROOT / "run.py", *commands[0][2:])
+    assert ended.exit is None, ended.stdout
+    importlib.import_module(commands[1][2]).main(commands[1][3:])  # a failure exits: SystemExit fails the test
     records = [json.loads(path.read_text()) for path in sorted((tmp_path / "results" / "records").glob("*.json"))]
     by_method = {record["choices"]["method"]: record for record in records}
     assert sorted(by_method) == ["ccup", "grad_ascent"] and all(r["status"] == "complete" for r in records)

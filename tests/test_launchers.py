@@ -5,7 +5,7 @@ from functools import partial
 
 import pytest
 import torch
-from helpers import compose, records, run_plain
+from helpers import compose, records, run_suite
 from hydra.utils import instantiate
 from pytorch_lightning.plugins.environments import LightningEnvironment
 from pytorch_lightning.strategies import DDPStrategy
@@ -39,7 +39,7 @@ def test_ddp_trains_a_baseline_on_two_processes_and_hands_the_weights_back(tiny,
 
 def test_4_jobs_on_2_joblib_workers_write_4_complete_records(tmp_path, tiny):
     """On the digits (599 test images): what is tested is the launcher, not what its jobs compute."""
-    result = run_plain(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "alpha=0,0.25,0.5,1",
+    result = run_suite(tmp_path, "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "alpha=0,0.25,0.5,1",
                        "dataset=digits", "forget.classes=['3']", "eval=[]", "logger=none",
                        f"evaluator.cache.root={tmp_path}/features")
     assert result.returncode == 0, result.stderr

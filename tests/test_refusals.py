@@ -1,15 +1,13 @@
 """Bad input, end to end: each place a job can refuse its input ends the command with one `error:` line and a failed
 record; a command line Hydra cannot compose ends with one `error:` line naming what exists."""
 import json
-import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from helpers import CONF, ROOT, finish, records, start_suite
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from helpers import ROOT, records, run_job, run_suite
 
 pytestmark = pytest.mark.slow
 
@@ -66,60 +64,28 @@ UNCOMPOSED = {
 }
 
 
-def as_option(override: str) -> str:
-    """A bad input (overrides joined by ';') as an option of a config group of the tests' own, so that one sweep
-    runs them all: group choices become defaults overrides, values are typed as Hydra types them on a command line."""
-    config, defaults = OmegaConf.create(), []
-    for item in OverridesParser.create().parse_overrides(override.split(";")):
-        if (CONF / item.key_or_group).is_dir():
-            defaults.append({f"override /{item.key_or_group}": item.value()})
-        else:
-            OmegaConf.update(config, item.key_or_group, item.value(), force_add=True)
-    return "# @package _global_\n" + OmegaConf.to_yaml(OmegaConf.merge({"defaults": defaults}, config))
-
-
-def option_name(override: str) -> str:
-    return re.sub(r"\W+", "_", override).strip("_")[:60]
-
-
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """Every bad input as one job of one sweep (`+bad=...`, the group written here), and beside it, started together,
-    the command lines that do not compose and one bad input run alone. (`tiny`: the runs that load the embedded model
-    find it ready.)"""
-    tmp_path = tmp_path_factory.mktemp("refused")
-    (tmp_path / "conf" / "bad").mkdir(parents=True)
-    for override in BAD_INPUTS:
-        (tmp_path / "conf" / "bad" / f"{option_name(override)}.yaml").write_text(as_option(override))
-    options = ",".join(option_name(override) for override in BAD_INPUTS)
-    started = {"sweep": (tmp_path, start_suite(tmp_path, "-m", f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
-                                                f"+bad={options}", "logger=none"))}
-    (tmp_path / "conf" / "forget").mkdir()
-    (tmp_path / "conf" / "forget" / "three.yaml").write_text("classes: ['3']\n")
-    flagged = [arg.format(conf=tmp_path / "conf") for arg in FLAG_AMONG]
-    try:
-        folder = tmp_path_factory.mktemp("flag")
-        started["--config-dir"] = folder, start_suite(folder, *flagged)
-        for override in [*ALONE, *UNRESOLVED, *UNCOMPOSED]:
-            folder = tmp_path_factory.mktemp("refused")
-            started[override] = folder, start_suite(folder, *override.split(";"), "logger=none")
-        return {name: (folder, finish(process)) for name, (folder, process) in started.items()}
-    finally:
-        for _, command in started.values():
-            if command.process.exitcode is None:  # only after a failure above: no run outlives the fixture
-                command.process.kill()
-                command.process.join()
+    """The command lines that do not compose, one bad input run alone and a job with a flag among its overrides, each
+    a command of its own, run side by side. (`tiny`: the runs that load the embedded model find it ready.)"""
+    conf = tmp_path_factory.mktemp("conf")
+    (conf / "forget").mkdir()
+    (conf / "forget" / "three.yaml").write_text("classes: ['3']\n")
+    started = {"--config-dir": (tmp_path_factory.mktemp("flag"), [arg.format(conf=conf) for arg in FLAG_AMONG])}
+    for override in [*ALONE, *UNRESOLVED, *UNCOMPOSED]:
+        started[override] = tmp_path_factory.mktemp("refused"), [*override.split(";"), "logger=none"]
+    with ThreadPoolExecutor(4) as pool:  # each waits on its own process
+        ended = pool.map(lambda command: run_suite(command[0], *command[1]), started.values())
+        return {name: (folder, result) for (name, (folder, _)), result in zip(started.items(), ended, strict=True)}
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)
-def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(refusals, override):
-    tmp_path, sweep = refusals["sweep"]
-    (job,) = [r for r in records(tmp_path) if r["choices"]["bad"] == option_name(override)]
+def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(tmp_path, tiny, caplog, override):
+    run_job(tmp_path, *override.split(";"), "logger=none", debug=False, sweeping=True)  # as one job of a sweep
+    (job,) = records(tmp_path)
     assert job["status"] == "failed" and BAD_INPUTS[override] in job["error"]
-    log = (tmp_path / "multirun" / str(list(BAD_INPUTS).index(override)) / "run.log").read_text()  # jobs in order
-    assert [line.split(" - ", 1)[1] for line in log.splitlines() if " - error: " in line] == [f"error: {job['error']}"]
-    assert "Traceback" not in log
-    assert sweep.returncode != 0 and f"sweep: 0 of {len(BAD_INPUTS)} jobs complete" in sweep.stdout
+    assert [message for message in caplog.messages if message.startswith("error: ")] == [f"error: {job['error']}"]
+    assert not any(record.exc_info for record in caplog.records) and "Traceback" not in caplog.text
 
 
 @pytest.mark.parametrize("override", ALONE)

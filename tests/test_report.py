@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import CONF, ROOT, page, run_python, write_image_folder
+from helpers import CONF, ROOT, hydra_app, page, write_image_folder
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.utils import instantiate
@@ -277,7 +277,8 @@ def test_the_config_registers_the_callback_with_its_report():
 
 
 def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
-    """A stand-in job that writes one record per seed, under the same callback entry as conf/config.yaml."""
+    """A stand-in job that writes one record per seed, under the same callback entry as conf/config.yaml, its
+    multirun run through Hydra in this process (hydra_app)."""
     (tmp_path / "config.yaml").write_text(textwrap.dedent(f"""\
         results_dir: {tmp_path / 'results'}
         seed: 0
@@ -308,17 +309,15 @@ def test_a_hydra_multirun_ends_with_its_report_and_fails_without_one(tmp_path):
         """))
 
     def sweep(*args):
-        return run_python("job.py", "-m", *args, cwd=tmp_path)
+        return hydra_app(tmp_path / "job.py", "-m", *args)
 
     result = sweep("seed=0,1")
-    assert result.returncode == 0, result.stderr
+    assert result.exit is None, result.stdout
     assert pd.read_csv(tmp_path / "results" / "report.csv")["seeds"].tolist() == [2]
     assert (tmp_path / "results" / "pareto_tiny_fashion_mnist.png").read_bytes()[:8] == PNG
     (tmp_path / "results" / "records" / "broken.json").write_text(json.dumps({"status": "complete"}))
     result = sweep("seed=2")  # every job completes, but the report cannot read the folder's records
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (f"error: the report of {tmp_path / 'results'} could not be "
-                                                       "built: KeyError: 'id'")
+    assert result.exit == f"error: the report of {tmp_path / 'results'} could not be built: KeyError: 'id'"
 
 
 def leaks(probe: float, heldout: float, steps: int, probe_before=0.99, heldout_before=90.0) -> dict:

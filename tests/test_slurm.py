@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from helpers import CONF, ROOT, finish, records, run_job, run_suite, start_suite
+from helpers import CONF, ROOT, records, run_job, run_suite, start_suite
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 
@@ -51,15 +51,14 @@ def test_a_cancelled_job_fails_alone_and_a_rerun_runs_only_it(cluster, tmp_path)
     timestamp."""
     sweep = start_suite(tmp_path, *SWEEP, named=False)
     submitted = tmp_path / "multirun" / ".submitit"
-    while not (tasks := sorted(submitted.glob("*_2"))) and sweep.process.exitcode is None:
+    while not (tasks := sorted(submitted.glob("*_2"))) and sweep.poll() is None:
         time.sleep(0.1)
     task = tasks[0].name
     subprocess.run(["scancel", task], check=True)
-    result = finish(sweep)
-    assert result.returncode != 0
-    assert "sweep: 2 of 3 jobs complete, 1 failed" in result.stdout, result.stdout + result.stderr
-    assert (f"failed: {tmp_path / 'multirun' / '2'} (alpha=1): SLURM ended job {task} without a result ("
-            in result.stdout)
+    assert sweep.wait(timeout=600) != 0
+    output = (tmp_path / "command.log").read_text()
+    assert "sweep: 2 of 3 jobs complete, 1 failed" in output, output
+    assert f"failed: {tmp_path / 'multirun' / '2'} (alpha=1): SLURM ended job {task} without a result (" in output
     first = {r["config"]["alpha"]: r for r in records(tmp_path)}
     assert sorted(first) == [0, 0.5] and all(r["status"] == "complete" for r in first.values())
     assert len({r["config"]["sweep"] for r in first.values()}) == 1  # one timestamp, one W&B group
