@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITE = (ROOT / "ccup", ROOT / "baselines", ROOT / "run.py")  # wherever Python installed the suite
 # Modules that read, report or mirror results and compute none: editing them reruns no job.
 REPORTING = ("ccup.report", "ccup.plots", "ccup.sweep", "ccup.loggers")
+REPORTING_PARTS = [name.split(".") for name in REPORTING]  # a package's modules with it: ccup.report.files
 
 
 def code() -> dict[str, str]:
@@ -31,7 +32,7 @@ def code() -> dict[str, str]:
     for name, module in list(sys.modules.items()):
         path = getattr(module, "__file__", None)
         # by its name first: resolving each of a job's some 5,000 modules would take half a second
-        if (path is None or name in REPORTING
+        if (path is None or name.split(".")[:2] in REPORTING_PARTS
                 or path.startswith(libraries) and not path.startswith(suite)):
             continue
         try:
