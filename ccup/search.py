@@ -112,10 +112,10 @@ def busy_seconds(spans: list[tuple[float, float]]) -> float:
     return busy
 
 
-def tuned_config(root: Path, name: str, conf: Path) -> str:
+def tuned_config(root: Path, name: str, conf: Path, metric: str) -> str:
     """The text of conf/method/tuned/<name>.yaml: the method's config (`conf`/method/<name>.yaml) with the settings of
-    the best trial of its study under `root`, headed by where they come from. A config group the search chose
-    (method/lipschitz_schedule) is written out as the option's values."""
+    the best trial of its study under `root`, headed by where they come from (`metric`: what the study minimised). A
+    config group the search chose (method/lipschitz_schedule) is written out as the option's values."""
     import optuna
 
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / name / 'optuna.db'}")
@@ -132,7 +132,7 @@ def tuned_config(root: Path, name: str, conf: Path) -> str:
         else:
             OmegaConf.update(settings, key.removeprefix("method."), value)
     header = (f"# {name} with the settings its search chose: hparams_search={name}, the best of its {complete} "
-              f"trials (mean\n# gap/forget_retain_cross {best.value:.4f} over the validation classes; study "
+              f"trials (mean\n# {metric} {best.value:.4f} over the validation classes; study "
               f"{root / name / 'optuna.db'}, its\n# records beside it, run at commit {', '.join(commits)}). Written by "
               f"`python -m ccup.search --tuned {name}`;\n# the authors' or hand-set defaults stay in ../{name}.yaml.\n")
     defaults = f"defaults:\n  - /method/{name}@_here_\n  - _self_\n\n"
@@ -169,9 +169,12 @@ def main(argv: list[str] | None = None) -> None:
     under results/search."""
     args = argv if argv is not None else sys.argv[1:]
     if args[:1] == ["--tuned"]:
+        from ccup.configs import compose as job_config
+
         conf = Path(__file__).parents[1] / "conf" / "method"
         for name in args[1:]:
-            path = storage.write_bytes(tuned_config(Path("results/search"), name, conf).encode(),
+            metric = job_config(f"hparams_search={name}").search.metric
+            path = storage.write_bytes(tuned_config(Path("results/search"), name, conf, metric).encode(),
                                        conf / "tuned" / f"{name}.yaml")
             print(f"wrote {path}")
         return

@@ -101,7 +101,9 @@ def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name, monk
     text = (CONF / "method" / "tuned" / f"{name}.yaml").read_text()
     assert f"the best of its 20 trials (mean\n# gap/forget_retain_cross {best.value:.4f}" in text
     monkeypatch.chdir(ROOT)
-    assert text == tuned_config(Path("results/search"), name, CONF / "method"), "python -m ccup.search --tuned"
+    # the committed studies are the previous protocol's, which minimised the accuracy gap alone
+    written = tuned_config(Path("results/search"), name, CONF / "method", "gap/forget_retain_cross")
+    assert text == written, "python -m ccup.search --tuned"
 
 
 def test_a_searchs_wall_time_leaves_out_the_time_it_was_not_running():
