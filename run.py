@@ -1,9 +1,12 @@
-"""The command line: one unlearning job (ccup.pipeline: load model and data, unlearn, evaluate, export), or a sweep of
-them, or a search's trial; ccup.job writes each job's record and mirrors it to the loggers.
+"""The command line: one unlearning job (ccup.pipeline: load model and data, unlearn, evaluate,
+export), or a sweep of them, or a search's trial; ccup.job writes each job's record and mirrors it
+to the loggers.
 
-    python run.py                              # the embedded default: CCUP forgets one Fashion-MNIST class
+    python run.py                              # the embedded default: CCUP forgets one
+                                                 Fashion-MNIST class
     python run.py -m alpha=0,0.5,1             # a sweep: one job, one record, one W&B run per alpha
-    python run.py -m alpha=0,0.5,1             # again: jobs whose record is complete are skipped (rerun=true runs them)
+    python run.py -m alpha=0,0.5,1             # again: jobs whose record is complete are skipped
+                                                 (rerun=true runs them)
 """
 import os
 import sys
@@ -21,7 +24,8 @@ from ccup.job import Job, run
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> dict | float | None:
     job = Job.from_hydra()
-    if "search" in cfg:  # a trial of conf/hparams_search/: the validation classes in turn, one number to minimise
+    # a trial of conf/hparams_search/: the validation classes in turn, one number to minimise
+    if "search" in cfg:
         from ccup import search
 
         return search.trial(cfg, job)
@@ -50,13 +54,16 @@ def flags_first(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 if __name__ == "__main__":
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises what it cannot compose, for one error line instead of a dump
+    # Hydra raises what it cannot compose, for one error line instead of a dump
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         flags, overrides = flags_first(sys.argv[1:])
         sys.argv[1:] = [*flags, *overrides]
         check_group_choices(overrides, Path(__file__).parent / "conf")
         main()  # a sweep that lost jobs, or its report, exits non-zero (ccup.sweep.Sweep)
-    except (ConfigCompositionException, OverrideParseException) as exc:  # an unknown option or key, a bad override
+    # an unknown option or key, a bad override
+    except (ConfigCompositionException, OverrideParseException) as exc:
         sys.exit(composition_error(exc))
-    except UserError as exc:  # refused before any job started: a group's choice, a launcher's submission
+    # refused before any job started: a group's choice, a launcher's submission
+    except UserError as exc:
         sys.exit(f"error: {exc}")

@@ -16,14 +16,14 @@ from ccup.trainers import callbacks, check_trainer, on_terminal
 
 
 class FineTune(WeightEdit):
-    """Trains the parameters matching `params` (glob patterns over parameter names) with `module` (the shared loop
-    and the method's loss) for `steps` steps on the samples that `samples` builds, under a Lightning
-    Trainer. Its curves go to `loggers` (the job's, which run.py hands over) when it trains; a cache
-    hit logs none."""
+    """Trains the parameters matching `params` (glob patterns over parameter names) with `module`
+    (the shared loop and the method's loss) for `steps` steps on the samples that `samples` builds,
+    under a Lightning Trainer. Its curves go to `loggers` (the job's, which run.py hands over) when
+    it trains; a cache hit logs none."""
 
-    def __init__(self, alpha: float, module: Callable, samples: Callable, params: list[str], steps: int,
-                 batch_size: int, lr: float, seed: int, trainer: Callable[..., pl.Trainer],
-                 cache_dir: str, loggers: Sequence = ()):
+    def __init__(self, alpha: float, module: Callable, samples: Callable, params: list[str],
+                 steps: int, batch_size: int, lr: float, seed: int,
+                 trainer: Callable[..., pl.Trainer], cache_dir: str, loggers: Sequence = ()):
         super().__init__(alpha, cache_dir)
         if not 0 < lr < float("inf"):
             raise UserError(f"lr must be a positive finite number, got {lr}")
@@ -52,16 +52,19 @@ class FineTune(WeightEdit):
         names = self.edits(edited)
         if not names:
             raise UserError(f"params {self.params} match no parameter of the model")
-        with torch.random.fork_rng():  # the same seed gives the same weights, whatever ran before in the job
+        # the same seed gives the same weights, whatever ran before in the job
+        with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             module = self.module(model=edited, task=task, trainable=names, lr=self.lr)
             data, sample_stats = self.samples(model, task, module.uses)
-            loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True) for name in module.uses}
+            loaders = {name: DataLoader(data[name], batch_size=self.batch_size, shuffle=True)
+                       for name in module.uses}
             logger = {"logger": self.loggers} if self.loggers else {}  # none: the trainer's setting
             trainer = self.trainer(max_steps=self.steps, enable_progress_bar=on_terminal(),
                                    callbacks=callbacks(), **logger)
             trainer.fit(module, CombinedLoader(loaders, mode="max_size_cycle"))
-        weights = {name: value.detach().clone() for name, value in edited.state_dict().items() if name in names}
+        weights = {name: value.detach().clone() for name, value in edited.state_dict().items()
+                   if name in names}
         stats = {**sample_stats, **module.stats, "time/unlearn_s": time.perf_counter() - start}
         return {"weights": weights, "stats": stats}
 

@@ -1,9 +1,9 @@
-"""The data regimes of the fine-tuning baselines: `samples(model, task, uses) -> ({"forget": Dataset, "retain": ...},
-stats)`, stats being what building them cost.
+"""The data regimes of the fine-tuning baselines: `samples(model, task, uses) -> ({"forget":
+Dataset, "retain": ...}, stats)`, stats being what building them cost.
 
-`samples=real` draws images of the dataset's train split; `samples=synthetic` is data-free: images synthesised from
-noise by gradient ascent on each class's text embedding (docs/method.md#synthetic-samples), cached per (model, class,
-seed).
+`samples=real` draws images of the dataset's train split; `samples=synthetic` is data-free: images
+synthesised from noise by gradient ascent on each class's text embedding
+(docs/method.md#synthetic-samples), cached per (model, class, seed).
 """
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -44,12 +44,14 @@ class RealSamples:
         """What the samples depend on, beside the task: every setting."""
         return asdict(self)
 
-    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
+    def __call__(self, model, task: UnlearnTask,
+                 uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
         if task.load_train is None:
-            raise UserError("samples=real needs the dataset's train split; use samples=synthetic for data-free "
-                            "unlearning")
+            raise UserError("samples=real needs the dataset's train split; use samples=synthetic "
+                            "for data-free unlearning")
         train = task.load_train()
-        generator = torch.Generator().manual_seed(self.seed)  # one stream over the sample sets, in `uses` order
+        # one stream over the sample sets, in `uses` order
+        generator = torch.Generator().manual_seed(self.seed)
         sets = {}
         for name, classes in class_indices(task, uses).items():
             sets[name] = per_class(train, classes, self.per_class, generator)
@@ -61,8 +63,8 @@ class RealSamples:
 
 @dataclass(frozen=True)
 class SyntheticSamples:
-    """`per_class` synthetic images of each class (docs/method.md#synthetic-samples), synthesised once per (model
-    weights, class, setting) and cached under `cache_dir/synthetic`."""
+    """`per_class` synthetic images of each class (docs/method.md#synthetic-samples), synthesised
+    once per (model weights, class, setting) and cached under `cache_dir/synthetic`."""
 
     per_class: int
     steps: int
@@ -82,22 +84,28 @@ class SyntheticSamples:
         if not self.per_class >= 1:
             raise UserError(f"samples.per_class must be at least 1, got {self.per_class}")
         if not (self.steps >= 1 and self.blur_every >= 1 and self.threshold_step > 0):
-            raise UserError(f"samples.steps and samples.blur_every must be at least 1 and samples.threshold_step "
-                            f"positive, got {self.steps}, {self.blur_every}, {self.threshold_step}")
+            raise UserError("samples.steps and samples.blur_every must be at least 1 and "
+                            f"samples.threshold_step positive, got {self.steps}, "
+                            f"{self.blur_every}, {self.threshold_step}")
 
     @property
     def key(self) -> dict:
-        """What the samples depend on, beside the model and the task: every setting but the cache folder."""
-        return {setting.name: getattr(self, setting.name) for setting in fields(self) if setting.compare}
+        """What the samples depend on, beside the model and the task: every setting but the cache
+        folder."""
+        return {setting.name: getattr(self, setting.name)
+                for setting in fields(self) if setting.compare}
 
-    def __call__(self, model, task: UnlearnTask, uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
+    def __call__(self, model, task: UnlearnTask,
+                 uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
         start, hits, sets = time.perf_counter(), 0, {}
         for name, classes in class_indices(task, uses).items():
             images = []
             for c in classes:
-                # Acceptance is an argmax over all classes: the competing class names are part of what a sample is.
-                entry = {"setting": self.key, "weights": weights_digest(model), "target": task.classnames[c],
-                         "classnames": task.classnames, "templates": task.templates}
+                # Acceptance is an argmax over all classes: the competing class names are part of
+                # what a sample is.
+                entry = {"setting": self.key, "weights": weights_digest(model),
+                         "target": task.classnames[c], "classnames": task.classnames,
+                         "templates": task.templates}
                 path = Path(self.cache_dir) / "synthetic" / f"{storage.digest(entry, length=20)}.pt"
                 class_images, hit = storage.cached(path, partial(self.make, model, task, c))
                 images.append(class_images)
@@ -107,15 +115,18 @@ class SyntheticSamples:
         return sets, {"time/synthesis_s": time.perf_counter() - start, "synthesis/cache_hits": hits}
 
     def make(self, model, task: UnlearnTask, target: int) -> torch.Tensor:
-        cfg = model.visual.preprocess_cfg  # open_clip's size, mean and std: the valid pixel range after normalising
+        # open_clip's size, mean and std: the valid pixel range after normalising
+        cfg = model.visual.preprocess_cfg
         generator = torch.Generator().manual_seed(self.seed * 100_003 + target)
         images = synthesize(
-            model, task.classifier, target, self.per_class, cfg["size"], cfg["mean"], cfg["std"], generator,
-            steps=self.steps, step_size=self.step_size, jitter=self.jitter, blur_every=self.blur_every,
-            blur_sigma=self.blur_sigma, norm_weight=self.norm_weight, temperature=self.temperature,
-            threshold=self.threshold, threshold_step=self.threshold_step, threshold_floor=self.threshold_floor)
+            model, task.classifier, target, self.per_class, cfg["size"], cfg["mean"], cfg["std"],
+            generator, steps=self.steps, step_size=self.step_size, jitter=self.jitter,
+            blur_every=self.blur_every, blur_sigma=self.blur_sigma, norm_weight=self.norm_weight,
+            temperature=self.temperature, threshold=self.threshold,
+            threshold_step=self.threshold_step, threshold_floor=self.threshold_floor)
         if images is None:
-            raise UserError(f"synthesis of {task.classnames[target]!r} never reached its confidence threshold (floor "
-                            f"{self.threshold_floor}) in {self.steps} steps per attempt: raise samples.steps or lower "
+            raise UserError(f"synthesis of {task.classnames[target]!r} never reached its "
+                            f"confidence threshold (floor {self.threshold_floor}) in {self.steps} "
+                            "steps per attempt: raise samples.steps or lower "
                             "samples.threshold_floor, or use samples=real")
         return images

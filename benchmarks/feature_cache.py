@@ -1,7 +1,8 @@
-"""Sweep: N configurations (alphas x forget sets) evaluated the naive way, re-encoding the test images for every
-configuration, against the cached way, one encoding pass and a matrix product per configuration. The naive way is
-timed on 2 configurations and scaled to N, since each costs the same full pass; the cached sweep starts from an empty
-cache every round, its first configuration filling it."""
+"""Sweep: N configurations (alphas x forget sets) evaluated the naive way, re-encoding the test
+images for every configuration, against the cached way, one encoding pass and a matrix product per
+configuration. The naive way is timed on 2 configurations and scaled to N, since each costs the same
+full pass; the cached sweep starts from an empty cache every round, its first configuration filling
+it."""
 import statistics
 import tempfile
 
@@ -48,14 +49,17 @@ def run(name: str, clip, dataset, data) -> list[dict]:
     times["naive"] = [t * len(configs) / NAIVE_MEASURED for t in times["naive"]]
     case = {"case": name, "images": len(dataset), "configs": len(configs),
             **{f"{side} s": statistics.median(t) for side, t in times.items()}}
-    return [{**case, "compared": "naive / cached sweep", **ratio(times["naive"], times["cached sweep"])},
-            {**case, "compared": "cached sweep / one pass", **ratio(times["cached sweep"], times["one pass"])}]
+    return [{**case, "compared": "naive / cached sweep",
+             **ratio(times["naive"], times["cached sweep"])},
+            {**case, "compared": "cached sweep / one pass",
+             **ratio(times["cached sweep"], times["one pass"])}]
 
 
 def main() -> pd.DataFrame:
     cfg = compose()
     data, tiny = instantiate(cfg.dataset), instantiate(cfg.model)
-    rows = run("tiny (Fashion-MNIST test)", tiny, data.load(split="test", transform=tiny.preprocess), data)
+    rows = run("tiny (Fashion-MNIST test)", tiny,
+               data.load(split="test", transform=tiny.preprocess), data)
     torch.manual_seed(0)
     vit = load_clip("ViT-B-32")  # random weights: speed does not need trained ones
     images = FakeData(size=64, image_size=(3, 224, 224), num_classes=10, transform=vit.preprocess)

@@ -1,7 +1,8 @@
-"""Start-up: the CPU time from `python run.py <mistake>` to its `error:` line, against a bare interpreter's
-(`python -c pass`). The command line's own checks (config groups and keys, the forget set's class names) run before
-torch, Lightning and open_clip are imported, so a mistake is answered in well under a second of CPU. CPU seconds
-(user + system of the child), not wall time: on shared cores they are what the command itself costs."""
+"""Start-up: the CPU time from `python run.py <mistake>` to its `error:` line, against a bare
+interpreter's (`python -c pass`). The command line's own checks (config groups and keys, the forget
+set's class names) run before torch, Lightning and open_clip are imported, so a mistake is answered
+in well under a second of CPU. CPU seconds (user + system of the child), not wall time: on shared
+cores they are what the command itself costs."""
 import resource
 import subprocess
 import sys
@@ -37,5 +38,6 @@ def main() -> pd.DataFrame:
                 times[side].append(cpu_seconds(args if side == "mistake" else BARE))
         rows.append({"case": case, "error line CPU s": sorted(times["mistake"])[ROUNDS // 2],
                      "bare python CPU s": sorted(times["bare"])[ROUNDS // 2],
-                     "compared": "error line / python -c pass", **ratio(times["mistake"], times["bare"])})
+                     "compared": "error line / python -c pass",
+                     **ratio(times["mistake"], times["bare"])})
     return pd.DataFrame(rows)

@@ -6,12 +6,12 @@ import pandas as pd
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
     """One row per ratio of `table` (every benchmark's rows, with their `benchmark`), formatted."""
-    return pd.DataFrame({"benchmark": table["benchmark"], "case": table["case"], "compared": table["compared"],
-                         "ratio": table["ratio"].map(ratio_text),
+    return pd.DataFrame({"benchmark": table["benchmark"], "case": table["case"],
+                         "compared": table["compared"], "ratio": table["ratio"].map(ratio_text),
                          "spread": table["spread"].map(lambda s: f"{100 * s:.0f} %"),
                          "rounds": table["rounds"].astype(int).astype(str),
-                         "change from the run before": table["change"].map(lambda c: "" if pd.isna(c) else
-                                                                            f"{100 * c:+.0f} %")})
+                         "change from the run before": table["change"].map(
+                             lambda c: "" if pd.isna(c) else f"{100 * c:+.0f} %")})
 
 
 def ratio_text(ratio: float) -> str:

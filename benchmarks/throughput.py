@@ -1,5 +1,5 @@
-"""Evaluator efficiency: images per second of the evaluator's Lightning pass (`Trainer.predict`) against a bare
-`encode_image` loop over the same preloaded tensors."""
+"""Evaluator efficiency: images per second of the evaluator's Lightning pass (`Trainer.predict`)
+against a bare `encode_image` loop over the same preloaded tensors."""
 import statistics
 
 import pandas as pd
@@ -21,10 +21,13 @@ def bare_loop(model, loader):
 
 
 def run(name: str, model, images: torch.Tensor) -> dict:
-    loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=256)
+    loader = DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)),
+                        batch_size=256)
     trainer = evaluator("unused").trainer
-    times = rounds({"bare": lambda: bare_loop(model, loader), "evaluator": lambda: encode(trainer(), model, loader)})
-    return {"case": name, "images": len(images), "bare images/s": len(images) / statistics.median(times["bare"]),
+    times = rounds({"bare": lambda: bare_loop(model, loader),
+                    "evaluator": lambda: encode(trainer(), model, loader)})
+    return {"case": name, "images": len(images),
+            "bare images/s": len(images) / statistics.median(times["bare"]),
             "evaluator images/s": len(images) / statistics.median(times["evaluator"]),
             "compared": "evaluator / bare throughput", **ratio(times["bare"], times["evaluator"])}
 

@@ -16,8 +16,9 @@ from ccup.errors import UserError
 
 
 def dataset_key(dataset: Dataset) -> str | None:
-    """What identifies a dataset split as the model sees it across runs (torchvision's repr names root, split and
-    transform), or None where nothing does: a default repr names a memory address, new in every process."""
+    """What identifies a dataset split as the model sees it across runs (torchvision's repr names
+    root, split and transform), or None where nothing does: a default repr names a memory address,
+    new in every process."""
     if isinstance(dataset, Subset):
         inner = dataset_key(dataset.dataset)
         indices = hashlib.sha256(str(list(dataset.indices)).encode()).hexdigest()
@@ -33,8 +34,8 @@ def materialize(dataset: Dataset, batch_size: int = 1024) -> TensorDataset:
 
 
 def labels_of(dataset: Dataset) -> list[int]:
-    """Labels without decoding images where the dataset keeps them (torchvision's `targets`, also under a Subset),
-    else by iterating."""
+    """Labels without decoding images where the dataset keeps them (torchvision's `targets`, also
+    under a Subset), else by iterating."""
     if isinstance(dataset, Subset):
         labels = labels_of(dataset.dataset)
         return [labels[i] for i in dataset.indices]
@@ -44,10 +45,12 @@ def labels_of(dataset: Dataset) -> list[int]:
     return [int(label) for _, labels in DataLoader(dataset, batch_size=256) for label in labels]
 
 
-def per_class(dataset: Dataset, classes: Iterable[int], count: int | None, seed: int | torch.Generator) -> Subset:
-    """Up to `count` images of each of `classes` (all of them when `count` is None), drawn with `seed` (or a generator
-    that goes on from an earlier draw); indices in class order, then draw order. Evaluations draw with a fixed seed,
-    so that every job scores the same images and their features are cached once per image tower."""
+def per_class(dataset: Dataset, classes: Iterable[int], count: int | None,
+              seed: int | torch.Generator) -> Subset:
+    """Up to `count` images of each of `classes` (all of them when `count` is None), drawn with
+    `seed` (or a generator that goes on from an earlier draw); indices in class order, then draw
+    order. Evaluations draw with a fixed seed, so that every job scores the same images and their
+    features are cached once per image tower."""
     labels = torch.as_tensor(labels_of(dataset))
     generator = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(seed)
     picked = []
@@ -57,25 +60,29 @@ def per_class(dataset: Dataset, classes: Iterable[int], count: int | None, seed:
     return Subset(dataset, picked)
 
 
-# Which images of a test split a job scores: all of them, or one of its two halves, the validation half that searches
-# tune on and the test half that a benchmark reports (`test_images`, conf/config.yaml).
+# Which images of a test split a job scores: all of them, or one of its two halves, the validation
+# half that searches tune on and the test half that a benchmark reports (`test_images`,
+# conf/config.yaml).
 HALVES = ("all", "validation", "test")
 
 
 def half(dataset: Dataset, which: str) -> Dataset:
-    """`which` half of a test split, by a rule fixed once: each class's images in numpy's default_rng(0) permutation of
-    their order, the first half (rounded down) validation, the rest test; so the halves are disjoint and stratified, and
-    the same on every machine. `all` is the split itself."""
+    """`which` half of a test split, by a rule fixed once: each class's images in numpy's
+    default_rng(0) permutation of their order, the first half (rounded down) validation, the rest
+    test; so the halves are disjoint and stratified, and the same on every machine. `all` is the
+    split itself."""
     if which not in HALVES:
-        raise UserError(f"test_images={which!r}: score all of a test split's images, or its validation or test half "
-                        f"({', '.join(HALVES)})")
+        raise UserError(f"test_images={which!r}: score all of a test split's images, or its "
+                        f"validation or test half ({', '.join(HALVES)})")
     if which == "all":
         return dataset
     labels = np.asarray(labels_of(dataset))
     picked = []
     for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)[np.random.default_rng(0).permutation((labels == label).sum())]
-        picked += (members[:len(members) // 2] if which == "validation" else members[len(members) // 2:]).tolist()
+        members = np.flatnonzero(labels == label)[
+            np.random.default_rng(0).permutation((labels == label).sum())]
+        picked += (members[:len(members) // 2] if which == "validation"
+                   else members[len(members) // 2:]).tolist()
     return Subset(dataset, sorted(picked))
 
 
@@ -84,7 +91,8 @@ class ImageList(Dataset):
 
     def __init__(self, samples: Sequence[tuple[Path, int]], transform: Callable | None = None):
         self.samples, self.transform = list(samples), transform
-        self.targets = [label for _, label in self.samples]  # labels without decoding images, as torchvision keeps them
+        # labels without decoding images, as torchvision keeps them
+        self.targets = [label for _, label in self.samples]
 
     def __repr__(self) -> str:
         """What identifies the split for the feature cache: its files with their labels, sizes and
@@ -125,7 +133,8 @@ def read_image(path: str | Path) -> Image.Image:
 
 
 class ArrayImages(Dataset):
-    """Greyscale images held in memory, (n, h, w) uint8, with their labels: (transform(PIL image), label)."""
+    """Greyscale images held in memory, (n, h, w) uint8, with their labels: (transform(PIL image),
+    label)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: Callable | None = None):
         self.images = images

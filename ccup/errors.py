@@ -1,5 +1,5 @@
-"""The one exception type for bad user input, the checks every job runs on its config before anything else, and the
-one line of a command line that never became a job."""
+"""The one exception type for bad user input, the checks every job runs on its config before
+anything else, and the one line of a command line that never became a job."""
 import difflib
 import inspect
 import math
@@ -31,7 +31,8 @@ class UserError(ValueError):
 
 
 class MissingFiles(UserError):
-    """Data or weights that are not on this machine; the message says where they go and where to get them."""
+    """Data or weights that are not on this machine; the message says where they go and where to get
+    them."""
 
 
 def find_user_error(exc: BaseException | None) -> UserError | None:
@@ -44,26 +45,32 @@ def find_user_error(exc: BaseException | None) -> UserError | None:
 
 
 def one_line(exc: BaseException) -> str:
-    """What went wrong, on one line: the UserError behind `exc` if there is one, else its type and message."""
+    """What went wrong, on one line: the UserError behind `exc` if there is one, else its type and
+    message."""
     error = find_user_error(exc)
-    text = str(error) if error is not None else f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = (str(error) if error is not None else f"{type(exc).__name__}: {exc}" if str(exc)
+            else type(exc).__name__)
     return " ".join(text.split())
 
 
 def check_values(config: dict, skip: Collection[str] = ()) -> None:
-    """Refuse values that no setting takes, whatever the method: NaN anywhere (every comparison with NaN is false,
-    so range checks let it through), a number in quotes (a string where a number belongs; list items stay strings,
-    since class names may be digits), and a seed that is not a whole number in numpy's range. Top-level keys in
-    `skip` (paths, names) are not looked at."""
+    """Refuse values that no setting takes, whatever the method: NaN anywhere (every comparison with
+    NaN is false, so range checks let it through), a number in quotes (a string where a number
+    belongs; list items stay strings, since class names may be digits), and a seed that is not a
+    whole number in numpy's range. Top-level keys in `skip` (paths, names) are not looked at."""
     checked = leaves({key: value for key, value in config.items() if key not in skip})
-    for key, value, in_list in sorted(checked, key=lambda leaf: leaf[0].count(".")):  # alpha before method.alpha
+    # alpha before method.alpha
+    for key, value, in_list in sorted(checked, key=lambda leaf: leaf[0].count(".")):
         if isinstance(value, float) and math.isnan(value):
             raise UserError(f"{key}=nan is not a number: give it a value")
         if isinstance(value, str) and not in_list and is_number(value):
-            raise UserError(f"{key}={value!r} is a number in quotes: write {key}={value.strip()} for the number")
+            raise UserError(f"{key}={value!r} is a number in quotes: write {key}={value.strip()} "
+                            "for the number")
     seed = config.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:  # the seeds numpy takes
-        raise UserError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}: e.g. seed=0")
+    # the seeds numpy takes
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise UserError(f"seed must be a whole number from 0 to 2**32 - 1, got {seed!r}: "
+                        "e.g. seed=0")
 
 
 def leaves(node, key: str = "", in_list: bool = False) -> Iterator[tuple[str, object, bool]]:
@@ -87,31 +94,34 @@ def is_number(text: str) -> bool:
 
 
 def listed(names, shown: int = 10) -> str:
-    """A list of names for an error line: the first `shown`, then how many more (ImageNet's 1,000 would fill a
-    screen)."""
+    """A list of names for an error line: the first `shown`, then how many more (ImageNet's 1,000
+    would fill a screen)."""
     names = list(names)
     more = f", … and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(repr(name) for name in names[:shown]) + more
 
 
 def composition_error(exc: Exception) -> str:
-    """The `error:` line for a command line that Hydra cannot compose into a config: an option a config group does not
-    have, with the options it has; a key a config does not have, with the keys it has; an override Hydra cannot
-    parse."""
+    """The `error:` line for a command line that Hydra cannot compose into a config: an option a
+    config group does not have, with the options it has; a key a config does not have, with the keys
+    it has; an override Hydra cannot parse."""
     if isinstance(exc, MissingConfigException) and exc.options and exc.missing_cfg_file:
         group, _, option = exc.missing_cfg_file.rpartition("/")
         options = ", ".join(exc.options)
-        return f"error: {group}={option}: no such option; {closest(option, exc.options)}{group} has {options}"
+        return (f"error: {group}={option}: no such option; {closest(option, exc.options)}{group} "
+                f"has {options}")
     if isinstance(exc, OverrideParseException):
         return f"error: cannot read the override {exc.override!r}: " + " ".join(str(exc).split())
     cause = exc.__cause__
     parent = getattr(cause, "parent_node", None)
-    if isinstance(cause, ConfigAttributeError | ConfigKeyError) and parent is not None and cause.full_key:
+    if (isinstance(cause, ConfigAttributeError | ConfigKeyError) and parent is not None
+            and cause.full_key):
         keys = [str(key) for key in parent.keys() if key != "hydra"]
         where = cause.full_key.rpartition(".")[0] or "the config"
         if cause.full_key == "model.pretrained" and parent.get("_target_") == "ccup.tiny.load_tiny":
             return f"error: {TINY_CHECKPOINT}"
-        known = f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} has {', '.join(keys)}"
+        known = (f"error: {cause.full_key}: no such key; {closest(str(cause.key), keys)}{where} "
+                 f"has {', '.join(keys)}")
         if not takes(parent.get("_target_"), str(cause.key)):
             return f"{known} ({parent['_target_']} takes no {cause.key!r})"
         return f"{known} (+{cause.full_key}=... adds a key)"
@@ -125,8 +135,8 @@ TINY_CHECKPOINT = ("model.pretrained: the embedded model (model=tiny) is trained
                    "architecture's name)")
 
 
-# Keys beside a `_target_` that the suite reads, not the callable: a method's role is the report's (ccup.roles), set
-# aside when the method is built (ccup.method.build).
+# Keys beside a `_target_` that the suite reads, not the callable: a method's role is the report's
+# (ccup.roles), set aside when the method is built (ccup.method.build).
 NOT_ARGUMENTS = ("method.role",)
 
 
@@ -162,14 +172,15 @@ def check_keywords(config: dict, skip: Collection[str] = (), key: str = "") -> N
 
 
 def check_group_choices(args: Sequence[str], conf: Path) -> None:
-    """Refuse, before Hydra composes, two choices of a config group that Hydra would not refuse in one line:
-    an option that is not a name (`forget=5`: Hydra reads a number and raises a TypeError), and several options
-    for a group that takes one (`forget=[sandal,bag]`: Hydra merges the two files, and only bag is forgotten).
+    """Refuse, before Hydra composes, two choices of a config group that Hydra would not refuse in
+    one line: an option that is not a name (`forget=5`: Hydra reads a number and raises a
+    TypeError), and several options for a group that takes one (`forget=[sandal,bag]`: Hydra merges
+    the two files, and only bag is forgotten).
 
     Args:
         args: the command line's arguments; flags and what is not an override are left to Hydra.
-        conf: the config folder, whose subfolders are the groups and whose config.yaml names the groups that
-            take a list (`eval: [...]`).
+        conf: the config folder, whose subfolders are the groups and whose config.yaml names the
+            groups that take a list (`eval: [...]`).
 
     Raises:
         UserError: naming the group's options and what to write instead.
@@ -178,7 +189,8 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
     takes_lists = {group for entry in defaults if isinstance(entry, DictConfig)
                    for group, choice in entry.items() if isinstance(choice, ListConfig)}
     try:
-        overrides = OverridesParser.create().parse_overrides([a for a in args if "=" in a and a[0] != "-"])
+        overrides = OverridesParser.create().parse_overrides(
+            [a for a in args if "=" in a and a[0] != "-"])
     except OverrideParseException:
         return  # Hydra says what it cannot read
     for override in overrides:
@@ -186,27 +198,29 @@ def check_group_choices(args: Sequence[str], conf: Path) -> None:
         if not (conf / group).is_dir():
             continue
         text = override.input_line.split("=", 1)[1]
-        if isinstance(override.value(), Glob):  # glob(*): the group's own file names, read from the folder by Hydra
+        # glob(*): the group's own file names, read from the folder by Hydra
+        if isinstance(override.value(), Glob):
             continue
         sweep = override.sweep_iterator() if override.is_sweep_override() else [override.value()]
         for choice in sweep:
             names = choice if isinstance(choice, list) else [choice]
             classes = ",".join(name if isinstance(name, str) else f"'{name}'" for name in names)
-            hint = f"; to forget classes by name: forget.classes=[{classes}]" if group == "forget" else ""
+            hint = (f"; to forget classes by name: forget.classes=[{classes}]" if group == "forget"
+                    else "")
             if not all(isinstance(name, str) for name in names):
                 options = sorted(path.stem for path in (conf / group).glob("*.yaml"))
                 raise UserError(f"{group}={text}: an option of {group} is the name of a file "
                                 f"in conf/{group}/, not a number ({group} has "
                                 f"{listed(options)}){hint}")
             if len(names) > 1 and group not in takes_lists:
-                raise UserError(f"{group}={text}: {group} takes one option (the files of several would be merged, "
-                                f"the last one's settings winning): sweep them with -m {group}={','.join(names)}"
-                                f"{hint}")
+                raise UserError(f"{group}={text}: {group} takes one option (the files of several "
+                                "would be merged, the last one's settings winning): sweep them "
+                                f"with -m {group}={','.join(names)}{hint}")
 
 
 def takes(target: str | None, key: str) -> bool:
-    """Whether the callable a config instantiates takes `key` (True where the config instantiates nothing, or the
-    callable cannot be found or read): only then does adding the key make sense."""
+    """Whether the callable a config instantiates takes `key` (True where the config instantiates
+    nothing, or the callable cannot be found or read): only then does adding the key make sense."""
     if not isinstance(target, str):
         return True
     try:

@@ -1,9 +1,11 @@
-"""One Lightning evaluator for every method: same data, same metric keys, each model scored with its own text tower.
+"""One Lightning evaluator for every method: same data, same metric keys, each model scored with its
+own text tower.
 
-Images go through a model's image tower once (`Trainer.predict`) up to its final projection; the unlearned model
-reuses the original's features when its image tower differs only there (CCUP, the nullspace projection), and the
-original's features are cached on disk across the jobs of a sweep (ccup.features). Evaluations beyond forget and
-retain accuracy (the `eval` config group) follow `ccup.evals.Evaluation` and run after it.
+Images go through a model's image tower once (`Trainer.predict`) up to its final projection; the
+unlearned model reuses the original's features when its image tower differs only there (CCUP, the
+nullspace projection), and the original's features are cached on disk across the jobs of a sweep
+(ccup.features). Evaluations beyond forget and retain accuracy (the `eval` config group) follow
+`ccup.evals.Evaluation` and run after it.
 """
 import resource
 import time
@@ -23,13 +25,14 @@ from ccup.zeroshot import predict
 
 
 class Evaluator:
-    """Forget/retain metrics of the unlearned model next to the original's (`*_before`), with time and memory."""
+    """Forget/retain metrics of the unlearned model next to the original's (`*_before`), with time
+    and memory."""
 
-    def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int, cache: FeatureCache,
-                 evals: Mapping[str, Evaluation] | None = None):
+    def __init__(self, trainer: Callable[[], pl.Trainer], batch_size: int, num_workers: int,
+                 cache: FeatureCache, evals: Mapping[str, Evaluation] | None = None):
         if not (batch_size >= 1 and num_workers >= 0):
-            raise UserError(f"evaluator.batch_size must be at least 1 and evaluator.num_workers at least 0, got "
-                            f"{batch_size} and {num_workers}")
+            raise UserError("evaluator.batch_size must be at least 1 and evaluator.num_workers at "
+                            f"least 0, got {batch_size} and {num_workers}")
         check_trainer(trainer, "evaluator.trainer")
         self.trainer = trainer
         self.batch_size = batch_size
@@ -53,23 +56,27 @@ class Evaluator:
             dataset: the test split, transformed by the model's preprocessing.
 
         Returns:
-            {metric: value}: forget, retain, all and per-class accuracy (`ccup.metrics`), each with its `_before`, what
-            every evaluation returns, `time/eval_s` and `memory/peak_mb`.
+            {metric: value}: forget, retain, all and per-class accuracy (`ccup.metrics`), each with
+            its `_before`, what every evaluation returns, `time/eval_s` and `memory/peak_mb`.
         """
         start = time.perf_counter()
         features = self.features(original)
-        before = {f"{key}_before": value for key, value in scores(original, *features(original, dataset), task).items()}
+        before = {f"{key}_before": value
+                  for key, value in scores(original, *features(original, dataset), task).items()}
         metrics = {**scores(unlearned, *features(unlearned, dataset), task), **before}
         for evaluation in self.evals.values():
             metrics.update(evaluation(features, original, unlearned, task, dataset))
-        return {**metrics, "time/eval_s": time.perf_counter() - start, "memory/peak_mb": peak_memory_mb()}
+        return {**metrics, "time/eval_s": time.perf_counter() - start,
+                "memory/peak_mb": peak_memory_mb()}
 
 
 @torch.no_grad()
-def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor, task: UnlearnTask) -> dict:
+def scores(model: torch.nn.Module, features: torch.Tensor, labels: torch.Tensor,
+           task: UnlearnTask) -> dict:
     """Unlearning metrics of `model` from its image features before the final projection."""
     classifier = task.classifier_of(model)  # (d, C), on the model's device
-    counts = class_counts(predict(model, features, classifier, task.classnames), labels, classifier.shape[1])
+    counts = class_counts(predict(model, features, classifier, task.classnames), labels,
+                          classifier.shape[1])
     return unlearning_metrics(*counts, task.forget_idx, task.classnames)
 
 

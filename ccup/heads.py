@@ -27,7 +27,8 @@ class MatrixHead:
 
     def fold(self, W: torch.Tensor | LowRank) -> None:
         if self.visual.proj is None:
-            raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs one to edit")
+            raise UserError("this ViT has no final projection (proj_type='none'); CCUP needs "
+                            "one to edit")
         self.visual.proj.copy_(apply_map(W, self.visual.proj.T).T)  # (W z)^T = h @ proj @ W^T
 
     @contextmanager
@@ -43,7 +44,8 @@ class MatrixHead:
 
 
 class LinearHead:
-    """The tower's last `nn.Linear`, named `name` within it: z = weight @ h + bias, weight (d, D)."""
+    """The tower's last `nn.Linear`, named `name` within it: z = weight @ h + bias, weight (d,
+    D)."""
 
     def __init__(self, visual: torch.nn.Module, name: str):
         self.name, self.linear = name, visual.get_submodule(name)
@@ -60,8 +62,9 @@ class LinearHead:
     def removed(self):
         weight, bias = self.linear.weight, self.linear.bias
         identity = torch.eye(self.linear.in_features, dtype=weight.dtype, device=weight.device)
-        # An identity of the input width in place of the weights: ModifiedResNet's attention pool reads c_proj's
-        # weight and bias directly, so the layer stays and only its parameters change.
+        # An identity of the input width in place of the weights: ModifiedResNet's attention pool
+        # reads c_proj's weight and bias directly, so the layer stays and only its parameters
+        # change.
         self.linear.weight = torch.nn.Parameter(identity)
         self.linear.bias = torch.nn.Parameter(torch.zeros_like(identity[0]))
         try:
@@ -80,7 +83,8 @@ def projection_head(model: torch.nn.Module) -> MatrixHead | LinearHead:
         return MatrixHead(visual)
     if isinstance(visual, ModifiedResNet):
         return LinearHead(visual, "attnpool.c_proj")
-    if isinstance(visual, TimmModel) and isinstance(getattr(visual.head, "proj", None), torch.nn.Linear):
+    if isinstance(visual, TimmModel) and isinstance(getattr(visual.head, "proj", None),
+                                                    torch.nn.Linear):
         return LinearHead(visual, "head.proj")
     if isinstance(getattr(visual, "visual_projection", None), torch.nn.Linear):  # ccup.hf's
         return LinearHead(visual, "visual_projection")
@@ -90,14 +94,15 @@ def projection_head(model: torch.nn.Module) -> MatrixHead | LinearHead:
 
 
 def apply_map(W: torch.Tensor | LowRank, X: torch.Tensor) -> torch.Tensor:
-    """W X for a map of the embedding space, a (d, d) matrix or CCUP's low-rank I - U V^T, and (d, n) X."""
+    """W X for a map of the embedding space, a (d, d) matrix or CCUP's low-rank I - U V^T, and (d,
+    n) X."""
     return W.apply(X) if isinstance(W, LowRank) else W.to(X) @ X
 
 
 def fold_projection(model: torch.nn.Module, W: torch.Tensor | LowRank) -> torch.nn.Module:
-    """A copy of `model` whose image embeddings are W z for the original's z; W is a (d, d) matrix or a LowRank map.
-    `model` is untouched; the copy shares every tensor but the final projection with it (no second copy of the
-    weights), so treat both as read-only."""
+    """A copy of `model` whose image embeddings are W z for the original's z; W is a (d, d) matrix
+    or a LowRank map. `model` is untouched; the copy shares every tensor but the final projection
+    with it (no second copy of the weights), so treat both as read-only."""
     edited = copy.deepcopy(model, memo=shared_except(model, projection_names(model)))
     with torch.no_grad():
         projection_head(edited).fold(W)
@@ -105,7 +110,8 @@ def fold_projection(model: torch.nn.Module, W: torch.Tensor | LowRank) -> torch.
 
 
 def shared_except(model: torch.nn.Module, names: list[str]) -> dict:
-    """A deepcopy memo under which a copy of `model` shares its parameters and buffers but those in `names`."""
+    """A deepcopy memo under which a copy of `model` shares its parameters and buffers but those in
+    `names`."""
     tensors = [*model.named_parameters(), *model.named_buffers()]
     return {id(tensor): tensor for name, tensor in tensors if name not in names}
 
@@ -116,7 +122,8 @@ def projection_names(model: torch.nn.Module) -> list[str]:
 
 
 def projection_removed(model: torch.nn.Module):
-    """Within the block, `model.visual` returns its features before the final projection: (B, D) instead of (B, d)."""
+    """Within the block, `model.visual` returns its features before the final projection: (B, D)
+    instead of (B, d)."""
     return projection_head(model).removed()
 
 

@@ -22,16 +22,24 @@ from ccup.classnames import by_class_name, check_forget_set
 from ccup.errors import UserError, check_keywords, check_values, find_user_error, one_line
 from ccup.loggers import finish_loggers, start_logger
 from ccup.provenance import provenance
-from ccup.record import NOT_IDENTITY, check_writable, config_id, read_record, setting_ids, write_record
+from ccup.record import (
+    NOT_IDENTITY,
+    check_writable,
+    config_id,
+    read_record,
+    setting_ids,
+    write_record,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Job:
-    """Where a job runs, beside its config: its output folder (its `record.json`, an exported model), whether it is
-    one job of a sweep (a failure then fails it alone, and the launcher goes on), and the config group choices and
-    command-line overrides its config was composed from (its record keeps them)."""
+    """Where a job runs, beside its config: its output folder (its `record.json`, an exported
+    model), whether it is one job of a sweep (a failure then fails it alone, and the launcher goes
+    on), and the config group choices and command-line overrides its config was composed from (its
+    record keeps them)."""
 
     output_dir: Path
     sweeping: bool = False
@@ -40,12 +48,15 @@ class Job:
 
     @classmethod
     def from_hydra(cls) -> "Job":
-        """The job Hydra is running (run.py's main, or a config composed by ccup.configs.compose)."""
+        """The job Hydra is running (run.py's main, or a config composed by
+        ccup.configs.compose)."""
         hydra = HydraConfig.get()
-        choices = {group: option for group, option in hydra.runtime.choices.items() if not group.startswith("hydra/")}
+        choices = {group: option for group, option in hydra.runtime.choices.items()
+                   if not group.startswith("hydra/")}
         # As written: an override may hold `${...}`, which is not to be resolved here.
         overrides = OmegaConf.to_container(hydra.overrides.task, resolve=False)
-        return cls(Path(hydra.runtime.output_dir), hydra.mode == RunMode.MULTIRUN, choices, overrides)
+        return cls(Path(hydra.runtime.output_dir), hydra.mode == RunMode.MULTIRUN, choices,
+                   overrides)
 
     @property
     def export_dir(self) -> Path:
@@ -53,7 +64,8 @@ class Job:
         return self.output_dir / "checkpoint"
 
 
-def recorded(pipeline: Callable[[DictConfig, Job, list], dict]) -> Callable[[DictConfig, Job], dict | None]:
+def recorded(pipeline: Callable[[DictConfig, Job, list], dict]
+             ) -> Callable[[DictConfig, Job], dict | None]:
     """`pipeline(cfg, job, loggers) -> metrics` as a job of the suite, in the spirit of
     lightning-hydra-template's `task_wrapper`, with one result record per job:
     `<results_dir>/records/<id>.json` and `record.json` in the job's output folder. The pipeline
@@ -66,8 +78,10 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]) -> Callable[[Dic
         start = time.perf_counter()
         try:
             record = new_record(cfg, job)
-        except UserError as exc:  # no identity without a resolved config: the failure is recorded in the job's folder
-            unresolved = {"status": "failed", "error": one_line(exc), "overrides": list(job.overrides)}
+        # no identity without a resolved config: the failure is recorded in the job's folder
+        except UserError as exc:
+            unresolved = {"status": "failed", "error": one_line(exc),
+                          "overrides": list(job.overrides)}
             write_record(unresolved, job.output_dir / "record.json")
             end_failed(exc, sweeping=job.sweeping)
             return None
@@ -85,13 +99,16 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]) -> Callable[[Dic
         try:
             check_values(record["config"], skip=NOT_IDENTITY)
             check_keywords(record["config"], skip=NOT_IDENTITY)
-            check_writable(*paths)  # before any work: a job that cannot keep its result does not start
-            for node in cfg.logger.values():  # one by one: a logger that started is closed even if the next one fails
+            # before any work: a job that cannot keep its result does not start
+            check_writable(*paths)
+            # one by one: a logger that started is closed even if the next one fails
+            for node in cfg.logger.values():
                 loggers.append(start_logger(instantiate(node), record["config"]))
             metrics = pipeline(cfg, job, loggers)
             if cfg.export:
                 record["checkpoint"] = str(job.export_dir)
-            record.update(status="complete", metrics={**metrics, "time/job_s": time.perf_counter() - start},
+            record.update(status="complete",
+                          metrics={**metrics, "time/job_s": time.perf_counter() - start},
                           warnings=implausible(metrics, cfg.alpha, len(cfg.dataset.classnames)))
             for warning in record["warnings"]:
                 log.warning(f"warning: {warning}")
@@ -116,34 +133,41 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]) -> Callable[[Dic
 
 
 def new_record(cfg: DictConfig, job: Job) -> dict:
-    """A running job's record: its identity, resolved config, choices and overrides, and where its code came from.
-    A config that does not resolve (an interpolation to nothing, a mandatory value left unset) is refused by name."""
+    """A running job's record: its identity, resolved config, choices and overrides, and where its
+    code came from. A config that does not resolve (an interpolation to nothing, a mandatory value
+    left unset) is refused by name."""
     try:
-        # First: the forget set is the mistake a command line makes most, and the cheapest to find (no model, no data)
-        check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")), cfg.dataset.classnames)
+        # First: the forget set is the mistake a command line makes most, and the cheapest to find
+        # (no model, no data)
+        check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")),
+                         cfg.dataset.classnames)
         missing = sorted(OmegaConf.missing_keys(cfg))
         identity = config_id(cfg)
         settings = setting_ids(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
-        if (error := find_user_error(exc)) is not None:  # a resolver's own word on its input (ccup/resolvers.py)
+        # a resolver's own word on its input (ccup/resolvers.py)
+        if (error := find_user_error(exc)) is not None:
             raise error from exc
         raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
-    return {"id": identity, **settings, "status": "running", "config": config, "choices": dict(job.choices),
-            "overrides": list(job.overrides), "data": fingerprint.data(config), **provenance()}
+    return {"id": identity, **settings, "status": "running", "config": config,
+            "choices": dict(job.choices), "overrides": list(job.overrides),
+            "data": fingerprint.data(config), **provenance()}
 
 
 def record_paths(cfg: DictConfig, record_id: str, job: Job) -> list[Path]:
-    """Where a job's record goes: into the results folder, where a rerun looks for it, and the job's output folder."""
+    """Where a job's record goes: into the results folder, where a rerun looks for it, and the job's
+    output folder."""
     return [Path(cfg.results_dir) / "records" / f"{record_id}.json", job.output_dir / "record.json"]
 
 
 def end_failed(exc: BaseException, sweeping: bool) -> None:
-    """End a job that failed, once its record is written. Alone, it exits non-zero with one `error:` line, or with
-    the traceback of an error that is not the user's. In a sweep it logs the same and returns, so the launcher goes
-    on with the other jobs (Hydra's launchers stop at a job that raises); an interrupt still stops the sweep."""
+    """End a job that failed, once its record is written. Alone, it exits non-zero with one `error:`
+    line, or with the traceback of an error that is not the user's. In a sweep it logs the same and
+    returns, so the launcher goes on with the other jobs (Hydra's launchers stop at a job that
+    raises); an interrupt still stops the sweep."""
     user_error = find_user_error(exc)
     if sweeping and isinstance(exc, Exception):
         log.error(f"error: {one_line(exc)}", exc_info=exc if user_error is None else None)
@@ -159,7 +183,8 @@ def changed(done: dict, record: dict, export: bool) -> str | None:
     if (change := fingerprint.change(done, record["data"])) is not None:
         return change
     folder = done.get("checkpoint")
-    if not export or folder and (Path(folder) / "manifest.json").is_file():  # every export writes one
+    # every export writes one
+    if not export or folder and (Path(folder) / "manifest.json").is_file():
         return None
     return ("export=true, and no model of this job is kept (its run exported none, or its "
             "checkpoint is gone)")
@@ -169,8 +194,8 @@ def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> st
     """The line a complete job ends with: its accuracies, where its record is, and its exported
     model if any."""
     kept = f"; record {record}" + (f", checkpoint {checkpoint}" if checkpoint is not None else "")
-    return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} (before "
-            f"{metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
+    return (f"done in {metrics['time/job_s']:.1f} s: forget/acc {metrics['forget/acc']:.2f} "
+            f"(before {metrics['forget/acc_before']:.2f}), retain/acc {metrics['retain/acc']:.2f} "
             f"(before {metrics['retain/acc_before']:.2f}){kept}")
 
 
@@ -178,24 +203,27 @@ def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> st
 
 @recorded
 def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
-    """One unlearning job of the suite, recorded: the pipeline (ccup.pipeline.run), imported once the job's own checks
-    have passed, so that a mistake is answered before torch, Lightning and open_clip load."""
+    """One unlearning job of the suite, recorded: the pipeline (ccup.pipeline.run), imported once
+    the job's own checks have passed, so that a mistake is answered before torch, Lightning and
+    open_clip load."""
     from ccup import pipeline
 
     return pipeline.run(cfg, job, loggers)
 
 def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:
-    """What makes a complete job's numbers suspect, as sentences saying what to check: the forget classes recognised no
-    better than chance before unlearning (a class list out of the labels' order reads 0.00 before and after), or a full
-    unlearning that left their accuracy where it was (a projection can lower the class's score while every other
-    score falls further)."""
+    """What makes a complete job's numbers suspect, as sentences saying what to check: the forget
+    classes recognised no better than chance before unlearning (a class list out of the labels'
+    order reads 0.00 before and after), or a full unlearning that left their accuracy where it was
+    (a projection can lower the class's score while every other score falls further)."""
     before, after = metrics.get("forget/acc_before"), metrics.get("forget/acc")
     chance = 100 / classes
     warnings = []
     if before is not None and before <= chance:
-        warnings.append(f"forget/acc before unlearning is {before:.2f} %, at or below chance ({chance:.2f} % for "
-                        f"{classes} classes): check that the class names follow the order of the dataset's labels")
-    if alpha == 1 and before is not None and after is not None and before > chance and after >= before:
-        warnings.append(f"forget/acc did not fall at alpha = 1 ({after:.2f} %, {before:.2f} % before): the method "
-                        "left the class as it was; check its settings")
+        warnings.append(f"forget/acc before unlearning is {before:.2f} %, at or below chance "
+                        f"({chance:.2f} % for {classes} classes): check that the class names "
+                        "follow the order of the dataset's labels")
+    if (alpha == 1 and before is not None and after is not None and before > chance
+            and after >= before):
+        warnings.append(f"forget/acc did not fall at alpha = 1 ({after:.2f} %, {before:.2f} % "
+                        "before): the method left the class as it was; check its settings")
     return warnings

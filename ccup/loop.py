@@ -1,10 +1,10 @@
-"""The Lightning loop every fine-tuning method shares (the baselines, and relearning in ccup.evals): minimise a loss
-over the parameters the method declares.
+"""The Lightning loop every fine-tuning method shares (the baselines, and relearning in ccup.evals):
+minimise a loss over the parameters the method declares.
 
-A loss takes the model, the (d, C) zero-shot classifier and a batch {"forget": (x, y), "retain": (x, y)} holding the
-sample sets it `uses`; labels index all C classes, the forgotten ones included. A loss declared `with_teacher` also
-takes, as keywords, `teacher` (a frozen copy of the model as training found it), `step` (the optimizer steps taken so
-far) and `steps` (the trainer's max_steps).
+A loss takes the model, the (d, C) zero-shot classifier and a batch {"forget": (x, y), "retain": (x,
+y)} holding the sample sets it `uses`; labels index all C classes, the forgotten ones included. A
+loss declared `with_teacher` also takes, as keywords, `teacher` (a frozen copy of the model as
+training found it), `step` (the optimizer steps taken so far) and `steps` (the trainer's max_steps).
 """
 import copy
 import functools
@@ -26,13 +26,16 @@ def uses(*sample_sets: str):
     return mark
 
 
-def classification_loss(model, classifier: torch.Tensor, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of logit_scale * cos(image, class text embeddings): CLIP's zero-shot classification loss."""
+def classification_loss(model, classifier: torch.Tensor, images: torch.Tensor,
+                        labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of logit_scale * cos(image, class text embeddings): CLIP's zero-shot
+    classification loss."""
     return F.cross_entropy(zero_shot_logits(model, images, classifier), labels)
 
 
 def with_teacher(loss):
-    """Declare that a loss takes `teacher`, `step` and `steps` (module docstring), so the loop builds a teacher."""
+    """Declare that a loss takes `teacher`, `step` and `steps` (module docstring), so the loop
+    builds a teacher."""
     loss.needs_teacher = True
     return loss
 
@@ -62,12 +65,13 @@ def frozen_copy(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class UnlearningModule(pl.LightningModule):
-    """`optimizer` (a torch optimizer taking the parameters and `lr`; AdamW without weight decay where None) on the
-    `trainable` parameters of `model`; the rest stay frozen. The learning rate is multiplied by `lr_decay` at each of
-    `lr_milestones`, fractions of the trainer's max_steps (a method's schedule in epochs, mapped onto steps). With
-    `saliency`, only that fraction of the trainable weights, those with the largest forget-loss gradient, may move
-    (SalUn's weight mask). A loss declared `with_teacher` gets `teacher`, a frozen copy of `model` as given, built for
-    such a loss only."""
+    """`optimizer` (a torch optimizer taking the parameters and `lr`; AdamW without weight decay
+    where None) on the `trainable` parameters of `model`; the rest stay frozen. The learning rate is
+    multiplied by `lr_decay` at each of `lr_milestones`, fractions of the trainer's max_steps (a
+    method's schedule in epochs, mapped onto steps). With `saliency`, only that fraction of the
+    trainable weights, those with the largest forget-loss gradient, may move (SalUn's weight mask).
+    A loss declared `with_teacher` gets `teacher`, a frozen copy of `model` as given, built for such
+    a loss only."""
 
     def __init__(self, model: torch.nn.Module, task: UnlearnTask, trainable: list[str], lr: float,
                  loss: Callable, saliency: float | None = None, optimizer: Callable | None = None,
@@ -80,7 +84,8 @@ class UnlearningModule(pl.LightningModule):
         self.saliency = saliency
         self.optimizer = optimizer or functools.partial(torch.optim.AdamW, weight_decay=0.0)
         self.lr_milestones, self.lr_decay = list(lr_milestones), lr_decay
-        self.register_buffer("classifier", task.classifier)  # (d, C): the text tower is not trained here
+        # (d, C): the text tower is not trained here
+        self.register_buffer("classifier", task.classifier)
         self.uses = sample_sets(loss)
         self.masks: dict[str, torch.Tensor] = {}
         for name, parameter in model.named_parameters():
@@ -91,8 +96,8 @@ class UnlearningModule(pl.LightningModule):
         if self.teacher is None:
             loss = self.loss(self.model, self.classifier, batch)
         else:
-            loss = self.loss(self.model, self.classifier, batch, teacher=self.teacher, step=self.global_step,
-                             steps=self.trainer.max_steps)
+            loss = self.loss(self.model, self.classifier, batch, teacher=self.teacher,
+                             step=self.global_step, steps=self.trainer.max_steps)
         self.log("unlearn/loss", loss, prog_bar=True)
         if "forget" in batch and self.logs_now():
             accuracy = batch_accuracy(self.model, self.classifier, *batch["forget"])
@@ -113,7 +118,8 @@ class UnlearningModule(pl.LightningModule):
     def on_train_start(self):
         if self.saliency is not None:
             forget = self.trainer.train_dataloader["forget"]
-            self.masks = saliency_masks(self.model, self.classifier, forget, self.trainable, self.saliency)
+            self.masks = saliency_masks(self.model, self.classifier, forget, self.trainable,
+                                        self.saliency)
 
     def on_after_backward(self):
         for name, parameter in self.model.named_parameters():
@@ -143,12 +149,14 @@ def batch_accuracy(model, classifier: torch.Tensor, images: torch.Tensor,
     return (predictions == labels).float().mean() * 100
 
 
-def saliency_masks(model, classifier, loader, trainable: list[str], fraction: float) -> dict[str, torch.Tensor]:
-    """SalUn: 0/1 masks keeping the `fraction` of trainable weights with the largest |gradient| of the forget loss,
-    thresholded over all trainable weights together."""
+def saliency_masks(model, classifier, loader, trainable: list[str],
+                   fraction: float) -> dict[str, torch.Tensor]:
+    """SalUn: 0/1 masks keeping the `fraction` of trainable weights with the largest |gradient| of
+    the forget loss, thresholded over all trainable weights together."""
     model.zero_grad()
     for images, labels in loader:
-        classification_loss(model, classifier, images.to(classifier.device), labels.to(classifier.device)).backward()
+        classification_loss(model, classifier, images.to(classifier.device),
+                            labels.to(classifier.device)).backward()
     grads = {name: p.grad.abs() for name, p in model.named_parameters() if name in trainable}
     flat = torch.cat([g.flatten() for g in grads.values()])
     threshold = flat.kthvalue(max(1, int(round((1 - fraction) * flat.numel())))).values

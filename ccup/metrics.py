@@ -1,13 +1,16 @@
-"""Unlearning metrics in percent, from how many test images of each class there are and how many of them the model
-names right among all classes (the forgotten ones included), as in the protocol of Kravets & Namboodiri (WACV 2025)."""
+"""Unlearning metrics in percent, from how many test images of each class there are and how many of
+them the model names right among all classes (the forgotten ones included), as in the protocol of
+Kravets & Namboodiri (WACV 2025)."""
 from collections.abc import Sequence
 
 import torch
 
 
-def class_counts(predictions: torch.Tensor, labels: torch.Tensor, classes: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per class, the images predicted right and the images there are: a confusion matrix's diagonal and row sums,
-    counted without its C x C cells (3.8 GB in float64 at ImageNet-21k's 21,841 classes)."""
+def class_counts(predictions: torch.Tensor, labels: torch.Tensor,
+                 classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per class, the images predicted right and the images there are: a confusion matrix's diagonal
+    and row sums, counted without its C x C cells (3.8 GB in float64 at ImageNet-21k's 21,841
+    classes)."""
     support = torch.bincount(labels, minlength=classes)
     correct = torch.bincount(labels[predictions == labels], minlength=classes)
     return correct, support
@@ -15,8 +18,8 @@ def class_counts(predictions: torch.Tensor, labels: torch.Tensor, classes: int) 
 
 def unlearning_metrics(correct: torch.Tensor, support: torch.Tensor, forget_idx: Sequence[int],
                        classnames: Sequence[str]) -> dict:
-    """forget/acc, retain/acc, all/acc, retain/mean_per_class_recall and class/<name>/acc from the (C,) counts of
-    `class_counts`."""
+    """forget/acc, retain/acc, all/acc, retain/mean_per_class_recall and class/<name>/acc from the
+    (C,) counts of `class_counts`."""
     correct, support = correct.double(), support.double()
     forget = torch.zeros(len(classnames), dtype=torch.bool)
     forget[list(forget_idx)] = True

@@ -1,4 +1,5 @@
-"""CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their preprocess and tokenizer."""
+"""CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their
+preprocess and tokenizer."""
 import difflib
 import hashlib
 import os
@@ -17,7 +18,8 @@ from open_clip.factory import parse_model_name
 from ccup.errors import MissingFiles, UserError
 from ccup.export import export_checkpoint, export_config_folder
 
-# Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after its file stem.
+# Our own architectures (the embedded tiny model) join open_clip's registry; a config is named after
+# its file stem.
 MODEL_CONFIGS = Path(__file__).parent / "model_configs"
 open_clip.add_model_config(MODEL_CONFIGS)
 
@@ -30,7 +32,8 @@ class Clip:
     preprocess: Callable
     tokenizer: Callable
     name: str
-    info: dict = field(default_factory=dict)  # where the weights came from: a recipe the suite trained, its cost
+    # where the weights came from: a recipe the suite trained, its cost
+    info: dict = field(default_factory=dict)
     # export(model, name, folder, manifest): writes `model` (this one unlearned) into `folder` as
     # its library reads it, manifest.json beside it; open_clip's checkpoint unless the loader says.
     export: Callable[[torch.nn.Module, str, Path, dict], Path] = export_checkpoint
@@ -65,25 +68,31 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         pretrained = None  # the schema's folder or repository holds the weights
     elif name not in open_clip.list_models():
         close = difflib.get_close_matches(name, open_clip.list_models(), n=3)
-        raise UserError(f"unknown open_clip model {name!r}; closest: {close} (see open_clip.list_models())")
+        raise UserError(f"unknown open_clip model {name!r}; closest: {close} (see "
+                        "open_clip.list_models())")
     if pretrained is not None and not Path(pretrained).is_file():
         tags = open_clip.list_pretrained_tags_by_model(name)
         if pretrained not in tags:
-            raise UserError(f"pretrained={pretrained!r} is neither a file nor a tag of {name}; tags: {tags}")
-    if pretrained is not None and not Path(pretrained).is_file() and not weights_at_hand(name, pretrained):
-        raise MissingFiles(f"the {pretrained!r} weights of {name} are not on this machine and their host does not "
-                           "answer (offline?): fetch them where there is internet and pass "
-                           "model.pretrained=/path/to/checkpoint")
+            raise UserError(f"pretrained={pretrained!r} is neither a file nor a tag of {name}; "
+                            f"tags: {tags}")
+    if (pretrained is not None and not Path(pretrained).is_file()
+            and not weights_at_hand(name, pretrained)):
+        raise MissingFiles(f"the {pretrained!r} weights of {name} are not on this machine and "
+                           "their host does not answer (offline?): fetch them where there is "
+                           "internet and pass model.pretrained=/path/to/checkpoint")
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=pretrained)
     except Exception as exc:
-        if pretrained is not None and Path(pretrained).is_file():  # a file that is not this model's checkpoint
-            raise UserError(f"{pretrained} is not a checkpoint of {name} (loading it raised {type(exc).__name__}): "
-                            f"pass an open_clip checkpoint or state dict of {name}") from exc
+        # a file that is not this model's checkpoint
+        if pretrained is not None and Path(pretrained).is_file():
+            raise UserError(f"{pretrained} is not a checkpoint of {name} (loading it raised "
+                            f"{type(exc).__name__}): pass an open_clip checkpoint or state dict "
+                            f"of {name}") from exc
         if "Failed to download" not in str(exc):
             raise
-        raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): fetch them where "
-                           "there is internet and pass model.pretrained=/path/to/checkpoint") from exc
+        raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): "
+                           "fetch them where there is internet and pass "
+                           "model.pretrained=/path/to/checkpoint") from exc
     clip = Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
     if schema is not None:  # exported as its folder is laid out: model.name=local-dir:<export>
         clip.export = partial(export_config_folder, config=schema_config(schema, identifier))
@@ -99,12 +108,14 @@ def schema_config(schema: str, identifier: str) -> Path:
 
 
 def weights_at_hand(name: str, tag: str, timeout: float = 3.0) -> bool:
-    """Whether open_clip can get a pretrained tag's weights: in the Hugging Face cache already, or from a host that
-    answers within `timeout` seconds. Offline, open_clip would spend a minute retrying before it gives up."""
+    """Whether open_clip can get a pretrained tag's weights: in the Hugging Face cache already, or
+    from a host that answers within `timeout` seconds. Offline, open_clip would spend a minute
+    retrying before it gives up."""
     source = open_clip.get_pretrained_cfg(name, tag)
     repo, filename = os.path.split(source.get("hf_hub", ""))
     if repo:
-        names = [filename or open_clip.pretrained.HF_WEIGHTS_NAME, open_clip.pretrained.HF_SAFE_WEIGHTS_NAME]
+        names = [filename or open_clip.pretrained.HF_WEIGHTS_NAME,
+                 open_clip.pretrained.HF_SAFE_WEIGHTS_NAME]
         cached = any(isinstance(try_to_load_from_cache(repo, file), str) for file in names)
         return cached or hub_answers(timeout)
     url = source.get("url", "")  # open_clip's own download cache for weights it fetches by URL
@@ -136,10 +147,12 @@ def answers(url: str, timeout: float) -> bool:
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module, names: Iterable[str]) -> bool:
-    """Whether two models hold the same values under `names`: shared tensors (checked first, for free) or equal."""
+    """Whether two models hold the same values under `names`: shared tensors (checked first, for
+    free) or equal."""
     ours, theirs = a.state_dict(), b.state_dict()
     return all(ours[name].data_ptr() == theirs[name].data_ptr()
-               or torch.equal(ours[name], theirs[name].to(ours[name].device))  # one may be on the GPU, mid-training
+               # one may be on the GPU, mid-training
+               or torch.equal(ours[name], theirs[name].to(ours[name].device))
                for name in names)
 
 
@@ -154,12 +167,13 @@ def text_tower(model: torch.nn.Module) -> list[str]:
 
 
 def weights_digest(model: torch.nn.Module, skip: Sequence[str] = ()) -> str:
-    """SHA-256 of a model's parameter names and bytes, but those named in `skip`: caches of what a model computes
-    are keyed by it."""
+    """SHA-256 of a model's parameter names and bytes, but those named in `skip`: caches of what a
+    model computes are keyed by it."""
     digest = hashlib.sha256()
     for name, value in model.state_dict().items():
         if name in skip:
             continue
         digest.update(name.encode())
-        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        digest.update(
+            value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

@@ -1,7 +1,7 @@
-"""The pipeline every job of the suite runs: load the model and the data, unlearn, evaluate, export. The command line
-(run.py) runs it for each job Hydra launches and a search (ccup.search) for each job of its trials, both as
-ccup.job.run, which records it; the Python API (ccup.api) runs `unlearn`, the same method call on a model of its
-own."""
+"""The pipeline every job of the suite runs: load the model and the data, unlearn, evaluate, export.
+The command line (run.py) runs it for each job Hydra launches and a search (ccup.search) for each
+job of its trials, both as ccup.job.run, which records it; the Python API (ccup.api) runs `unlearn`,
+the same method call on a model of its own."""
 import time
 from functools import partial
 
@@ -23,16 +23,20 @@ from ccup.task import UnlearnTask
 
 def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     """One unlearning job's metrics; ccup.job.run wraps it: its record, its loggers, its checks."""
-    quiet_lightning()  # Lightning sets its loggers to INFO as it is imported, after Hydra configured them
+    # Lightning sets its loggers to INFO as it is imported, after Hydra configured them
+    quiet_lightning()
     pl.seed_everything(cfg.seed, workers=True)
-    forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))  # a folder dataset's by folder name too
+    # a folder dataset's by folder name too
+    forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))
     about = manifest(cfg, job.choices["method"], forget)  # first: instantiate resolves cfg in place
-    check_config(cfg.eval)  # before instantiate: an eval file written flat would be built as something else
+    # before instantiate: an eval file written flat would be built as something else
+    check_config(cfg.eval)
     # First: they refuse bad settings. A method that trains logs its curves to the job's loggers.
     method = build(cfg.method, **handed(cfg.method, loggers))
     evaluator = instantiate(cfg.evaluator)
     clip, data = instantiate(cfg.model), instantiate(cfg.dataset)
-    # Before the task: missing data is told first. A search scores the validation half, a benchmark the test half.
+    # Before the task: missing data is told first. A search scores the validation half, a benchmark
+    # the test half.
     test_set = half(data.load(split=data.split, transform=clip.preprocess), cfg.test_images)
     train = partial(data.load, split="train", transform=clip.preprocess)
     task = UnlearnTask.of(clip, data.classnames, data.templates, forget, train)
@@ -44,9 +48,11 @@ def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     return {**cost, **metrics}
 
 
-def unlearn(method: Method, model: torch.nn.Module, task: UnlearnTask) -> tuple[torch.nn.Module, dict]:
-    """`method` run on `model` for `task`: the unlearned model, and its cost, `time/unlearn_s` with what the method
-    reports (a method that read its weights from a cache reports the cost of computing them)."""
+def unlearn(method: Method, model: torch.nn.Module,
+            task: UnlearnTask) -> tuple[torch.nn.Module, dict]:
+    """`method` run on `model` for `task`: the unlearned model, and its cost, `time/unlearn_s` with
+    what the method reports (a method that read its weights from a cache reports the cost of
+    computing them)."""
     start = time.perf_counter()
     unlearned = method(model, task)
     return unlearned, {"time/unlearn_s": time.perf_counter() - start, **method.stats}

@@ -14,9 +14,11 @@ from ccup.provenance import versions
 NOT_IDENTITY = ("logger", "results_dir", "cache_dir", "data_dir", "sweep", "rerun", "export")
 
 
-# What a report pools within one row: the seed, the forget set (by its size only) and alpha are its axes.
+# What a report pools within one row: the seed, the forget set (by its size only) and alpha are its
+# axes.
 AXES = ("seed", "forget", "alpha")
-# What the oracle of a job shares with it besides forget set and seed: all but these, the method's own keys.
+# What the oracle of a job shares with it besides forget set and seed: all but these, the method's
+# own keys.
 METHOD_KEYS = ("method", "samples", "data", "trainer", "eval", "evaluator")
 
 
@@ -35,10 +37,10 @@ def config_id(cfg: DictConfig) -> str:
 
 
 def setting_ids(cfg: DictConfig) -> dict[str, str]:
-    """What a report may pool a job with. `setting_id`: everything that can change a number, the resolved config
-    without the identity's exclusions and the axes (AXES; the forget set counts by its number of classes), so that
-    a key that interpolates the seed or alpha (method.seed) leaves it too. `task_id`: the part the oracle shares,
-    without METHOD_KEYS."""
+    """What a report may pool a job with. `setting_id`: everything that can change a number, the
+    resolved config without the identity's exclusions and the axes (AXES; the forget set counts by
+    its number of classes), so that a key that interpolates the seed or alpha (method.seed) leaves
+    it too. `task_id`: the part the oracle shares, without METHOD_KEYS."""
     setting = canonical(resolved_without(cfg, NOT_IDENTITY + AXES))
     setting["forget"] = f"{len(cfg.forget.classes)} classes"
     return {"setting_id": storage.digest(setting),
@@ -46,8 +48,9 @@ def setting_ids(cfg: DictConfig) -> dict[str, str]:
 
 
 def resolved_without(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
-    """The resolved config without the top-level `keys`, resolved as placeholders `<key>` where others refer to
-    them, and without the settings that only say how often a job reports (storage.REPORTING), at
+    """The resolved config without the top-level `keys`, resolved as placeholders `<key>` where
+    others refer to them, and without the settings that only say how often a job reports
+    (storage.REPORTING), at
     any depth."""
     unresolved = OmegaConf.create(OmegaConf.to_container(cfg))
     for key in keys:
@@ -72,7 +75,8 @@ def canonical(node):
 
 
 def write_record(record: dict, *paths: Path) -> None:
-    """Write the record to each path, atomically: a killed job or a full disk never leaves a half-written record."""
+    """Write the record to each path, atomically: a killed job or a full disk never leaves a
+    half-written record."""
     text = json.dumps(record, indent=2, sort_keys=True, default=str).encode()
     for path in paths:
         try:
@@ -91,12 +95,14 @@ def check_writable(*paths: Path) -> None:
 
 
 def unwritable(path: Path, exc: OSError) -> UserError:
-    return UserError(f"cannot write the record {path}: {exc.strerror or exc}: free space on its disk or make "
-                     f"{path.parent} writable, or write the results elsewhere with results_dir=DIR")
+    return UserError(f"cannot write the record {path}: {exc.strerror or exc}: free space on its "
+                     f"disk or make {path.parent} writable, or write the results elsewhere with "
+                     "results_dir=DIR")
 
 
 def read_record(path: Path) -> dict | None:
-    """The record at `path`; None where there is none or it does not parse (a file no atomic writer wrote)."""
+    """The record at `path`; None where there is none or it does not parse (a file no atomic writer
+    wrote)."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -104,10 +110,11 @@ def read_record(path: Path) -> dict | None:
 
 
 def manifest(cfg: DictConfig, method: str, forget: list[str]) -> dict:
-    """What an exported model is and how it was made: the classes and templates to read it with, its `forget` set by
-    class name, `method` (the option's name) with its resolved settings, alpha, the job's record id and the suite's
-    version."""
+    """What an exported model is and how it was made: the classes and templates to read it with, its
+    `forget` set by class name, `method` (the option's name) with its resolved settings, alpha, the
+    job's record id and the suite's version."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    return {"classnames": resolved["dataset"]["classnames"], "templates": resolved["dataset"]["templates"],
-            "forget": list(forget), "method": method, "settings": resolved["method"],
-            "alpha": resolved["alpha"], "record": config_id(cfg), "suite": versions(("ccup-bench",))["ccup-bench"]}
+    return {"classnames": resolved["dataset"]["classnames"],
+            "templates": resolved["dataset"]["templates"], "forget": list(forget), "method": method,
+            "settings": resolved["method"], "alpha": resolved["alpha"], "record": config_id(cfg),
+            "suite": versions(("ccup-bench",))["ccup-bench"]}

@@ -1,10 +1,11 @@
 """Files written whole or not at all, and the one disk cache built on them.
 
-Each file is written under a unique temporary name beside its target, flushed to disk, then renamed, so a killed job,
-a dead node or a parallel writer (also on a shared filesystem) never leaves a half-written file where a reader looks.
-Temporary names start with a dot and end in .tmp: no reader globs them. Every cache (image features, fine-tuned and
-retrained weights, synthetic samples, unpacked data) is `cached(path, compute)`, its entries named by the `digest` of
-what they were computed from.
+Each file is written under a unique temporary name beside its target, flushed to disk, then renamed,
+so a killed job, a dead node or a parallel writer (also on a shared filesystem) never leaves a
+half-written file where a reader looks. Temporary names start with a dot and end in .tmp: no reader
+globs them. Every cache (image features, fine-tuned and retrained weights, synthetic samples,
+unpacked data) is `cached(path, compute)`, its entries named by the `digest` of what they were
+computed from.
 """
 import functools
 import hashlib
@@ -27,9 +28,9 @@ REPORTING = ("log_every_n_steps",)
 
 
 def file_mode() -> int:
-    """The permissions open() gives a new file (0o666 less the umask): mkstemp's 0o600 would hide results and cache
-    entries from the other users of a shared filesystem. Read once, at import: setting the umask to read it is not
-    thread-safe."""
+    """The permissions open() gives a new file (0o666 less the umask): mkstemp's 0o600 would hide
+    results and cache entries from the other users of a shared filesystem. Read once, at import:
+    setting the umask to read it is not thread-safe."""
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
@@ -39,8 +40,8 @@ FILE_MODE = file_mode()
 
 
 def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call `write(temporary path)`, then move the result to `path` in one step. On any error (a full disk, a
-    read-only folder) `path` is left as it was and the temporary file is removed."""
+    """Call `write(temporary path)`, then move the result to `path` in one step. On any error (a
+    full disk, a read-only folder) `path` is left as it was and the temporary file is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -57,8 +58,8 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
 
 
 def sync(path: str | Path) -> None:
-    """Flush a file's bytes to disk: renamed before its data is written, a file can come back empty after a crash,
-    and a network filesystem may only report a full disk here."""
+    """Flush a file's bytes to disk: renamed before its data is written, a file can come back empty
+    after a crash, and a network filesystem may only report a full disk here."""
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
@@ -67,7 +68,8 @@ def sync(path: str | Path) -> None:
 
 
 def check_writable(folder: str | Path) -> None:
-    """Raise the OSError that creating a file in `folder` raises (read-only, no permission, missing parent)."""
+    """Raise the OSError that creating a file in `folder` raises (read-only, no permission, missing
+    parent)."""
     Path(folder).mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=".write-check.", suffix=".tmp")
     os.close(handle)
@@ -76,7 +78,8 @@ def check_writable(folder: str | Path) -> None:
 
 def save(obj, path: str | Path) -> Path:
     """torch.save, atomically."""
-    import torch  # torch is for the jobs that save tensors: the command line's checks never pay for it
+    # torch is for the jobs that save tensors: the command line's checks never pay for it
+    import torch
 
     return replace_atomically(path, lambda tmp: torch.save(obj, tmp))
 
@@ -94,9 +97,10 @@ def load(path: Path):
 
 def cached(path: Path | None, compute: Callable[[], T], read: Callable[[Path], T] = load,
            write: Callable[[T, Path], object] = save) -> tuple[T, bool]:
-    """(value, whether it came from the cache): `compute()` once per `path`, written there by `write` (atomically),
-    read back by `read` ever after. An entry that `read` refuses (truncated, corrupt, not what it should hold: it
-    raises) is computed again, with a warning. `path` None: no cache, `compute()` every time."""
+    """(value, whether it came from the cache): `compute()` once per `path`, written there by
+    `write` (atomically), read back by `read` ever after. An entry that `read` refuses (truncated,
+    corrupt, not what it should hold: it raises) is computed again, with a warning. `path` None: no
+    cache, `compute()` every time."""
     if path is not None and path.exists():
         try:
             return read(path), True
@@ -109,9 +113,11 @@ def cached(path: Path | None, compute: Callable[[], T], read: Callable[[Path], T
 
 
 def digest(key: object, length: int = 16) -> str:
-    """A short hash of a key: JSON with sorted dict keys, where a configured object stands for what it declares it is
-    computed from (`key_of`), never for its whole state. Cache entries are named by the digest of what they hold."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=key_of).encode()).hexdigest()[:length]
+    """A short hash of a key: JSON with sorted dict keys, where a configured object stands for what
+    it declares it is computed from (`key_of`), never for its whole state. Cache entries are named
+    by the digest of what they hold."""
+    return hashlib.sha256(
+        json.dumps(key, sort_keys=True, default=key_of).encode()).hexdigest()[:length]
 
 
 def key_of(obj: object) -> object:
@@ -132,7 +138,8 @@ def key_of(obj: object) -> object:
         return f"{obj.__module__}.{obj.__qualname__}"
     declared = getattr(obj, "key", None)
     settings = declared if declared is not None and not callable(declared) else {
-        name: value for name, value in vars(obj).items() if isinstance(value, str | int | float | bool | type(None))}
+        name: value for name, value in vars(obj).items()
+        if isinstance(value, str | int | float | bool | type(None))}
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "key": settings}
 
 

@@ -1,6 +1,7 @@
-"""How a sweep holds together: its jobs share one name, each says how far the sweep has got, a failed job fails
-alone (its record says why and the launcher goes on with the others), and the sweep ends with a summary naming every
-failure, the report of its results, and an exit status that is non-zero if a job or the report failed."""
+"""How a sweep holds together: its jobs share one name, each says how far the sweep has got, a
+failed job fails alone (its record says why and the launcher goes on with the others), and the sweep
+ends with a summary naming every failure, the report of its results, and an exit status that is
+non-zero if a job or the report failed."""
 import json
 import logging
 import time
@@ -24,9 +25,9 @@ PROGRESS = "progress.json"  # in the sweep's folder: how many jobs it launches, 
 
 
 def planned_jobs(config: DictConfig) -> int | None:
-    """How many jobs Hydra's basic sweeper launches for this multirun: its configured and command-line axes expanded
-    as it expands them (later values of a key win, `glob(*)` reads the config folder). None for another sweeper: a
-    search asks for its trials a few at a time."""
+    """How many jobs Hydra's basic sweeper launches for this multirun: its configured and
+    command-line axes expanded as it expands them (later values of a key win, `glob(*)` reads the
+    config folder). None for another sweeper: a search asks for its trials a few at a time."""
     if not config.hydra.sweeper._target_.endswith("BasicSweeper"):
         return None
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
@@ -43,24 +44,30 @@ def progress_line(done: int, jobs: int, elapsed_s: float) -> str:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    """The output folders of a sweep's jobs: Hydra writes .hydra/ into each before its job starts, the job its
-    record.json when it ends. Ordered by job number."""
-    found = {path.parent for pattern in (".hydra", "record.json") for path in sweep_dir.rglob(pattern)}
+    """The output folders of a sweep's jobs: Hydra writes .hydra/ into each before its job starts,
+    the job its record.json when it ends. Ordered by job number."""
+    found = {path.parent for pattern in (".hydra", "record.json")
+             for path in sweep_dir.rglob(pattern)}
     return sorted(found, key=lambda d: (int(d.name) if d.name.isdigit() else -1, str(d)))
 
 
 def job_outcome(job_dir: Path) -> dict:
-    """A job's overrides, status and error, from its folder; a job that left no record failed. A job that never
-    started has no .hydra/ folder, only the record its launcher wrote, with the overrides."""
+    """A job's overrides, status and error, from its folder; a job that left no record failed. A job
+    that never started has no .hydra/ folder, only the record its launcher wrote, with the
+    overrides."""
     hydra_overrides = job_dir / ".hydra" / "overrides.yaml"
     record = read_record(job_dir / "record.json") or {"status": "failed", "error": NO_RECORD}
-    overrides = OmegaConf.load(hydra_overrides) if hydra_overrides.exists() else record.get("overrides", [])
-    return {"job": str(job_dir), "overrides": list(overrides), "status": record["status"], "error": record.get("error")}
+    overrides = (OmegaConf.load(hydra_overrides) if hydra_overrides.exists()
+                 else record.get("overrides", []))
+    return {"job": str(job_dir), "overrides": list(overrides), "status": record["status"],
+            "error": record.get("error")}
 
 
 def summarize(outcomes: list[dict]) -> dict:
-    """Counts, and every job that did not complete, named by the overrides that set it apart from the others."""
-    shared = set.intersection(*(set(o["overrides"]) for o in outcomes)) if len(outcomes) > 1 else set()
+    """Counts, and every job that did not complete, named by the overrides that set it apart from
+    the others."""
+    shared = (set.intersection(*(set(o["overrides"]) for o in outcomes)) if len(outcomes) > 1
+              else set())
     failed = [{**o, "overrides": " ".join(x for x in o["overrides"] if x not in shared)}
               for o in outcomes if o["status"] != "complete"]
     return {"jobs": len(outcomes), "complete": len(outcomes) - len(failed), "failed": failed}
@@ -68,24 +75,27 @@ def summarize(outcomes: list[dict]) -> dict:
 
 def summary_lines(summary: dict, path: Path) -> list[str]:
     """The summary as the lines a sweep ends with."""
-    lines = [f"sweep: {summary['complete']} of {summary['jobs']} jobs complete, {len(summary['failed'])} failed "
-             f"({path})"]
-    return lines + [f"failed: {job['job']} ({job['overrides']}): {job['error']}" for job in summary["failed"]]
+    lines = [f"sweep: {summary['complete']} of {summary['jobs']} jobs complete, "
+             f"{len(summary['failed'])} failed ({path})"]
+    return lines + [f"failed: {job['job']} ({job['overrides']}): {job['error']}"
+                    for job in summary["failed"]]
 
 
 class Sweep(Callback):
-    """A multirun's start and end (hydra.callbacks in conf/config.yaml). At the start, one name for all its jobs; at
-    the end, a summary (printed, and in <sweep dir>/summary.json), the report of its results_dir (`report`: tables and
-    plots), and the command's exit status. The summary reads the job folders, not the launcher's returns: Hydra hands
-    callbacks none, and a job killed by the scheduler leaves no return anyway."""
+    """A multirun's start and end (hydra.callbacks in conf/config.yaml). At the start, one name for
+    all its jobs; at the end, a summary (printed, and in <sweep dir>/summary.json), the report of
+    its results_dir (`report`: tables and plots), and the command's exit status. The summary reads
+    the job folders, not the launcher's returns: Hydra hands callbacks none, and a job killed by the
+    scheduler leaves no return anyway."""
 
     def __init__(self, report: bool = True):
         self.report = report
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # The sweep's name, `${now:...}` by default, resolved once here, in the launching process: Hydra copies this
-        # config's resolver cache into every job's config, so every job gets this value (and one W&B group) instead of
-        # resolving the time itself wherever hydra.sweep.dir does not refer to it.
+        # The sweep's name, `${now:...}` by default, resolved once here, in the launching process:
+        # Hydra copies this config's resolver cache into every job's config, so every job gets this
+        # value (and one W&B group) instead of resolving the time itself wherever hydra.sweep.dir
+        # does not refer to it.
         name = config.sweep
         log.info(f"sweep {name}: records in {Path(config.results_dir) / 'records'}")
         jobs = planned_jobs(config)
@@ -94,8 +104,9 @@ class Sweep(Callback):
             storage.write_bytes(json.dumps(plan).encode(), Path(config.hydra.sweep.dir) / PROGRESS)
 
     def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """In the job's process, wherever it runs: how far the sweep has got, counting the job folders whose record
-        was written since it started (a job skipped as complete writes one too)."""
+        """In the job's process, wherever it runs: how far the sweep has got, counting the job
+        folders whose record was written since it started (a job skipped as complete writes one
+        too)."""
         path = Path(config.hydra.sweep.dir) / PROGRESS
         if config.hydra.mode.name != "MULTIRUN" or not path.exists():
             return
@@ -106,12 +117,13 @@ class Sweep(Callback):
             log.info(progress_line(done, plan["jobs"], time.time() - plan["start"]))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Raises SystemExit with one `error:` line when a job or the report failed: Hydra turns any other exception
-        raised in a callback into a warning. (A callback listed before this one would not end: Hydra ends callbacks
-        in reverse order, and this one exits.)"""
+        """Raises SystemExit with one `error:` line when a job or the report failed: Hydra turns any
+        other exception raised in a callback into a warning. (A callback listed before this one
+        would not end: Hydra ends callbacks in reverse order, and this one exits.)"""
         sweep_dir = Path(config.hydra.sweep.dir)
         summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir)])
-        path = storage.write_bytes(json.dumps(summary, indent=2).encode(), sweep_dir / "summary.json")
+        path = storage.write_bytes(json.dumps(summary, indent=2).encode(),
+                                   sweep_dir / "summary.json")
         print("\n".join(summary_lines(summary, path)), flush=True)
         jobs_failed = self.failed_jobs(summary, path) if summary["failed"] else None
         report_failed = self.write_report(Path(config.results_dir)) if self.report else None
@@ -121,12 +133,14 @@ class Sweep(Callback):
     @staticmethod
     def failed_jobs(summary: dict, path: Path) -> str:
         jobs = ", ".join(job["job"] for job in summary["failed"])
-        return f"error: {len(summary['failed'])} of {summary['jobs']} jobs failed ({jobs}): see {path}"
+        return (f"error: {len(summary['failed'])} of {summary['jobs']} jobs failed ({jobs}): "
+                f"see {path}")
 
     @staticmethod
     def write_report(results: Path) -> str | None:
         """Builds the report; the `error:` line of a report that cannot be built, else None."""
-        from ccup.report import write_report  # pandas, scipy and matplotlib: for the sweep's end, not every job
+        # pandas, scipy and matplotlib: for the sweep's end, not every job
+        from ccup.report import write_report
 
         try:
             write_report(results)

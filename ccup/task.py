@@ -1,5 +1,5 @@
-"""The unlearning task every method receives: the classes, the ones to forget, how to name them, and where the
-training images are for methods that need data."""
+"""The unlearning task every method receives: the classes, the ones to forget, how to name them, and
+where the training images are for methods that need data."""
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,10 +16,14 @@ class UnlearnTask:
     forget: tuple[str, ...]
     templates: tuple[str, ...]
     tokenizer: Callable
-    classifier: torch.Tensor  # (d, C) class text embeddings of the original model, columns in `classnames` order
-    load_train: Callable[[], Dataset] | None = None  # loads the train split, for methods that use real images
-    original: torch.nn.Module | None = field(default=None, repr=False)  # whose text tower gave `classifier`
-    preprocess: Callable | None = None  # the model's image transform, for evaluations that load more images
+    # (d, C) class text embeddings of the original model, columns in `classnames` order
+    classifier: torch.Tensor
+    # loads the train split, for methods that use real images
+    load_train: Callable[[], Dataset] | None = None
+    # whose text tower gave `classifier`
+    original: torch.nn.Module | None = field(default=None, repr=False)
+    # the model's image transform, for evaluations that load more images
+    preprocess: Callable | None = None
 
     def __post_init__(self):
         check_forget_set(self.forget, self.classnames)
@@ -34,18 +38,20 @@ class UnlearnTask:
             classnames: the dataset's class names, in the order of its labels.
             templates: prompt templates with `{}` where a class name goes, averaged per class.
             forget: the class names to forget, a subset of `classnames`.
-            load_train: a function returning the train split, for the methods that need images; None for none.
+            load_train: a function returning the train split, for the methods that need images; None
+                for none.
 
         Returns:
             The task, with the (d, C) class text embeddings of `clip`'s model (`classifier`).
 
         Raises:
-            UserError: a forget class that is not a class name, or a forget set that is empty or every class.
+            UserError: a forget class that is not a class name, or a forget set that is empty or
+                every class.
         """
         check_forget_set(forget, classnames)
         classifier = class_embeddings(clip.model, clip.tokenizer, classnames, templates)
-        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier, load_train,
-                   clip.model, clip.preprocess)
+        return cls(tuple(classnames), tuple(forget), tuple(templates), clip.tokenizer, classifier,
+                   load_train, clip.model, clip.preprocess)
 
     @property
     def forget_idx(self) -> list[int]:
@@ -56,8 +62,10 @@ class UnlearnTask:
         return [i for i, name in enumerate(self.classnames) if name not in self.forget]
 
     def classifier_of(self, model: torch.nn.Module) -> torch.Tensor:
-        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is scored with it."""
+        """(d, C) zero-shot classifier of `model` itself: a method that edits the text tower is
+        scored with it."""
         def encode(own: torch.nn.Module) -> torch.Tensor:
             return class_embeddings(own, self.tokenizer, self.classnames, self.templates)
 
-        return encode(model) if self.original is None else classifier_of(model, self.original, self.classifier, encode)
+        return (encode(model) if self.original is None
+                else classifier_of(model, self.original, self.classifier, encode))

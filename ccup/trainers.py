@@ -9,8 +9,8 @@ from ccup.errors import UserError, one_line
 
 
 def on_terminal() -> bool:
-    """Whether a person watches the output, a terminal: a progress bar for them, none in a log file (a sweep's jobs,
-    SLURM), where each redraw would append to one endless line."""
+    """Whether a person watches the output, a terminal: a progress bar for them, none in a log file
+    (a sweep's jobs, SLURM), where each redraw would append to one endless line."""
     return sys.stdout.isatty()
 
 
@@ -29,12 +29,12 @@ def callbacks(*own) -> list:
 
 
 def check_trainer(trainer: Callable[[], object], key: str) -> None:
-    """Refuse Trainer settings that Lightning refuses (an accelerator this machine lacks, devices=0, an unknown
-    precision) as the job starts, in one line naming the keys, not halfway through it: build one Trainer now. The
-    global flags a Trainer sets (deterministic algorithms, cuDNN benchmark) are put back: they belong to the training
-    that builds its own."""
-    flags = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark)
+    """Refuse Trainer settings that Lightning refuses (an accelerator this machine lacks, devices=0,
+    an unknown precision) as the job starts, in one line naming the keys, not halfway through it:
+    build one Trainer now. The global flags a Trainer sets (deterministic algorithms, cuDNN
+    benchmark) are put back: they belong to the training that builds its own."""
+    flags = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)
     try:
         trainer()
     except Exception as exc:

@@ -1,4 +1,5 @@
-"""Zero-shot classification with CLIP: class text embeddings and the scores every method, metric and evaluation uses."""
+"""Zero-shot classification with CLIP: class text embeddings and the scores every method, metric and
+evaluation uses."""
 from collections.abc import Callable, Sequence
 
 import torch
@@ -12,16 +13,18 @@ from ccup.models import same_text_tower
 
 def class_embeddings(model, tokenizer: Callable, classnames: Sequence[str],
                      templates: Sequence[str]) -> torch.Tensor:
-    """(d, C) classifier: per class, the normalised mean of the normalised template embeddings (CLIP's ensemble)."""
+    """(d, C) classifier: per class, the normalised mean of the normalised template embeddings
+    (CLIP's ensemble)."""
     device = next(model.parameters()).device
-    return build_zero_shot_classifier(model, tokenizer, classnames, templates, num_classes_per_batch=20,
-                                      device=device)
+    return build_zero_shot_classifier(model, tokenizer, classnames, templates,
+                                      num_classes_per_batch=20, device=device)
 
 
 def classifier_of(model: torch.nn.Module, original: torch.nn.Module, classifier: torch.Tensor,
                   encode: Callable[[torch.nn.Module], torch.Tensor]) -> torch.Tensor:
-    """(d, C) zero-shot classifier of `model`, scored with its own text tower: `classifier`, the original's, where
-    that tower is the original's (encoding every prompt costs more than comparing weights), else `encode(model)`."""
+    """(d, C) zero-shot classifier of `model`, scored with its own text tower: `classifier`, the
+    original's, where that tower is the original's (encoding every prompt costs more than comparing
+    weights), else `encode(model)`."""
     return classifier if same_text_tower(model, original) else encode(model)
 
 
@@ -32,7 +35,8 @@ def zero_shot_logits(model, images: torch.Tensor, classifier: torch.Tensor) -> t
 
 
 def classify(model, images: torch.Tensor, classifier: torch.Tensor) -> torch.Tensor:
-    """(B,) zero-shot predictions for (B, ...) images: the nearest of the (d, C) classifier's class embeddings."""
+    """(B,) zero-shot predictions for (B, ...) images: the nearest of the (d, C) classifier's class
+    embeddings."""
     return (model.encode_image(images, normalize=True) @ classifier).argmax(dim=-1)
 
 
@@ -59,14 +63,14 @@ def zero_shot_accuracy(model: torch.nn.Module, images: torch.Tensor, labels: tor
 
 @torch.no_grad()
 def embeddings(model: torch.nn.Module, features: torch.Tensor) -> torch.Tensor:
-    """(N, d) L2-normalised image embeddings of `model`, on its device, from its (N, D) features before the final
-    projection, as CLIP compares them."""
+    """(N, d) L2-normalised image embeddings of `model`, on its device, from its (N, D) features
+    before the final projection, as CLIP compares them."""
     return F.normalize(project(model, features.to(next(model.parameters()).device)), dim=-1)
 
 
 def struck(model: torch.nn.Module, classnames: Sequence[str]) -> list[int]:
-    """The indices of `classnames` that `model`'s blocklist strikes from the zero-shot candidates: the classes of a
-    blocklist reference (baselines.mask), none for any other model."""
+    """The indices of `classnames` that `model`'s blocklist strikes from the zero-shot candidates:
+    the classes of a blocklist reference (baselines.mask), none for any other model."""
     blocklist = set(getattr(model, "blocklist", ()))
     return [c for c, name in enumerate(classnames) if name in blocklist]
 
@@ -74,9 +78,9 @@ def struck(model: torch.nn.Module, classnames: Sequence[str]) -> list[int]:
 @torch.no_grad()
 def predict(model: torch.nn.Module, features: torch.Tensor, classifier: torch.Tensor,
             classnames: Sequence[str] = ()) -> torch.Tensor:
-    """(N,) zero-shot class predictions from features before the final projection and a (d, C) classifier on the
-    model's device; a class of `classnames` (the classifier's columns) that the model's blocklist names is never
-    predicted."""
+    """(N,) zero-shot class predictions from features before the final projection and a (d, C)
+    classifier on the model's device; a class of `classnames` (the classifier's columns) that the
+    model's blocklist names is never predicted."""
     scores = embeddings(model, features) @ classifier  # (N, C)
     scores[:, struck(model, classnames)] = -torch.inf
     return scores.argmax(dim=-1).cpu()

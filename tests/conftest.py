@@ -1,24 +1,28 @@
-"""Shared fixtures: the tests' own cache, random-weight open_clip models, and the embedded tiny model (helpers.py holds
-what else the tests share)."""
+"""Shared fixtures: the tests' own cache, random-weight open_clip models, and the embedded tiny
+model (helpers.py holds what else the tests share)."""
 import os
 import shutil
 import tempfile
 
 import pytest
 
-# torch and the suite are imported by the fixtures and hooks that use them, not here: `make test`'s controller loads
-# this file too and runs no test, and importing them costs every process some 8 s of CPU.
+# torch and the suite are imported by the fixtures and hooks that use them, not here: `make test`'s
+# controller loads this file too and runs no test, and importing them costs every process some 8 s
+# of CPU.
 
 
 def pytest_configure(config):
-    """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start): never the user's,
-    whose fine-tuned weights would let a test pass without training. The embedded model ships in the repository.
+    """The tests' own cache (CCUP_CACHE, for every config they compose and every job they start):
+    never the user's, whose fine-tuned weights would let a test pass without training. The embedded
+    model ships in the repository.
 
-    Under pytest-xdist (`make test` runs test modules side by side, a worker per core), the workers share the
-    cache the controller made, so that what one encodes or trains the others read; and one thread per process, for
-    each worker and every job it starts (OMP_NUM_THREADS): threads of several processes spinning on the same cores cost
-    more than they give (the suite's numbers do not depend on the thread count: README's table is the same with one)."""
-    os.environ["HF_HUB_OFFLINE"] = "1"  # no internet: fail at once; set before any test imports the hub
+    Under pytest-xdist (`make test` runs test modules side by side, a worker per core), the workers
+    share the cache the controller made, so that what one encodes or trains the others read; and one
+    thread per process, for each worker and every job it starts (OMP_NUM_THREADS): threads of
+    several processes spinning on the same cores cost more than they give (the suite's numbers do
+    not depend on the thread count: README's table is the same with one)."""
+    # no internet: fail at once; set before any test imports the hub
+    os.environ["HF_HUB_OFFLINE"] = "1"
     if "PYTEST_XDIST_WORKER" in os.environ:
         import torch
 
@@ -28,15 +32,18 @@ def pytest_configure(config):
         os.environ["CCUP_CACHE"] = tempfile.mkdtemp(prefix="ccup-tests-")
 
 
-# The modules whose end-to-end runs take longest (the SLURM queue under `make test-full`, every method's contract, the
-# launchers, the oracle) start first, and the rest fill in around them: started last, one would run on alone.
-FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.py", "test_retrain.py",
-         "test_compare.py", "test_run.py", "test_search.py"]
+# The modules whose end-to-end runs take longest (the SLURM queue under `make test-full`, every
+# method's contract, the launchers, the oracle) start first, and the rest fill in around them:
+# started last, one would run on alone.
+FIRST = ["test_slurm.py", "test_methods.py", "test_launchers.py", "test_sweeps.py",
+         "test_retrain.py", "test_compare.py", "test_run.py", "test_search.py"]
 
 
 def pytest_collection_modifyitems(items):
-    """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep this order)."""
-    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
+    """The modules in FIRST's order, then the others as collected (`make test` tells xdist to keep
+    this order)."""
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST
+               else len(FIRST))
 
 
 def pytest_collection_finish(session):
@@ -53,7 +60,8 @@ def pytest_unconfigure(config):
 
 @pytest.fixture(scope="session")
 def tiny():
-    """The embedded default model, as jobs load it (its weights ship with the suite), shared by all tests."""
+    """The embedded default model, as jobs load it (its weights ship with the suite), shared by all
+    tests."""
     from helpers import compose
     from hydra.utils import instantiate
 
@@ -62,8 +70,8 @@ def tiny():
 
 @pytest.fixture(scope="session")
 def random_clips():
-    """Real open_clip architectures with random weights: a ViT, a ModifiedResNet and a timm tower (ConvNeXt, whose
-    embedding comes out of head.proj)."""
+    """Real open_clip architectures with random weights: a ViT, a ModifiedResNet and a timm tower
+    (ConvNeXt, whose embedding comes out of head.proj)."""
     import torch
 
     from ccup.models import load_clip
@@ -74,7 +82,8 @@ def random_clips():
 
 @pytest.fixture(scope="module")
 def random_tiny():
-    """The embedded model's architecture with random weights (seed 0): methods run on it in seconds."""
+    """The embedded model's architecture with random weights (seed 0): methods run on it in
+    seconds."""
     import torch
 
     from ccup.models import load_clip

@@ -1,6 +1,6 @@
-"""What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user runs it, its records
-read back (its offline W&B runs: ccup.loggers.wandb_run), and datasets written in their published
-layouts."""
+"""What the tests share besides fixtures (conftest.py): composed configs, the suite run as a user
+runs it, its records read back (its offline W&B runs: ccup.loggers.wandb_run), and datasets written
+in their published layouts."""
 import builtins
 import contextlib
 import copy
@@ -48,9 +48,9 @@ def page(name: str) -> str:
 
 
 def compose(*overrides: str) -> DictConfig:
-    """`ccup.configs.compose`: the job config for `overrides`, with Hydra's runtime set to it. Each command line is
-    composed once per test process and copied after that: Hydra takes some 0.2 s of CPU to compose one, and the tests
-    ask for the same ones many times."""
+    """`ccup.configs.compose`: the job config for `overrides`, with Hydra's runtime set to it. Each
+    command line is composed once per test process and copied after that: Hydra takes some 0.2 s of
+    CPU to compose one, and the tests ask for the same ones many times."""
     hydra_config, cfg = composed(overrides)
     HydraConfig.instance().cfg = hydra_config  # what `${hydra:...}` in the config resolves against
     return copy.deepcopy(cfg)
@@ -64,19 +64,22 @@ def composed(overrides: tuple[str, ...]) -> tuple[DictConfig, DictConfig]:
 
 
 def spare_the_collector() -> None:
-    """For a test process whose imports (torch, Lightning, Hydra, the suite) live until it ends: they are moved out of
-    the collector's sight, and the collector runs ten times less often. The tests compose and instantiate hundreds of
-    configs, each thousands of short-lived objects, and every collection rescanned that long-lived heap."""
+    """For a test process whose imports (torch, Lightning, Hydra, the suite) live until it ends:
+    they are moved out of the collector's sight, and the collector runs ten times less often. The
+    tests compose and instantiate hundreds of configs, each thousands of short-lived objects, and
+    every collection rescanned that long-lived heap."""
     gc.freeze()
     gc.set_threshold(10_000, 10, 10)
 
 
 def fashion_task(clip, forget=("sandal",), train_range=range(512)) -> UnlearnTask:
-    """Forget `forget` from Fashion-MNIST, the train images in `train_range` (the first 512: some 50 of each class)
-    standing for the train split the samples are drawn from."""
+    """Forget `forget` from Fashion-MNIST, the train images in `train_range` (the first 512: some 50
+    of each class) standing for the train split the samples are drawn from."""
     data = compose().dataset
-    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess), train_range)
-    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget), load_train=lambda: train)
+    train = Subset(fashion_mnist("train", data.load.roots, data.load.cache_dir, clip.preprocess),
+                   train_range)
+    return UnlearnTask.of(clip, data.classnames, data.templates, list(forget),
+                          load_train=lambda: train)
 
 
 def config_names(group: str) -> list[str]:
@@ -86,23 +89,27 @@ def config_names(group: str) -> list[str]:
 
 @functools.cache
 def method_class(name: str) -> type:
-    """The class conf/method/<name>.yaml builds, read from that file and its defaults alone: a fraction of a job
-    config's composition, for what decides which tests to collect."""
+    """The class conf/method/<name>.yaml builds, read from that file and its defaults alone: a
+    fraction of a job config's composition, for what decides which tests to collect."""
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return get_class(hydra_compose(config_name=f"method/{name}").method._target_)
 
 
 def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str, str]]:
-    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` and `every_option`
-    included), with `config_dir` on the search path as `--config-dir` puts it: one {key: value} per job."""
+    """The jobs an experiment's sweep runs, as Hydra's basic sweeper expands them (`glob(*)` and
+    `every_option` included), with `config_dir` on the search path as `--config-dir` puts it: one
+    {key: value} per job."""
     search_path = create_config_search_path(str(CONF))
     if config_dir is not None:
         search_path.prepend("command-line", f"file://{config_dir}")
-    hydra = Hydra.create_main_hydra2("run", search_path)  # the GlobalHydra that every_option reads, as in a sweep
+    # the GlobalHydra that every_option reads, as in a sweep
+    hydra = Hydra.create_main_hydra2("run", search_path)
     try:
-        cfg = hydra.compose_config("config", [f"experiment={experiment}"], run_mode=RunMode.MULTIRUN)
+        cfg = hydra.compose_config("config", [f"experiment={experiment}"],
+                                   run_mode=RunMode.MULTIRUN)
         params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
-        overrides = OverridesParser.create(config_loader=hydra.config_loader).parse_overrides(params)
+        overrides = OverridesParser.create(
+            config_loader=hydra.config_loader).parse_overrides(params)
         (jobs,) = BasicSweeper.split_arguments(overrides, max_batch_size=None)
     finally:
         GlobalHydra.instance().clear()
@@ -111,9 +118,10 @@ def sweep_jobs(experiment: str, config_dir: Path | None = None) -> list[dict[str
 
 def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool = False,
             folder: str = "outputs") -> dict | None:
-    """One job of run.py in this process, the pipeline on the default config with `overrides`, writing under tmp_path
-    (records in results/, the job's own files in `folder`). `debug` adds the debug preset (a few steps, no logger, no
-    extra evaluations); `sweeping` runs it as a job of a sweep, whose failure is logged and recorded, not raised."""
+    """One job of run.py in this process, the pipeline on the default config with `overrides`,
+    writing under tmp_path (records in results/, the job's own files in `folder`). `debug` adds the
+    debug preset (a few steps, no logger, no extra evaluations); `sweeping` runs it as a job of a
+    sweep, whose failure is logged and recorded, not raised."""
     preset = ["debug=default"] if debug else []
     mode = ["hydra.mode=MULTIRUN"] if sweeping else []
     return in_process(compose(*preset, *overrides, *mode, f"results_dir={tmp_path}/results",
@@ -121,7 +129,8 @@ def run_job(tmp_path: Path, *overrides: str, debug: bool = True, sweeping: bool 
 
 
 def in_process(cfg: DictConfig) -> dict | None:
-    """The pipeline on a config `compose` made, as run.py runs it: the job Hydra holds (`compose` set it)."""
+    """The pipeline on a config `compose` made, as run.py runs it: the job Hydra holds (`compose`
+    set it)."""
     return run(cfg, Job.from_hydra())
 
 
@@ -154,23 +163,26 @@ def refuse_reads_under(monkeypatch, root: Path) -> None:
         monkeypatch.setattr(Path, name, guarded_method(getattr(Path, name)))
 
 
-# --- the suite as its users run it --------------------------------------------------------------------------------
-# A test starts a process of its own only for what only a process shows: an exit status and the last line it printed,
-# a command killed halfway, a launcher's processes, a fresh interpreter. Everything else runs in the test's process: a
-# job (run_job), or a command line whose Hydra machinery is the subject (a sweep, its callback: hydra_app), without
-# the interpreter's start-up (some 6 s of CPU importing torch, Lightning and open_clip).
+# --- the suite as its users run it ----------------------------------------------------------------
+# A test starts a process of its own only for what only a process shows: an exit status and the last
+# line it printed, a command killed halfway, a launcher's processes, a fresh interpreter. Everything
+# else runs in the test's process: a job (run_job), or a command line whose Hydra machinery is the
+# subject (a sweep, its callback: hydra_app), without the interpreter's start-up (some 6 s of CPU
+# importing torch, Lightning and open_clip).
 
 def suite_args(tmp_path: Path, *args: str, named: bool = True) -> list[str]:
-    """run.py's arguments ARGS, writing results and outputs under tmp_path; `named=False` leaves the sweep its
-    default name, the time it starts at."""
+    """run.py's arguments ARGS, writing results and outputs under tmp_path; `named=False` leaves the
+    sweep its default name, the time it starts at."""
     name = [f"sweep={tmp_path.name}"] if named else []
     return [*args, *name, f"results_dir={tmp_path}/results", f"hydra.run.dir={tmp_path}/outputs",
             f"hydra.sweep.dir={tmp_path}/multirun"]
 
 
 def run_python(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`python ARGS` (a script, or -m and a module) in a fresh interpreter, run to its end, its output captured."""
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    """`python ARGS` (a script, or -m and a module) in a fresh interpreter, run to its end, its
+    output captured."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
 
 
 def run_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.CompletedProcess:
@@ -179,26 +191,29 @@ def run_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.Comp
 
 
 def start_suite(tmp_path: Path, *args: str, named: bool = True) -> subprocess.Popen:
-    """`python run.py ARGS` started and not waited for, its standard output and error into tmp_path/command.log."""
+    """`python run.py ARGS` started and not waited for, its standard output and error into
+    tmp_path/command.log."""
     with open(tmp_path / "command.log", "w") as log:
-        return subprocess.Popen([sys.executable, "run.py", *suite_args(tmp_path, *args, named=named)], cwd=ROOT,
+        return subprocess.Popen([sys.executable, "run.py",
+                                 *suite_args(tmp_path, *args, named=named)], cwd=ROOT,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
 @dataclass
 class Ended:
-    """How a Hydra app run in this process ended: `exit`, the code of the SystemExit it raised (what the interpreter
-    would print and exit with; None where it returned), and what it printed, its log lines included."""
+    """How a Hydra app run in this process ended: `exit`, the code of the SystemExit it raised (what
+    the interpreter would print and exit with; None where it returned), and what it printed, its log
+    lines included."""
 
     exit: str | int | None
     stdout: str
 
 
 def hydra_app(script: Path, *args: str) -> Ended:
-    """`python SCRIPT ARGS`, SCRIPT a Hydra app (run.py, or a test's own), run in this process: its `__main__` block,
-    Hydra's command line, sweeper, launcher and callbacks as the interpreter runs them. What it leaves in the process is
-    undone after: the logging Hydra configured (its handlers closed), Hydra's global state, sys.argv and the
-    environment."""
+    """`python SCRIPT ARGS`, SCRIPT a Hydra app (run.py, or a test's own), run in this process: its
+    `__main__` block, Hydra's command line, sweeper, launcher and callbacks as the interpreter runs
+    them. What it leaves in the process is undone after: the logging Hydra configured (its handlers
+    closed), Hydra's global state, sys.argv and the environment."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     argv, environ = sys.argv[:], dict(os.environ)
@@ -206,7 +221,8 @@ def hydra_app(script: Path, *args: str) -> Ended:
     with tempfile.TemporaryFile("w+") as out:
         try:
             sys.argv = [str(script), *args]
-            with contextlib.redirect_stdout(out):  # Hydra's console handler writes to the sys.stdout it finds
+            # Hydra's console handler writes to the sys.stdout it finds
+            with contextlib.redirect_stdout(out):
                 runpy.run_path(str(script), run_name="__main__")
         except SystemExit as ended:
             exit = ended.code
@@ -230,9 +246,10 @@ def suite_in_process(tmp_path: Path, *args: str) -> Ended:
 
 
 def records(tmp_path: Path) -> list[dict]:
-    """The records a suite command run with `suite_args(tmp_path, ...)`, or jobs run with `run_job(tmp_path, ...)`,
-    wrote, in file order."""
-    return [json.loads(p.read_text()) for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
+    """The records a suite command run with `suite_args(tmp_path, ...)`, or jobs run with
+    `run_job(tmp_path, ...)`, wrote, in file order."""
+    return [json.loads(p.read_text())
+            for p in sorted((tmp_path / "results" / "records").glob("*.json"))]
 
 
 # --- a random-weight transformers CLIP model ---------------------------------------------------
@@ -267,11 +284,11 @@ def write_hf_clip(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
-# --- datasets in their published layouts, in miniature -----------------------------------------------------------
+# --- datasets in their published layouts, in miniature --------------------------------------------
 
-# The split-file datasets' real layouts (CoOp's DATASETS.md; the baseline's for Stanford Dogs): folder under the data
-# root, split file, image folder, and for three classes, as the split file names them, where their images lie under
-# the image folder ({} is an image number).
+# The split-file datasets' real layouts (CoOp's DATASETS.md; the baseline's for Stanford Dogs):
+# folder under the data root, split file, image folder, and for three classes, as the split file
+# names them, where their images lie under the image folder ({} is an image number).
 SPLIT_LAYOUTS = {
     "caltech101": ("caltech-101", "split_zhou_Caltech101.json", "101_ObjectCategories",
                    {"face": "Faces/image_{:04d}.jpg", "euphonium": "euphonium/image_{:04d}.jpg",
@@ -303,8 +320,8 @@ def write_jpeg(path: Path, grey: int) -> None:
 
 
 def write_image_folder(root: Path, images: dict[str, list[int]], flat: bool = False) -> Path:
-    """A folder dataset: {class folder: grey levels}, one JPEG per level, in train/ and test/ alike, or `flat`ly in
-    root/<class>/ alone."""
+    """A folder dataset: {class folder: grey levels}, one JPEG per level, in train/ and test/ alike,
+    or `flat`ly in root/<class>/ alone."""
     for split in [""] if flat else ["train", "test"]:
         for folder, greys in images.items():
             for grey in greys:
@@ -313,9 +330,9 @@ def write_image_folder(root: Path, images: dict[str, list[int]], flat: bool = Fa
 
 
 def write_split_dataset(data_dir: Path, name: str, labels=None) -> dict[str, list[tuple[str, int]]]:
-    """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split file numbers each
-    class as the config does unless `labels` says otherwise. Returns per split the (config class name, grey level) of
-    each image, in the split file's order."""
+    """The dataset in its real layout under `data_dir`, three classes, SPLIT_SIZES images; the split
+    file numbers each class as the config does unless `labels` says otherwise. Returns per split the
+    (config class name, grey level) of each image, in the split file's order."""
     folder, split_file, image_dir, classes = SPLIT_LAYOUTS[name]
     classnames = list(dataset(name, data_dir).classnames)
     split, expected, number = {}, {}, 0

@@ -1,7 +1,7 @@
-"""The leakage evaluations (conf/eval/{probe,prompts,retrieval,relearn,mia}.yaml) and the blocklist (method=mask) on
-constructed cases whose answer is known: features and text embeddings written by hand into a real open_clip
-architecture with random weights, whose image projection is the identity, so that an image's embedding is the
-feature we chose; a 3-d toy CLIP for relearning."""
+"""The leakage evaluations (conf/eval/{probe,prompts,retrieval,relearn,mia}.yaml) and the blocklist
+(method=mask) on constructed cases whose answer is known: features and text embeddings written by
+hand into a real open_clip architecture with random weights, whose image projection is the identity,
+so that an image's embedding is the feature we chose; a 3-d toy CLIP for relearning."""
 import functools
 import logging
 import math
@@ -35,12 +35,14 @@ def e(i: int, dim: int = D) -> torch.Tensor:
 
 
 def removing(*directions: int) -> torch.Tensor:
-    """(D, D) projection onto the complement of the given basis directions: what the nullspace projection does."""
+    """(D, D) projection onto the complement of the given basis directions: what the nullspace
+    projection does."""
     return torch.eye(D) - sum(torch.outer(e(i), e(i)) for i in directions)
 
 
 class Features(Dataset):
-    """A 'dataset' whose images are already features: what `given_features` reads instead of encoding."""
+    """A 'dataset' whose images are already features: what `given_features` reads instead of
+    encoding."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor):
         self.features, self.labels, self.targets = features, labels, labels.tolist()
@@ -53,8 +55,9 @@ class Features(Dataset):
 
 
 def given_features(model, dataset):
-    """What an evaluation sees of the images, `features(model, dataset)`, for datasets of features given by hand: the
-    models under test differ only in their final projection, so both see the same features."""
+    """What an evaluation sees of the images, `features(model, dataset)`, for datasets of features
+    given by hand: the models under test differ only in their final projection, so both see the same
+    features."""
     if isinstance(dataset, Subset):
         return dataset.dataset.features[dataset.indices], dataset.dataset.labels[dataset.indices]
     return dataset.features, dataset.labels
@@ -62,7 +65,8 @@ def given_features(model, dataset):
 
 @pytest.fixture(scope="module")
 def clip():
-    """The embedded architecture with random weights and an identity image projection: embedding = feature."""
+    """The embedded architecture with random weights and an identity image projection: embedding =
+    feature."""
     torch.manual_seed(0)
     model = load_clip("ccup-tiny-p7").model
     with torch.no_grad():
@@ -70,15 +74,17 @@ def clip():
     return model
 
 
-def task_of(model, classnames, forget, train=None, classifier=None, templates=("a photo of a {}.",), tokenizer=None):
+def task_of(model, classnames, forget, train=None, classifier=None, templates=("a photo of a {}.",),
+            tokenizer=None):
     classifier = torch.eye(D)[:, :len(classnames)] if classifier is None else classifier
     return UnlearnTask(tuple(classnames), tuple(forget), tuple(templates), tokenizer, classifier,
                        load_train=(lambda: train) if train is not None else None, original=model)
 
 
-# --- linear-probe leakage ----------------------------------------------------------------------------------------
+# --- linear-probe leakage -------------------------------------------------------------------------
 
-def two_classes(n: int, seed: int, shift: float = 4.0, dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def two_classes(n: int, seed: int, shift: float = 4.0,
+                dim: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
     """Gaussian points, the first tenth of them (the forget class) shifted along e0 only."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(n, dim, generator=generator)
@@ -98,7 +104,8 @@ def test_a_separable_class_is_decoded_and_a_removed_direction_is_not():
 
 
 def test_removing_one_of_two_informative_directions_leaves_the_class_decodable():
-    """What the probe exists for: zero-shot forgetting removes the text direction, the class may live on in others."""
+    """What the probe exists for: zero-shot forgetting removes the text direction, the class may
+    live on in others."""
     (x_train, y_train), (x_test, y_test) = two_classes(2000, seed=0), two_classes(2000, seed=1)
     x_train[y_train, 1] += 4.0
     x_test[y_test, 1] += 4.0
@@ -117,7 +124,8 @@ def test_the_class_probe_reads_classes_apart_and_needs_two():
 
 
 def mixed_classes(per_class: int, seed: int) -> Features:
-    """Three classes: 1 along e1, 2 along e2, and 0, the forget class, along e1 or e2 at random, apart by e0 only."""
+    """Three classes: 1 along e1, 2 along e2, and 0, the forget class, along e1 or e2 at random,
+    apart by e0 only."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(3).repeat_interleave(per_class)
     style = torch.where(labels == 0, torch.randint(1, 3, labels.shape, generator=generator), labels)
@@ -130,10 +138,12 @@ def test_the_probe_sees_the_class_before_and_not_after_its_only_direction_is_rem
     train, test = mixed_classes(300, seed=0), mixed_classes(300, seed=1)
     unlearned = fold_projection(clip, removing(0))
     probe = LinearProbe(per_class=200, test_per_class=None, seed=0, C=1.0)
-    metrics = probe(given_features, clip, unlearned, task_of(clip, ["a", "b", "c"], ["a"], train), test)
+    metrics = probe(given_features, clip, unlearned, task_of(clip, ["a", "b", "c"], ["a"], train),
+                    test)
     assert metrics["leak/probe_auroc_before"] > 0.99 and metrics["leak/probe_acc_before"] > 95
     assert abs(metrics["leak/probe_auroc"] - 0.5) < 0.07 and abs(metrics["leak/probe_acc"] - 50) < 7
-    assert metrics["retain/probe_acc"] == metrics["retain/probe_acc_before"] == 100.0  # e1 against e2, untouched
+    # e1 against e2, untouched
+    assert metrics["retain/probe_acc"] == metrics["retain/probe_acc_before"] == 100.0
 
 
 def test_the_probe_needs_a_train_split(clip):
@@ -142,12 +152,13 @@ def test_the_probe_needs_a_train_split(clip):
         probe(given_features, clip, clip, task_of(clip, "abc", ["a"]), None)
 
 
-# --- held-out prompts ---------------------------------------------------------------------------------------------
+# --- held-out prompts -----------------------------------------------------------------------------
 
 def test_ensemble_is_the_normalised_mean_of_each_class_columns():
     columns = torch.eye(3)  # words: e0 and e1 name class 0, e2 names class 1
     classifier = ensemble(columns, torch.tensor([0, 0, 1]), 2)
-    torch.testing.assert_close(classifier, torch.tensor([[1, 0], [1, 0], [0, math.sqrt(2)]]) / math.sqrt(2))
+    torch.testing.assert_close(classifier,
+                               torch.tensor([[1, 0], [1, 0], [0, math.sqrt(2)]]) / math.sqrt(2))
 
 
 CLASSES = ["dog", "cat"]
@@ -157,7 +168,8 @@ CLASSES = ["dog", "cat"]
     ({"dog": ["puppy"]}, ["a drawing of a {}."], "no other names for \\['cat'\\]"),
     ({"dog": ["puppy"], "cat": ["Dog"]}, ["a drawing of a {}."], "reuses class names \\['Dog'\\]"),
     ({"dog": ["puppy"], "cat": ["kitty"]}, ["a drawing"], "each with {}"),
-    ({"dog": ["puppy"], "cat": ["kitty"]}, ["a photo of a {}."], "among the templates the unlearning used"),
+    ({"dog": ["puppy"], "cat": ["kitty"]}, ["a photo of a {}."],
+     "among the templates the unlearning used"),
 ])
 def test_held_out_prompts_must_be_held_out(synonyms, templates, match):
     with pytest.raises(UserError, match=match):
@@ -172,18 +184,21 @@ def test_the_data_files_hold_held_out_prompts_for_every_class(dataset):
 
 def test_a_dataset_without_held_out_prompts_is_skipped_with_a_warning(clip, caplog):
     with caplog.at_level(logging.WARNING):
-        assert HeldOutPrompts(None, None)(given_features, clip, clip, task_of(clip, CLASSES, ["cat"]), None) == {}
+        assert HeldOutPrompts(None, None)(given_features, clip, clip,
+                                          task_of(clip, CLASSES, ["cat"]), None) == {}
     assert "eval=prompts skipped" in caplog.text
 
 
 def test_a_synonym_still_reaches_the_class_its_name_no_longer_does(clip, monkeypatch):
-    """Cat images lie along e0 (the cat prompts' direction) and e3, which only the synonym 'kitty' shares; removing e0
-    forgets the name under new templates (held-out templates: 100 -> 0 %) but not the synonym (100 -> 100 %)."""
+    """Cat images lie along e0 (the cat prompts' direction) and e3, which only the synonym 'kitty'
+    shares; removing e0 forgets the name under new templates (held-out templates: 100 -> 0 %) but
+    not the synonym (100 -> 100 %)."""
     texts = {"a drawing of a dog.": e(1), "a drawing of a cat.": e(0),
              "a drawing of a puppy.": e(1), "a drawing of a kitty.": (e(0) + e(3)) / math.sqrt(2)}
     vocabulary = list(texts)
     table = torch.stack(list(texts.values()))
-    monkeypatch.setattr(clip, "encode_text", lambda tokens, normalize=False: table[tokens], raising=False)
+    monkeypatch.setattr(clip, "encode_text", lambda tokens, normalize=False: table[tokens],
+                        raising=False)
     tokenizer = lambda prompts: torch.tensor([vocabulary.index(p) for p in prompts])  # noqa: E731
     cats = (e(0) + e(3) + 0.2 * e(1)).repeat(5, 1)
     test = Features(torch.cat([e(1).repeat(5, 1), cats]), torch.tensor([0] * 5 + [1] * 5))
@@ -191,13 +206,16 @@ def test_a_synonym_still_reaches_the_class_its_name_no_longer_does(clip, monkeyp
     task = task_of(clip, CLASSES, ["cat"], tokenizer=tokenizer)
     metrics = HeldOutPrompts({"dog": ["puppy"], "cat": ["kitty"]}, ["a drawing of a {}."])(
         given_features, clip, unlearned, task, test)
-    assert metrics == {"forget/acc_heldout_prompts": 100.0, "forget/acc_heldout_prompts_before": 100.0,
-                       "forget/acc_heldout_templates": 0.0, "forget/acc_heldout_templates_before": 100.0}
+    assert metrics == {"forget/acc_heldout_prompts": 100.0,
+                       "forget/acc_heldout_prompts_before": 100.0,
+                       "forget/acc_heldout_templates": 0.0,
+                       "forget/acc_heldout_templates_before": 100.0}
 
 
-# --- the blocklist and text-to-image retrieval --------------------------------------------------------------------
+# --- the blocklist and text-to-image retrieval ----------------------------------------------------
 
-# Four images, each nearest its own class's text embedding (e0 .. e3), the second one's runner-up class 'c'.
+# Four images, each nearest its own class's text embedding (e0 .. e3), the second one's runner-up
+# class 'c'.
 NEAREST = torch.stack([e(0) + 0.5 * e(1), e(1) + 0.5 * e(2), e(2), e(3) + 0.2 * e(1)])
 FOUR = ("a", "b", "c", "d")
 
@@ -206,10 +224,13 @@ def test_the_mask_strikes_exactly_the_forget_classes_from_the_zero_shot_candidat
     task = task_of(clip, FOUR, ["b"])
     masked = Mask(alpha=1.0)(clip, task)
     assert predict(clip, NEAREST, task.classifier, FOUR).tolist() == [0, 1, 2, 3]
-    assert predict(masked, NEAREST, task.classifier, FOUR).tolist() == [0, 2, 2, 3]  # b's image goes to c
+    # b's image goes to c
+    assert predict(masked, NEAREST, task.classifier, FOUR).tolist() == [0, 2, 2, 3]
     assert masked.blocklist == ("b",) and Mask(alpha=0.0)(clip, task).blocklist == ()
-    assert all(a is b for a, b in zip(masked.parameters(), clip.parameters(), strict=True))  # no weight copied
-    # The classes are struck by name among the candidates a classification offers: none of another dataset's.
+    # no weight copied
+    assert all(a is b for a, b in zip(masked.parameters(), clip.parameters(), strict=True))
+    # The classes are struck by name among the candidates a classification offers: none of another
+    # dataset's.
     assert predict(masked, NEAREST, task.classifier, ("p", "q", "r", "s")).tolist() == [0, 1, 2, 3]
 
 
@@ -222,9 +243,10 @@ def test_average_precision_of_each_class_search_on_a_ranking_worked_by_hand():
 
 
 def test_retrieval_of_a_forgotten_class_falls_to_chance_and_the_mask_leaves_it_as_it_was(clip):
-    """Ten images of each of four classes along their own directions e0 .. e3 plus noise: every class's search finds
-    its images first (AP 100). The nullspace projection of e0 leaves class a's query no direction to rank by (AP of a
-    random ranking: the class's share, 25 %); the mask leaves the embeddings, and so the search, as they were."""
+    """Ten images of each of four classes along their own directions e0 .. e3 plus noise: every
+    class's search finds its images first (AP 100). The nullspace projection of e0 leaves class a's
+    query no direction to rank by (AP of a random ranking: the class's share, 25 %); the mask leaves
+    the embeddings, and so the search, as they were."""
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(4).repeat_interleave(10)
     features = torch.eye(D)[labels] + 0.1 * torch.randn(40, D, generator=generator).abs()
@@ -234,14 +256,16 @@ def test_retrieval_of_a_forgotten_class_falls_to_chance_and_the_mask_leaves_it_a
     masked = Retrieval()(given_features, clip, Mask(alpha=1.0)(clip, task), task, test)
     assert forgotten["retrieval/forget_ap_before"] == masked["retrieval/forget_ap"] == 100.0
     assert forgotten["retrieval/forget_chance"] == 25.0
-    assert abs(forgotten["retrieval/forget_ap"] - 25.0) < 10.0  # a query orthogonal to every image: noise
+    # a query orthogonal to every image: noise
+    assert abs(forgotten["retrieval/forget_ap"] - 25.0) < 10.0
     assert forgotten["retrieval/retain_map"] == forgotten["retrieval/retain_map_before"] == 100.0
 
 
-# --- relearning ---------------------------------------------------------------------------------------------------
+# --- relearning -----------------------------------------------------------------------------------
 
 class Toy(torch.nn.Module):
-    """A CLIP whose image tower is one linear map of 3-d 'images', scored against a (3, 3) identity classifier."""
+    """A CLIP whose image tower is one linear map of 3-d 'images', scored against a (3, 3) identity
+    classifier."""
 
     def __init__(self, weight: torch.Tensor):
         super().__init__()
@@ -257,15 +281,17 @@ class Toy(torch.nn.Module):
 
 TRAINER = functools.partial(pl.Trainer, accelerator="cpu", logger=False, enable_checkpointing=False,
                             enable_model_summary=False)
-FORGOTTEN = torch.eye(3) - torch.outer(torch.eye(3)[0], torch.eye(3)[0])  # class 0's direction removed
+# class 0's direction removed
+FORGOTTEN = torch.eye(3) - torch.outer(torch.eye(3)[0], torch.eye(3)[0])
 
 
 def relearn_toy(weight: torch.Tensor, lr: float, max_steps: int) -> tuple[int, bool, float]:
     images = (torch.eye(3)[0] + 0.5 * torch.eye(3)[1]).repeat(8, 1)  # class 0, next to class 1
     labels = torch.zeros(8, dtype=torch.long)
     task = UnlearnTask(("a", "b", "c"), ("a",), ("{}",), None, torch.eye(3))
-    return relearn(Toy(weight), task, TensorDataset(images, labels), TensorDataset(images, labels), target=50.0,
-                   trainable=["visual.weight"], lr=lr, max_steps=max_steps, trainer=TRAINER, seed=0)
+    return relearn(Toy(weight), task, TensorDataset(images, labels), TensorDataset(images, labels),
+                   target=50.0, trainable=["visual.weight"], lr=lr, max_steps=max_steps,
+                   trainer=TRAINER, seed=0)
 
 
 def test_a_model_that_still_knows_the_class_needs_no_step():
@@ -275,37 +301,45 @@ def test_a_model_that_still_knows_the_class_needs_no_step():
 def test_steps_to_half_is_the_first_step_at_the_target_and_the_cap_censors_it():
     steps, reached, accuracy = relearn_toy(FORGOTTEN, lr=0.02, max_steps=100)
     assert reached and accuracy == 100.0 and 2 <= steps < 100
-    assert relearn_toy(FORGOTTEN, lr=0.02, max_steps=100) == (steps, reached, accuracy)  # deterministic
-    assert relearn_toy(FORGOTTEN, lr=0.02, max_steps=steps - 1) == (steps - 1, False, 0.0)  # one step short: capped
-    assert relearn_toy(FORGOTTEN, lr=0.2, max_steps=100)[0] < steps  # a larger step size relearns sooner
+    # deterministic
+    assert relearn_toy(FORGOTTEN, lr=0.02, max_steps=100) == (steps, reached, accuracy)
+    # one step short: capped
+    assert relearn_toy(FORGOTTEN, lr=0.02, max_steps=steps - 1) == (steps - 1, False, 0.0)
+    # a larger step size relearns sooner
+    assert relearn_toy(FORGOTTEN, lr=0.2, max_steps=100)[0] < steps
 
 
 def test_relearning_refuses_bad_settings():
     with pytest.raises(UserError, match="shots >= 1"):
-        Relearning(shots=0, max_steps=1, lr=1e-4, params=["visual.*"], test_per_class=None, seed=0, trainer=TRAINER)
+        Relearning(shots=0, max_steps=1, lr=1e-4, params=["visual.*"], test_per_class=None, seed=0,
+                   trainer=TRAINER)
 
 
-# --- membership inference -----------------------------------------------------------------------------------------
+# --- membership inference -------------------------------------------------------------------------
 
 def test_attack_auroc_reads_members_by_their_lower_loss():
     low, high = torch.tensor([0.1, 0.2, 0.3]), torch.tensor([1.0, 2.0])
     assert attack_auroc(low, high) == 1.0
-    assert attack_auroc(high, low) == 0.0  # members with higher loss: still a leak, the other way round
+    # members with higher loss: still a leak, the other way round
+    assert attack_auroc(high, low) == 0.0
     assert attack_auroc(low, low) == 0.5
 
 
 def member_split(seed: int, forget_noise: float, retain_noise: float = 0.3) -> Features:
-    """Three classes along e0, e1, e2 (the identity classifier's columns), 200 images each, with noise around them:
-    `forget_noise` for class 0, the forget class, `retain_noise` for the others."""
+    """Three classes along e0, e1, e2 (the identity classifier's columns), 200 images each, with
+    noise around them: `forget_noise` for class 0, the forget class, `retain_noise` for the
+    others."""
     generator = torch.Generator().manual_seed(seed)
     labels = torch.arange(3).repeat_interleave(200)
     noise = torch.where(labels == 0, forget_noise, retain_noise)[:, None]
-    return Features(3 * torch.eye(D)[labels] + noise * torch.randn(len(labels), D, generator=generator), labels)
+    return Features(
+        3 * torch.eye(D)[labels] + noise * torch.randn(len(labels), D, generator=generator), labels)
 
 
 def test_the_attack_tells_confident_members_apart_until_their_class_direction_is_removed(clip):
-    """Members of class 0 sit closer to its text embedding (less noise) than non-members: loss tells them apart.
-    Removing e0 leaves both as isotropic noise: nothing to tell. Retained classes: members and non-members alike."""
+    """Members of class 0 sit closer to its text embedding (less noise) than non-members: loss tells
+    them apart. Removing e0 leaves both as isotropic noise: nothing to tell. Retained classes:
+    members and non-members alike."""
     members, others = member_split(0, forget_noise=0.1), member_split(1, forget_noise=0.5)
     attack = LossThreshold(per_class=200, retain_per_class=200, seed=0, dataset="toy",
                            model_train_data={"toy": {"name": "toy"}})
@@ -318,11 +352,13 @@ def test_the_attack_tells_confident_members_apart_until_their_class_direction_is
 
 @pytest.mark.parametrize("train_data", [None, {"digits": {"name": "digits"}}])
 def test_the_attack_refuses_a_model_whose_members_are_unknown(train_data):
-    with pytest.raises(UserError, match="eval=mia needs a model trained on the train split of 'fashion_mnist'"):
-        LossThreshold(per_class=1, retain_per_class=1, seed=0, dataset="fashion_mnist", model_train_data=train_data)
+    with pytest.raises(UserError, match="eval=mia needs a model trained on the train split of "
+                                        "'fashion_mnist'"):
+        LossThreshold(per_class=1, retain_per_class=1, seed=0, dataset="fashion_mnist",
+                      model_train_data=train_data)
 
 
-# --- configs ------------------------------------------------------------------------------------------------------
+# --- configs --------------------------------------------------------------------------------------
 
 def test_cheap_evaluations_are_on_by_default_and_the_others_opt_in():
     assert list(compose().eval) == ["cross", "retrieval", "prompts", "probe"]
@@ -332,18 +368,21 @@ def test_cheap_evaluations_are_on_by_default_and_the_others_opt_in():
         instantiate(compose("eval=[mia]", "model=vit_b32_openai").evaluator)
 
 
-def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_with_every_evaluation():
+def test_the_leakage_preset_sweeps_every_method_and_garment_at_full_strength_with_every_evaluation(
+):
     assert compose("experiment=leakage").alpha == 1.0
     jobs = sweep_jobs("leakage")
-    every = [name for name in config_names("eval") if name != "cross_protocol"]  # that one needs four more datasets
+    # that one needs four more datasets
+    every = [name for name in config_names("eval") if name != "cross_protocol"]
     assert {job["eval"] for job in jobs} == {f"[{','.join(every)}]"}
     assert sorted({job["method"] for job in jobs}) == config_names("method")
-    forgotten = [list(compose(f"forget={name}").forget.classes) for name in {job["forget"] for job in jobs}]
+    forgotten = [list(compose(f"forget={name}").forget.classes)
+                 for name in {job["forget"] for job in jobs}]
     assert sorted(forgotten) == sorted([name] for name in compose().dataset.classnames)
     assert len(jobs) == len(config_names("method")) * len(forgotten)
 
 
-# --- the embedded model -------------------------------------------------------------------------------------------
+# --- the embedded model ---------------------------------------------------------------------------
 
 @pytest.mark.slow
 def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_forgets_under_new_templates(tiny):
@@ -354,13 +393,17 @@ def test_on_the_embedded_model_alpha_0_changes_nothing_and_ccup_forgets_under_ne
     test, evaluator = data.load(split="test", transform=tiny.preprocess), instantiate(cfg.evaluator)
     same = evaluator(tiny.model, CCUP(alpha=0.0, lam=1000.0, mu=1.0)(tiny.model, task), task, test)
     befores = [key for key in same if key.endswith("_before")]
-    assert len(befores) > 10 and all(same[key.removesuffix("_before")] == same[key] for key in befores)
+    assert len(befores) > 10 and all(same[key.removesuffix("_before")] == same[key]
+                                     for key in befores)
     assert same["relearn/steps_to_half"] == 0
     full = evaluator(tiny.model, CCUP(alpha=1.0, lam=1000.0, mu=1.0)(tiny.model, task), task, test)
-    assert full["forget/acc"] < 5 and full["forget/acc_heldout_templates"] < 5  # new templates do not bring it back
+    # new templates do not bring it back
+    assert full["forget/acc"] < 5 and full["forget/acc_heldout_templates"] < 5
     assert full["forget/acc_heldout_templates_before"] > 80
-    # Regression pins, not contracts: what the shipped model measured (results/leakage/, where the oracle stands
-    # beside them). An improved method may move them; then they move with the committed results.
+    # Regression pins, not contracts: what the shipped model measured (results/leakage/, where the
+    # oracle stands beside them). An improved method may move them; then they move with the
+    # committed results.
     assert full["leak/probe_auroc"] > 0.95  # the oracle, which never saw a sandal, measures 0.983
     assert full["relearn/reached"] == 1 and 1 <= full["relearn/steps_to_half"] < 100
-    assert 0.4 < full["mia/forget_auroc_before"] < 0.6  # three epochs over 60,000 images: little to tell members by
+    # three epochs over 60,000 images: little to tell members by
+    assert 0.4 < full["mia/forget_auroc_before"] < 0.6

@@ -1,4 +1,5 @@
-"""The feature cache: the same metrics as encoding every time, safe under parallel writers, self-healing."""
+"""The feature cache: the same metrics as encoding every time, safe under parallel writers,
+self-healing."""
 import logging
 import multiprocessing
 
@@ -22,15 +23,16 @@ def setup():
     torch.manual_seed(0)
     clip = load_clip("ccup-tiny-p7")
     data = compose().dataset
-    test = Subset(fashion_mnist("test", data.load.roots, data.load.cache_dir, clip.preprocess), range(600))
+    test = Subset(fashion_mnist("test", data.load.roots, data.load.cache_dir, clip.preprocess),
+                  range(600))
     task = UnlearnTask.of(clip, data.classnames, data.templates, ["sandal"])
     W = torch.eye(128) + 0.3 * torch.randn(128, 128, generator=torch.Generator().manual_seed(1))
     return clip, task, test, fold_projection(clip.model, W)
 
 
 def evaluator(cache_dir, *overrides, enabled=True) -> Evaluator:
-    return instantiate(compose(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}", "eval=[]",
-                                   *overrides).evaluator)
+    return instantiate(compose(f"cache_dir={cache_dir}", f"evaluator.cache.enabled={enabled}",
+                               "eval=[]", *overrides).evaluator)
 
 
 def direct_metrics(model, task, dataset) -> dict:
@@ -43,7 +45,8 @@ def direct_metrics(model, task, dataset) -> dict:
 
 
 def accuracies(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k.endswith("acc") or k.endswith("acc_before") or "recall" in k}
+    return {k: v for k, v in metrics.items() if k.endswith("acc") or k.endswith("acc_before")
+            or "recall" in k}
 
 
 def test_cached_and_uncached_paths_give_the_same_metrics(setup, tmp_path):
@@ -54,27 +57,32 @@ def test_cached_and_uncached_paths_give_the_same_metrics(setup, tmp_path):
     assert accuracies(cold) == accuracies(warm) == accuracies(bypass)
     assert not (tmp_path / "off").exists()
     assert cold["all/acc"] == pytest.approx(direct_metrics(edited, task, test)["all/acc"], abs=1e-6)
-    assert cold["all/acc_before"] == pytest.approx(direct_metrics(clip.model, task, test)["all/acc"], abs=1e-6)
+    assert cold["all/acc_before"] == pytest.approx(
+        direct_metrics(clip.model, task, test)["all/acc"], abs=1e-6)
 
 
 def test_a_model_with_another_image_tower_is_encoded_anew(setup, tmp_path):
     clip, task, test, _ = setup
     other = load_clip("ccup-tiny-p7").model  # other random weights throughout
     metrics = evaluator(tmp_path)(clip.model, other, task, test)
-    assert metrics["all/acc"] == pytest.approx(direct_metrics(other, task, test)["all/acc"], abs=1e-6)
-    assert len(list((tmp_path / "features").glob("*.pt"))) == 1  # only the original's features are kept
+    assert metrics["all/acc"] == pytest.approx(direct_metrics(other, task, test)["all/acc"],
+                                               abs=1e-6)
+    # only the original's features are kept
+    assert len(list((tmp_path / "features").glob("*.pt"))) == 1
 
 
 def test_features_computed_at_another_precision_get_their_own_entry(setup, tmp_path, monkeypatch):
     clip, task, test, edited = setup
     full = evaluator(tmp_path)(clip.model, edited, task, test)
-    half = evaluator(tmp_path, "+evaluator.trainer.precision=bf16-mixed")(clip.model, edited, task, test)
+    half = evaluator(tmp_path, "+evaluator.trainer.precision=bf16-mixed")(
+        clip.model, edited, task, test)
     entries = list((tmp_path / "features").glob("*.pt"))
     assert len(entries) == 2
     features = [torch.load(entry, weights_only=True)["features"] for entry in entries]
     assert not torch.equal(*features)  # bf16 rounding: neither may stand in for the other
     with monkeypatch.context() as patch:
-        patch.setattr("ccup.features.encode", None)  # the fp32 entry is still there: nothing is encoded
+        # the fp32 entry is still there: nothing is encoded
+        patch.setattr("ccup.features.encode", None)
         assert accuracies(evaluator(tmp_path)(clip.model, edited, task, test)) == accuracies(full)
     assert abs(half["all/acc_before"] - full["all/acc_before"]) < 5
 
@@ -101,10 +109,13 @@ def fill(path, start_barrier):
 def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
     clip, _, test, _ = setup
     path = FeatureCache(str(tmp_path / "cache")).path(clip.model, test, "cpu 32-true")
-    processes = multiprocessing.get_context("fork")  # copies of this one, which imported torch already
-    barrier = processes.Barrier(2)  # one writer per core, released together to publish the same entry
+    # copies of this one, which imported torch already
+    processes = multiprocessing.get_context("fork")
+    # one writer per core, released together to publish the same entry
+    barrier = processes.Barrier(2)
     args = (path, barrier)
-    workers = [processes.Process(target=fill, args=args) for _ in range(2)]  # processes of their own, sharing nothing
+    # processes of their own, sharing nothing
+    workers = [processes.Process(target=fill, args=args) for _ in range(2)]
     for worker in workers:
         worker.start()
     for worker in workers:

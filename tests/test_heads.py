@@ -28,8 +28,10 @@ def test_edited_embeddings_are_W_times_original(random_clips, name):
     with torch.no_grad():
         z, z_edited = model.encode_image(images), edited.encode_image(images)  # (2, d)
     torch.testing.assert_close(z_edited, z @ W.T, atol=1e-4, rtol=1e-4)
-    assert all(torch.equal(value, model.state_dict()[key]) for key, value in before.items()), "input was mutated"
-    changed = {key for key, value in edited.state_dict().items() if not torch.equal(value, before[key])}
+    assert all(torch.equal(value, model.state_dict()[key])
+               for key, value in before.items()), "input was mutated"
+    changed = {key for key, value in edited.state_dict().items()
+               if not torch.equal(value, before[key])}
     assert changed == set(projection_names(model))
 
 
@@ -40,19 +42,21 @@ def test_exported_checkpoint_loads_in_plain_open_clip(tmp_path):
     images = torch.randn(4, 3, 28, 28, generator=torch.Generator().manual_seed(3))
     torch.save(images, tmp_path / "images.pt")
     # A fresh interpreter that never imports ccup: only open_clip and the exported files.
-    script = f"""
+    script = (f"""
 import open_clip, torch
 open_clip.add_model_config({str(tmp_path)!r})
 model = open_clip.create_model("ccup-tiny-p7", pretrained={str(path)!r}).eval()
 with torch.no_grad():
-    torch.save(model.encode_image(torch.load({str(tmp_path / 'images.pt')!r})), {str(tmp_path / 'out.pt')!r})
-"""
+    torch.save(model.encode_image(torch.load({str(tmp_path / 'images.pt')!r})), """
+              f"""{str(tmp_path / 'out.pt')!r})
+""")
     subprocess.run([sys.executable, "-c", script], check=True, capture_output=True)
     with torch.no_grad():
         expected = edited.eval().encode_image(images)
     torch.testing.assert_close(torch.load(tmp_path / "out.pt"), expected)
     assert not torch.allclose(expected, clip.model.eval().encode_image(images))
-    assert json.loads((tmp_path / "manifest.json").read_text()) == {"model": "ccup-tiny-p7", "classnames": ["a", "b"]}
+    assert json.loads((tmp_path / "manifest.json").read_text()) == {"model": "ccup-tiny-p7",
+                                                                    "classnames": ["a", "b"]}
 
 
 @pytest.mark.parametrize("name", ["ViT-B-32", "RN50", "convnext_tiny"])
@@ -75,7 +79,8 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_by_name(tmp_path, content):
         torch.save({"another": torch.zeros(2)}, path)  # a real torch file, of no CLIP
     else:
         path.write_bytes(content)
-    with pytest.raises(UserError, match=f"{path} is not a checkpoint of ccup-tiny-p7 .*: pass an open_clip checkpoint"):
+    with pytest.raises(UserError, match=f"{path} is not a checkpoint of ccup-tiny-p7 .*: pass an "
+                                        "open_clip checkpoint"):
         load_clip("ccup-tiny-p7", str(path))
 
 
@@ -85,5 +90,6 @@ def test_a_tower_without_a_known_final_projection_is_refused_by_name():
             super().__init__()
             self.visual = torch.nn.Sequential(torch.nn.Linear(4, 4))
 
-    with pytest.raises(UserError, match="no final linear projection found in image tower Sequential; CCUP edits ViT"):
+    with pytest.raises(UserError, match="no final linear projection found in image tower "
+                                        "Sequential; CCUP edits ViT"):
         fold_projection(Tower(), torch.eye(4))

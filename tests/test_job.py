@@ -1,5 +1,5 @@
-"""A job in-process (ccup.pipeline.run on a composed config): where it runs is an argument, and what its record says of
-numbers that look wrong."""
+"""A job in-process (ccup.pipeline.run on a composed config): where it runs is an argument, and what
+its record says of numbers that look wrong."""
 import json
 
 import pytest
@@ -9,7 +9,8 @@ from hydra.core.hydra_config import HydraConfig
 from ccup.job import Job, implausible, run
 
 pytestmark = pytest.mark.slow
-GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
+            "ankle boot"]
 
 
 def job(tmp_path, *overrides: str) -> dict:
@@ -22,8 +23,9 @@ def test_a_class_list_out_of_the_labels_order_is_flagged(tmp_path, tiny, caplog)
     record = job(tmp_path, f"dataset.classnames=[{','.join(reversed(GARMENTS))}]")
     assert record["status"] == "complete" and record["metrics"]["forget/acc_before"] <= 10.0
     assert record["warnings"] == [
-        f"forget/acc before unlearning is {record['metrics']['forget/acc_before']:.2f} %, at or below chance "
-        "(10.00 % for 10 classes): check that the class names follow the order of the dataset's labels"]
+        f"forget/acc before unlearning is {record['metrics']['forget/acc_before']:.2f} %, at or "
+        "below chance (10.00 % for 10 classes): check that the class names follow the order of the "
+        "dataset's labels"]
     assert f"warning: {record['warnings'][0]}" in caplog.messages
 
 
@@ -31,8 +33,9 @@ def test_a_full_unlearning_that_left_the_class_is_flagged(tmp_path, tiny, caplog
     record = job(tmp_path, "method.lam=0")  # no forgetting term: CCUP's map is the identity
     before = record["metrics"]["forget/acc_before"]
     assert record["metrics"]["forget/acc"] == pytest.approx(before) and before > 90
-    assert record["warnings"] == [f"forget/acc did not fall at alpha = 1 ({before:.2f} %, {before:.2f} % before): "
-                                  "the method left the class as it was; check its settings"]
+    assert record["warnings"] == [f"forget/acc did not fall at alpha = 1 ({before:.2f} %, "
+                                  f"{before:.2f} % before): the method left the class as it was; "
+                                  "check its settings"]
     assert f"warning: {record['warnings'][0]}" in caplog.messages
 
 
@@ -48,10 +51,14 @@ def test_what_counts_as_implausible(metrics, alpha, warned):
 
 
 def test_the_pipeline_reads_where_it_runs_from_its_arguments_not_from_hydra(tmp_path, tiny):
-    cfg = compose("debug=default", "dataset=digits", "forget.classes=['3']", f"results_dir={tmp_path}/results")
+    cfg = compose("debug=default", "dataset=digits", "forget.classes=['3']",
+                  f"results_dir={tmp_path}/results")
     HydraConfig.instance().cfg = None  # no Hydra running: a search's jobs and the Python API run so
-    job = Job(tmp_path / "here", choices={"method": "ccup", "dataset": "digits"}, overrides=["dataset=digits"])
+    job = Job(tmp_path / "here", choices={"method": "ccup", "dataset": "digits"},
+              overrides=["dataset=digits"])
     metrics = run(cfg, job)
     record = json.loads((tmp_path / "here" / "record.json").read_text())
-    assert record["status"] == "complete" and record["metrics"] == metrics and metrics["forget/acc"] < 10
-    assert record["choices"] == {"method": "ccup", "dataset": "digits"} and record["overrides"] == ["dataset=digits"]
+    assert (record["status"] == "complete" and record["metrics"] == metrics
+            and metrics["forget/acc"] < 10)
+    assert (record["choices"] == {"method": "ccup", "dataset": "digits"}
+            and record["overrides"] == ["dataset=digits"])

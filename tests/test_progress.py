@@ -70,7 +70,8 @@ def test_a_jobs_trainers_report_progress_off_a_terminal_only(random_tiny, tmp_pa
     task = fashion_task(random_tiny)
     unlearned = instantiate(cfg.method)(random_tiny.model, task)
     features = instantiate(cfg.evaluator).features(random_tiny.model)
-    for model in (unlearned, random_tiny.model):  # a tower of its own; the original's, into the cache
+    # a tower of its own; the original's, into the cache
+    for model in (unlearned, random_tiny.model):
         features(model, task.load_train())  # 512 images in 2 batches
     expected = [] if terminal else [*(f"training: step {k}/3" for k in (1, 2, 3)),
                                     *(f"encoding: batch {k}/2" for k in (1, 2, 1, 2))]

@@ -8,14 +8,22 @@ from hypothesis import strategies as st
 
 from benchmarks.solve import dense as dense_closed_form
 from ccup.errors import UserError
-from ccup.projection import LowRank, ccup_factors, ccup_map, objective, orthonormal_basis, shifted_solve
+from ccup.projection import (
+    LowRank,
+    ccup_factors,
+    ccup_map,
+    objective,
+    orthonormal_basis,
+    shifted_solve,
+)
 
 settings.register_profile("ccup", deadline=None, max_examples=40)
 settings.load_profile("ccup")
 
 
 def nullspace_projector(T_f: torch.Tensor) -> torch.Tensor:
-    """I - Q Q^T, the exact projection onto the orthogonal complement of span(T_f): the plain nullspace projection."""
+    """I - Q Q^T, the exact projection onto the orthogonal complement of span(T_f): the plain
+    nullspace projection."""
     Q = orthonormal_basis(T_f)
     return torch.eye(T_f.shape[0], dtype=T_f.dtype) - Q @ Q.T
 
@@ -31,8 +39,9 @@ def unit_columns(seed: int, d: int, m: int) -> torch.Tensor:
     return T / T.norm(dim=0)
 
 
-# A lam that stands in for infinity: W(lam) is O((1 + mu) / (lam s^2)) from its limit, s the smallest singular value of
-# T_f, and computing it in float64 loses O(eps lam (1 + mu) / s^2) to rounding: at 1e8 both near 1e-8 (1 + mu) / s^2.
+# A lam that stands in for infinity: W(lam) is O((1 + mu) / (lam s^2)) from its limit, s the
+# smallest singular value of T_f, and computing it in float64 loses O(eps lam (1 + mu) / s^2) to
+# rounding: at 1e8 both near 1e-8 (1 + mu) / s^2.
 LARGE_LAM = 1e8
 
 
@@ -58,7 +67,8 @@ def test_closed_form_minimises_the_objective(problem):
     T_f, T_r, lam, mu = problem
     W = ccup_map(T_f, T_r, lam, mu).requires_grad_()
     (grad,) = torch.autograd.grad(objective(W, T_f, T_r, lam, mu), W)
-    assert grad.abs().max() < 1e-6 * (1 + lam + mu)  # stationary, and the objective is strictly convex
+    # stationary, and the objective is strictly convex
+    assert grad.abs().max() < 1e-6 * (1 + lam + mu)
     bump = 1e-3 * torch.randn_like(W)
     assert objective(W + bump, T_f, T_r, lam, mu) > objective(W, T_f, T_r, lam, mu)
 
@@ -73,7 +83,8 @@ def test_alpha_zero_is_the_identity_bit_for_bit(problem):
 @given(problems())
 def test_lam_zero_is_the_identity(problem):
     T_f, T_r, _, mu = problem
-    torch.testing.assert_close(ccup_map(T_f, T_r, 0.0, mu), torch.eye(T_f.shape[0], dtype=torch.float64))
+    torch.testing.assert_close(ccup_map(T_f, T_r, 0.0, mu),
+                               torch.eye(T_f.shape[0], dtype=torch.float64))
 
 
 @given(problems())
@@ -82,15 +93,18 @@ def test_infinite_lam_without_mu_is_the_nullspace_projector(problem):
     Q = orthonormal_basis(T_f)
     P = torch.eye(T_f.shape[0], dtype=torch.float64) - Q @ Q.T
     torch.testing.assert_close(ccup_map(T_f, T_r, math.inf, 0.0), P)
-    torch.testing.assert_close(ccup_map(T_f, T_r, LARGE_LAM, 0.0), P, atol=limit_atol(T_f, 0.0), rtol=0)
+    torch.testing.assert_close(ccup_map(T_f, T_r, LARGE_LAM, 0.0), P, atol=limit_atol(T_f, 0.0),
+                               rtol=0)
 
 
 @given(problems())
 def test_infinite_lam_is_the_limit_of_large_lam(problem):
     T_f, T_r, _, mu = problem
     W_inf = ccup_map(T_f, T_r, math.inf, mu)
-    torch.testing.assert_close(ccup_map(T_f, T_r, LARGE_LAM, mu), W_inf, atol=limit_atol(T_f, mu), rtol=0)
-    torch.testing.assert_close(W_inf @ T_f, torch.zeros_like(T_f), atol=1e-9, rtol=0)  # hard constraint holds
+    torch.testing.assert_close(ccup_map(T_f, T_r, LARGE_LAM, mu), W_inf, atol=limit_atol(T_f, mu),
+                               rtol=0)
+    # hard constraint holds
+    torch.testing.assert_close(W_inf @ T_f, torch.zeros_like(T_f), atol=1e-9, rtol=0)
 
 
 @given(st.integers(2, 12), st.integers(0, 2**31), st.floats(1e-3, 1e4))
@@ -125,11 +139,14 @@ def test_directions_orthogonal_to_the_forget_span_are_unchanged_without_mu(probl
 def test_partial_projection_scales_forget_scores_by_one_minus_alpha(problem, alpha):
     T_f, T_r, _, _ = problem
     z = torch.randn(T_f.shape[0], 5, dtype=torch.float64)  # image embeddings as columns
-    W = ccup_factors(T_f, T_r, math.inf, 0.0).with_strength(alpha)  # the nullspace projection at strength alpha
+    # the nullspace projection at strength alpha
+    W = ccup_factors(T_f, T_r, math.inf, 0.0).with_strength(alpha)
     torch.testing.assert_close(T_f.T @ W.apply(z), (1 - alpha) * T_f.T @ z)
 
 
-@pytest.mark.parametrize("lam, mu", [(-1.0, 0.0), (1.0, -0.5), (math.nan, 0.0), (1.0, math.inf), (1.0, math.nan)])
+@pytest.mark.parametrize("lam, mu",
+                         [(-1.0, 0.0), (1.0, -0.5), (math.nan, 0.0), (1.0, math.inf),
+                          (1.0, math.nan)])
 def test_bad_weights_are_refused(lam, mu):
     T = unit_columns(0, 4, 2)
     with pytest.raises(UserError, match="lam >= 0"):
@@ -150,7 +167,8 @@ def test_the_low_rank_computation_is_the_dense_solve(problem, hard, layout):
     if layout == "collinear":  # opposite embeddings span one direction
         T_f, T_r = torch.cat([T_f, -T_f[:, :1]], dim=1), torch.cat([T_r, -T_r[:, :1]], dim=1)
     lam = math.inf if hard else lam
-    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
+    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu),
+                               atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("lam, mu", [(1e-320, 1.0), (1000.0, 1e-320), (0.0, 5.0)])
@@ -164,7 +182,8 @@ def test_weights_below_double_precision_add_nothing(lam, mu):
 @given(problems(), st.floats(0, 1), st.floats(0, 1))
 def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem, a, b):
     T_f, T_r, lam, mu = problem
-    t = T_f[:, :1]  # one forget class: its score <W_alpha t, t> = 1 - alpha lam t^T A^-1 t, A positive definite
+    # one forget class: its score <W_alpha t, t> = 1 - alpha lam t^T A^-1 t, A positive definite
+    t = T_f[:, :1]
     W = ccup_factors(t, T_r, lam, mu)
     low, high = sorted([a, b])
     score = {alpha: (t.T @ W.with_strength(alpha).apply(t)).item() for alpha in (low, high)}
@@ -173,23 +192,28 @@ def test_with_retention_the_forget_score_falls_monotonically_with_alpha(problem,
 
 @given(problems(), st.booleans(), st.floats(0, 1), st.integers(0, 2**31))
 def test_the_low_rank_map_acts_as_its_dense_matrix(problem, hard, alpha, seed):
-    """CCUP's map is kept as I - U V^T, k <= C columns, and applied as X - U (V^T X): the same as the d x d matrix."""
+    """CCUP's map is kept as I - U V^T, k <= C columns, and applied as X - U (V^T X): the same as
+    the d x d matrix."""
     T_f, T_r, lam, mu = problem
     W = ccup_factors(T_f, T_r, math.inf if hard else lam, mu)
     assert W.U.shape == W.V.shape and W.U.shape[1] <= T_f.shape[1] + T_r.shape[1]
-    X = torch.randn(T_f.shape[0], 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    X = torch.randn(T_f.shape[0], 3, generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64)
     dense = with_strength(W.dense(), alpha)
     torch.testing.assert_close(W.with_strength(alpha).apply(X), dense @ X, atol=1e-10, rtol=0)
     X32 = X.float()  # a model's weights: alpha = 0 leaves them bit for bit, whatever their dtype
-    assert torch.equal(W.with_strength(0.0).apply(X32), X32) and W.with_strength(0.0).apply(X32).dtype == X32.dtype
+    assert (torch.equal(W.with_strength(0.0).apply(X32), X32)
+            and W.with_strength(0.0).apply(X32).dtype == X32.dtype)
 
 
 @st.composite
 def class_counts(draw, more_classes_than_width: bool):
-    """A width d with forget and retain sets whose C = m_f + m_r lies below d, or at or above it (ImageNet-21k)."""
+    """A width d with forget and retain sets whose C = m_f + m_r lies below d, or at or above it
+    (ImageNet-21k)."""
     d = draw(st.integers(2, 12))
     m_f = draw(st.integers(1, d - 1))
-    m_r = draw(st.integers(max(1, d - m_f), 3 * d) if more_classes_than_width else st.integers(0, d - 1 - m_f))
+    m_r = draw(st.integers(max(1, d - m_f), 3 * d) if more_classes_than_width
+               else st.integers(0, d - 1 - m_f))
     seed = draw(st.integers(0, 2**31))
     lam = draw(st.floats(1e-3, 1e4))
     mu = draw(st.floats(0, 1e3))
@@ -201,13 +225,16 @@ def test_both_sides_of_the_solve_give_the_dense_closed_form(more_classes_than_wi
     T_f, T_r, lam, mu = data.draw(class_counts(more_classes_than_width))
     assert (T_f.shape[1] + T_r.shape[1] >= T_f.shape[0]) == more_classes_than_width
     lam = math.inf if hard else lam
-    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu), atol=1e-10, rtol=0)
+    torch.testing.assert_close(ccup_map(T_f, T_r, lam, mu), dense_closed_form(T_f, T_r, lam, mu),
+                               atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("d, C", [(16, 5), (16, 16), (16, 40)])
 def test_the_shifted_solve_is_a_linear_solve_on_either_side(d, C):
     B, X = unit_columns(0, d, C), unit_columns(1, d, 3)
     weights = [1000.0] * 2 + [1.0] * (C - 2)
-    A = torch.eye(d, dtype=torch.float64) + B @ torch.diag(torch.tensor(weights, dtype=torch.float64)) @ B.T
+    A = (torch.eye(d, dtype=torch.float64)
+         + B @ torch.diag(torch.tensor(weights, dtype=torch.float64)) @ B.T)
     terms = [(B[:, :2], 1000.0), (B[:, 2:], 1.0)]
-    torch.testing.assert_close(shifted_solve(terms, X), torch.linalg.solve(A, X), atol=1e-12, rtol=1e-10)
+    torch.testing.assert_close(shifted_solve(terms, X), torch.linalg.solve(A, X), atol=1e-12,
+                               rtol=1e-10)

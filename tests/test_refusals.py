@@ -1,5 +1,6 @@
-"""Bad input, end to end: each place a job can refuse its input ends the command with one `error:` line and a failed
-record; a command line Hydra cannot compose ends with one `error:` line naming what exists."""
+"""Bad input, end to end: each place a job can refuse its input ends the command with one `error:`
+line and a failed record; a command line Hydra cannot compose ends with one `error:` line naming
+what exists."""
 import json
 import subprocess
 import sys
@@ -12,20 +13,25 @@ from helpers import ROOT, records, run_job, run_suite
 pytestmark = pytest.mark.slow
 
 
-# One case per place a job can refuse its input (config values, method settings, the forget set, the data, the
-# model); every message of each place is tested where it is raised, in process (test_sweeps.py: NaN, numbers in
-# quotes, seeds; test_task.py: forget sets; test_projection.py, test_baselines.py, test_heads.py). A method's
-# range check (alpha=2) fails a job of test_sweeps.py's sweep, with its W&B run marked failed.
+# One case per place a job can refuse its input (config values, method settings, the forget set, the
+# data, the model); every message of each place is tested where it is raised, in process
+# (test_sweeps.py: NaN, numbers in quotes, seeds; test_task.py: forget sets; test_projection.py,
+# test_baselines.py, test_heads.py). A method's range check (alpha=2) fails a job of
+# test_sweeps.py's sweep, with its W&B run marked failed.
 BAD_INPUTS = {
     "alpha=nan": "alpha=nan is not a number",
     "method=finetune;method.lr=0": "lr must be a positive finite number",
-    "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run `make data`",
+    "dataset.load.roots=[/nonexistent]": "Fashion-MNIST not found in ['/nonexistent']: run "
+                                         "`make data`",
     "model=vit_b32_openai;model.name=ViT-B-99": "unknown open_clip model 'ViT-B-99'",
-    "model=vit_b32_openai": "the 'openai' weights of ViT-B-32 are not on this machine and their host does not answer",
+    "model=vit_b32_openai": "the 'openai' weights of ViT-B-32 are not on this machine and their "
+                            "host does not answer",
     "model=vit_b32_openai;model.pretrained=README.md": "README.md is not a checkpoint of ViT-B-32",
-    "method=retrain;model=vit_b32_openai": "comes with pretrained weights whose training data and recipe the suite",
+    "method=retrain;model=vit_b32_openai": "comes with pretrained weights whose training data and "
+                                           "recipe the suite",
     "method=grad_ascent;trainer.accelerator=nosuch":
-        "Lightning refuses the Trainer settings trainer.*: ValueError: You selected an invalid accelerator name",
+        "Lightning refuses the Trainer settings trainer.*: ValueError: You selected an invalid "
+        "accelerator name",
     "evaluator.batch_size=0": "evaluator.batch_size must be at least 1",
     "dataset=cifar10;forget.classes=[cat]": "CIFAR-10 not found or incomplete in",
 }
@@ -33,58 +39,73 @@ BAD_INPUTS = {
 # not take, added with `+`, is refused before any work; without `+`, Hydra's composition refuses
 # it, test_configs.py).
 ALONE = {"evaluator.batch_size=0": BAD_INPUTS["evaluator.batch_size=0"],
-         "+model.pretrained=x.pt": "model.pretrained: the embedded model (model=tiny) is trained by "
-                                   "its recipe and loads no checkpoint; load one with an open_clip "
-                                   "model config"}
+         "+model.pretrained=x.pt": "model.pretrained: the embedded model (model=tiny) is "
+                                   "trained by its recipe and loads no checkpoint; load one with "
+                                   "an open_clip model config"}
 # A flag among the overrides (Hydra's parser takes the overrides as one run of words): a config
 # folder of the test's own, with a forget set of the digits, a job that exports its model.
 FLAG_AMONG = ("debug=default", "dataset=digits", "--config-dir", "{conf}", "forget=three",
               "export=true")
-# A command line Hydra cannot compose into a config: no job starts, so there is no record either (every message of
-# ccup.errors.composition_error and of check_group_choices is tested in test_configs.py).
-# A config that composes but does not resolve, or names a class its dataset does not have (checked first, before the
-# rest resolves): no identity, so the failed record lies in the job's folder alone.
+# A command line Hydra cannot compose into a config: no job starts, so there is no record either
+# (every message of ccup.errors.composition_error and of check_group_choices is tested in
+# test_configs.py).
+# A config that composes but does not resolve, or names a class its dataset does not have (checked
+# first, before the rest resolves): no identity, so the failed record lies in the job's folder
+# alone.
 UNRESOLVED = {
     "forget.classes=[sandals]": "error: unknown forget class 'sandals': did you mean 'sandal'?",
-    "dataset=cifar10": "error: unknown forget class 'sandal': the dataset's classes are 'airplane'",  # a garment
+    # a garment
+    "dataset=cifar10": "error: unknown forget class 'sandal': the dataset's classes are 'airplane'",
     "forget.classes=[t-shirt,trouser,pullover,dress,coat,sandal,shirt,sneaker,bag,ankle boot]":
         "error: cannot forget every class",
     "alpha=${nope}": "error: the config does not resolve: Interpolation key 'nope' not found",
-    "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. method.lr=...",
-    "dataset=cifar10;forget=protocol_1": "error: dataset=cifar10 has no published protocol forget classes "
-                                         "(protocol_forget), so forget=protocol_* has nothing to pick",
-    "dataset=folder;dataset.root=/nonexistent": "error: dataset.root=/nonexistent: no such folder; a folder dataset "
-                                                "reads /nonexistent/train/<class>/*",
+    "method=base/finetune": "error: no value for method.lr, method.steps (???): set it, e.g. "
+                            "method.lr=...",
+    "dataset=cifar10;forget=protocol_1": "error: dataset=cifar10 has no published protocol forget "
+                                         "classes (protocol_forget), so forget=protocol_* has "
+                                         "nothing to pick",
+    "dataset=folder;dataset.root=/nonexistent": "error: dataset.root=/nonexistent: no such folder; "
+                                                "a folder dataset reads "
+                                                "/nonexistent/train/<class>/*",
 }
 UNCOMPOSED = {
-    "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, finetune, grad_ascent,",
+    "method=ccupp": "error: method=ccupp: no such option; did you mean 'ccup'? method has ccup, "
+                    "finetune, grad_ascent,",
     "alpha=[": "error: cannot read the override 'alpha=[': no viable alternative at input '['",
-    "forget=5": "error: forget=5: an option of forget is the name of a file in conf/forget/, not a number",
+    "forget=5": "error: forget=5: an option of forget is the name of a file in conf/forget/, not "
+                "a number",
     "forget=[sandal,bag]": "error: forget=[sandal,bag]: forget takes one option",
 }
 
 
 @pytest.fixture(scope="module")
 def refusals(tmp_path_factory, tiny) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """The command lines that do not compose, one bad input run alone and a job with a flag among its overrides, each
-    a command of its own, run side by side. (`tiny`: the runs that load the embedded model find it ready.)"""
+    """The command lines that do not compose, one bad input run alone and a job with a flag among
+    its overrides, each a command of its own, run side by side. (`tiny`: the runs that load the
+    embedded model find it ready.)"""
     conf = tmp_path_factory.mktemp("conf")
     (conf / "forget").mkdir()
     (conf / "forget" / "three.yaml").write_text("classes: ['3']\n")
-    started = {"--config-dir": (tmp_path_factory.mktemp("flag"), [arg.format(conf=conf) for arg in FLAG_AMONG])}
+    started = {"--config-dir": (tmp_path_factory.mktemp("flag"),
+                                [arg.format(conf=conf) for arg in FLAG_AMONG])}
     for override in [*ALONE, *UNRESOLVED, *UNCOMPOSED]:
-        started[override] = tmp_path_factory.mktemp("refused"), [*override.split(";"), "logger=none"]
+        started[override] = (tmp_path_factory.mktemp("refused"),
+                             [*override.split(";"), "logger=none"])
     with ThreadPoolExecutor(4) as pool:  # each waits on its own process
         ended = pool.map(lambda command: run_suite(command[0], *command[1]), started.values())
-        return {name: (folder, result) for (name, (folder, _)), result in zip(started.items(), ended, strict=True)}
+        return {name: (folder, result)
+                for (name, (folder, _)), result in zip(started.items(), ended, strict=True)}
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)
-def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(tmp_path, tiny, caplog, override):
-    run_job(tmp_path, *override.split(";"), "logger=none", debug=False, sweeping=True)  # as one job of a sweep
+def test_bad_input_fails_its_job_with_one_error_line_and_a_failed_record(tmp_path, tiny, caplog,
+                                                                         override):
+    # as one job of a sweep
+    run_job(tmp_path, *override.split(";"), "logger=none", debug=False, sweeping=True)
     (job,) = records(tmp_path)
     assert job["status"] == "failed" and BAD_INPUTS[override] in job["error"]
-    assert [message for message in caplog.messages if message.startswith("error: ")] == [f"error: {job['error']}"]
+    assert [message for message in caplog.messages
+            if message.startswith("error: ")] == [f"error: {job['error']}"]
     assert not any(record.exc_info for record in caplog.records) and "Traceback" not in caplog.text
 
 
@@ -110,7 +131,8 @@ def test_a_flag_goes_anywhere_and_the_job_ends_naming_its_record_and_model(refus
 
 
 @pytest.mark.parametrize("override", UNCOMPOSED)
-def test_a_command_line_that_does_not_compose_gets_one_error_line_naming_what_exists(refusals, override):
+def test_a_command_line_that_does_not_compose_gets_one_error_line_naming_what_exists(
+        refusals, override):
     tmp_path, result = refusals[override]
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1].startswith(UNCOMPOSED[override]), result.stderr
@@ -124,8 +146,10 @@ def test_a_config_that_does_not_resolve_fails_its_job_with_one_error_line(refusa
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(UNRESOLVED[override]), result.stderr
     record = json.loads((tmp_path / "outputs" / "record.json").read_text())
-    assert record["status"] == "failed" and f"error: {record['error']}" == result.stderr.strip().splitlines()[-1]
-    assert record["overrides"][:override.count(";") + 1] == override.split(";") and not (tmp_path / "results").exists()
+    assert (record["status"] == "failed"
+            and f"error: {record['error']}" == result.stderr.strip().splitlines()[-1])
+    assert (record["overrides"][:override.count(";") + 1] == override.split(";")
+            and not (tmp_path / "results").exists())
 
 
 @pytest.mark.parametrize("mistake", [["metod=ccup"], ["forget.classes=[sandl]"], ["method=ccupp"]])
@@ -134,6 +158,8 @@ def test_a_mistake_is_answered_before_torch_lightning_and_open_clip_are_imported
             f"sys.argv = ['run.py', *{mistake!r}, 'logger=none']\n"
             "try:\n    runpy.run_path('run.py', run_name='__main__')\n"
             "except SystemExit as exc:\n    print(exc.code, file=sys.stderr)\n"
-            "print(sorted({'torch', 'pytorch_lightning', 'open_clip', 'pandas'} & set(sys.modules)))")
+            "print(sorted({'torch', 'pytorch_lightning', 'open_clip', 'pandas'} & "
+            "set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
-    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and result.stdout.strip() == "[]"
+    assert (result.stderr.strip().splitlines()[-1].startswith("error: ")
+            and result.stdout.strip() == "[]")

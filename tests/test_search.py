@@ -1,5 +1,6 @@
-"""A method's hyperparameter search (conf/hparams_search/) end to end: trials scored on the validation classes against
-the oracle, each leaving its records, and a killed search run again going on where it stopped."""
+"""A method's hyperparameter search (conf/hparams_search/) end to end: trials scored on the
+validation classes against the oracle, each leaving its records, and a killed search run again going
+on where it stopped."""
 import json
 import time
 from pathlib import Path
@@ -11,12 +12,21 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from ccup.configs import compose as job_config
-from ccup.search import busy_seconds, defaults_and_tuned, render, render_settings, studies, tuned_config
+from ccup.search import (
+    busy_seconds,
+    defaults_and_tuned,
+    render,
+    render_settings,
+    studies,
+    tuned_config,
+)
 
 pytestmark = pytest.mark.slow
-# CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained for two steps.
-SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1", "search.models=[tiny]",
-          "search.datasets=[fashion_mnist]", "search.forget=[sandal]", "search.oracle_settings.max_steps=2")
+# CCUP's search cut short: three trials, one at a time, on one class, against an oracle retrained
+# for two steps.
+SEARCH = ("-m", "hparams_search=ccup", "hydra.sweeper.n_trials=3", "hydra.sweeper.n_jobs=1",
+          "search.models=[tiny]", "search.datasets=[fashion_mnist]", "search.forget=[sandal]",
+          "search.oracle_settings.max_steps=2")
 
 
 def study(tmp_path) -> optuna.Study:
@@ -32,19 +42,23 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path, tiny):
     search.wait()
     assert [trial.state.name for trial in study(tmp_path).trials] == ["COMPLETE", "RUNNING"]
 
-    result = suite_in_process(tmp_path, *SEARCH)  # run again, through Hydra's Optuna sweeper in this process
+    # run again, through Hydra's Optuna sweeper in this process
+    result = suite_in_process(tmp_path, *SEARCH)
     assert result.exit is None, result.stdout
     trials = study(tmp_path).trials
-    assert [trial.state.name for trial in trials] == ["COMPLETE", "RUNNING", "COMPLETE", "COMPLETE"]  # 3, not 1 + 3
+    # 3, not 1 + 3
+    assert [trial.state.name for trial in trials] == ["COMPLETE", "RUNNING", "COMPLETE", "COMPLETE"]
     settings = [tuple(trial.params.values()) for trial in trials]
-    assert len(set(settings)) == 4  # the sampler, seeded anew, does not propose the first run's settings again
+    # the sampler, seeded anew, does not propose the first run's settings again
+    assert len(set(settings)) == 4
     summary = json.loads((tmp_path / "multirun" / "1" / "record.json").read_text())
     ccup, oracle = (json.loads((tmp_path / "results" / "records" / f"{id}.json").read_text())
                     for id in summary["records"])
     assert ccup["config"]["method"]["lam"] == trials[3].params["method.lam"]
-    assert oracle["choices"]["method"] == "retrain" and oracle["config"]["forget"]["classes"] == ["sandal"]
-    terms = ["forget/acc", "retain/acc", "cross/digits/acc", "retrieval/forget_ap", "retrieval/retain_map",
-             "forget/acc_heldout_prompts"]  # the headline's: each once
+    assert (oracle["choices"]["method"] == "retrain"
+            and oracle["config"]["forget"]["classes"] == ["sandal"])
+    terms = ["forget/acc", "retain/acc", "cross/digits/acc", "retrieval/forget_ap",
+             "retrieval/retain_map", "forget/acc_heldout_prompts"]  # the headline's: each once
     gap = sum(abs(ccup["metrics"][term] - oracle["metrics"][term]) for term in terms) / len(terms)
     assert summary["value"] == pytest.approx(gap) == trials[3].value
     assert "skipped: the record" in result.stdout  # the oracle's job ran in the first trial only
@@ -59,10 +73,11 @@ def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
         assert cfg.hydra.sweeper.n_trials == 20 and cfg.hydra.sweeper.sampler.seed == 0
         assert cfg.hydra.sweeper.study_name == name and cfg.results_dir == f"results/search/{name}"
         assert cfg.search.forget is None and cfg.alpha == 1 and cfg.test_images == "validation"
-        assert list(cfg.search.models) == ["tiny", "tiny_rn"] and list(cfg.search.datasets) == ["fashion_mnist",
-                                                                                                "digits"]
+        assert (list(cfg.search.models) == ["tiny", "tiny_rn"]
+                and list(cfg.search.datasets) == ["fashion_mnist", "digits"])
         header = (CONF / "hparams_search" / f"{name}.yaml").read_text().split("defaults:")[0]
-        assert f"#   python run.py -m hparams_search={name} " in header  # headed by the command that runs it
+        # headed by the command that runs it
+        assert f"#   python run.py -m hparams_search={name} " in header
 
 
 def test_the_searches_table_gives_each_studys_trials_time_and_best(tmp_path):
@@ -90,10 +105,12 @@ def test_readme_quotes_the_committed_searches_as_their_studies_give_them():
 
 @pytest.mark.parametrize("name", config_names("method/tuned"))
 def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name, monkeypatch):
-    best = optuna.load_study(study_name=name, storage=f"sqlite:///{ROOT}/results/search/{name}/optuna.db").best_trial
+    best = optuna.load_study(study_name=name,
+                             storage=f"sqlite:///{ROOT}/results/search/{name}/optuna.db").best_trial
     tuned = job_config(f"method=tuned/{name}")
     for key, value in best.params.items():
-        if "/" in key:  # a config group's option (method/lipschitz_schedule): its values, in the method's config
+        # a config group's option (method/lipschitz_schedule): its values, in the method's config
+        if "/" in key:
             option = OmegaConf.load(CONF / f"{key}/{value}.yaml")
             assert all(tuned.method.module[k] == v for k, v in option.items()), key
         else:
@@ -107,6 +124,7 @@ def test_a_tuned_method_has_the_best_settings_of_its_committed_search(name, monk
 
 
 def test_a_searchs_wall_time_leaves_out_the_time_it_was_not_running():
-    # two trials side by side (0-10, 5-12), then the search killed and resumed a day later (86400-86410)
+    # two trials side by side (0-10, 5-12), then the search killed and resumed a day later
+    # (86400-86410)
     assert busy_seconds([(5, 12), (0, 10), (86400, 86410)]) == 22
     assert busy_seconds([]) == 0

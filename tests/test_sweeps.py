@@ -1,6 +1,6 @@
-"""Sweeps that survive: one identity per job, skip-if-done, failures isolated and named, the cluster launcher's
-bookkeeping, concurrent writers, and one clear error for each bad input at the edges (full disk, read-only results,
-W&B refusing to start)."""
+"""Sweeps that survive: one identity per job, skip-if-done, failures isolated and named, the cluster
+launcher's bookkeeping, concurrent writers, and one clear error for each bad input at the edges
+(full disk, read-only results, W&B refusing to start)."""
 import errno
 import json
 import multiprocessing
@@ -17,7 +17,15 @@ from types import SimpleNamespace
 import hydra.types
 import pytest
 import submitit
-from helpers import CONF, compose, records, refuse_reads_under, run_job, start_suite, suite_in_process
+from helpers import (
+    CONF,
+    compose,
+    records,
+    refuse_reads_under,
+    run_job,
+    start_suite,
+    suite_in_process,
+)
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from hydra.core.utils import JobStatus
@@ -33,14 +41,15 @@ from ccup.method import CCUP
 from ccup.provenance import git_state
 from ccup.record import NOT_IDENTITY, config_id, write_record
 
-# --- Identity: what a job computes, not where it reports ---------------------------------------------------------
+# --- Identity: what a job computes, not where it reports ------------------------------------------
 
 def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
     def git(*args):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
-                       capture_output=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
 
-    assert git_state(tmp_path) == {"git_sha": None, "git_dirty": None, "git_diff": None}  # no checkout
+    # no checkout
+    assert git_state(tmp_path) == {"git_sha": None, "git_dirty": None, "git_diff": None}
     (tmp_path / "run.py").write_text("alpha = 1\n")
     git("init", "-q")
     git("add", "run.py")
@@ -61,8 +70,8 @@ def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
 
 
 def scratch_checkout(tmp_path: Path) -> Path:
-    """A git checkout with one committed file and, as cluster users have them, `data` and `.venv` as symlinks to
-    directories outside it."""
+    """A git checkout with one committed file and, as cluster users have them, `data` and `.venv` as
+    symlinks to directories outside it."""
     repo = tmp_path / "repo"
     elsewhere = tmp_path / "elsewhere"
     repo.mkdir()
@@ -71,31 +80,35 @@ def scratch_checkout(tmp_path: Path) -> Path:
     (repo / "data").symlink_to(elsewhere, target_is_directory=True)
     (repo / ".venv").symlink_to(elsewhere, target_is_directory=True)
     for args in (["init", "-q"], ["add", "run.py"], ["commit", "-qm", "code"]):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True,
-                       capture_output=True)
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
+                       check=True, capture_output=True)
     return repo
 
 
 def untracked(repo: Path) -> list[str]:
-    return subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo, check=True,
-                          capture_output=True, text=True).stdout.split()
+    return subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=repo,
+                          check=True, capture_output=True, text=True).stdout.split()
 
 
-def test_provenance_survives_symlinked_data_and_venv_and_never_reads_a_large_untracked_file(tmp_path, monkeypatch):
+def test_provenance_survives_symlinked_data_and_venv_and_never_reads_a_large_untracked_file(
+        tmp_path, monkeypatch):
     repo = scratch_checkout(tmp_path)
     assert untracked(repo) == [".venv", "data"]  # no .gitignore here: git lists both symlinks
     clean = git_state(repo)
     assert len(clean["git_sha"]) == 40 and clean["git_dirty"] is False and clean["git_diff"] is None
     big = repo / "checkpoint.ckpt"
     with big.open("wb") as f:
-        f.truncate(2**30)  # a sparse 1 GB file: no disk spent, but a whole read would still read 1 GB
+        # a sparse 1 GB file: no disk spent, but a whole read would still read 1 GB
+        f.truncate(2**30)
     refuse_reads_under(monkeypatch, repo)
     dropped = git_state(repo)
-    assert dropped["git_sha"] == clean["git_sha"] and dropped["git_dirty"] is True  # an untracked file is a change
+    # an untracked file is a change
+    assert dropped["git_sha"] == clean["git_sha"] and dropped["git_dirty"] is True
     assert len(dropped["git_diff"]) == 16 and git_state(repo) == dropped  # one tree, one hash
     mtime = big.stat().st_mtime_ns
     os.truncate(big, 2**30 + 1)
-    os.utime(big, ns=(mtime, mtime))  # the same modification time: only the size tells the two files apart
+    # the same modification time: only the size tells the two files apart
+    os.utime(big, ns=(mtime, mtime))
     assert git_state(repo)["git_diff"] != dropped["git_diff"]
 
 
@@ -103,33 +116,38 @@ def test_the_gitignore_ignores_data_and_venv_as_symlinks(tmp_path):
     repo = scratch_checkout(tmp_path)
     shutil.copy(Path(__file__).parents[1] / ".gitignore", repo / ".gitignore")
     assert untracked(repo) == [".gitignore"]  # neither symlink is listed
-    ignored = subprocess.run(["git", "check-ignore", "data", ".venv"], cwd=repo, capture_output=True, text=True)
+    ignored = subprocess.run(["git", "check-ignore", "data", ".venv"], cwd=repo,
+                             capture_output=True, text=True)
     assert ignored.stdout.split() == ["data", ".venv"]
 
 
 
-@pytest.mark.parametrize("override", ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
-                                      "sweep=another", "logger=none", "rerun=true",
-                                      "trainer.log_every_n_steps=5"])
+@pytest.mark.parametrize("override",
+                         ["results_dir=/elsewhere", "cache_dir=/shared/cache", "data_dir=/data",
+                          "sweep=another", "logger=none", "rerun=true",
+                          "trainer.log_every_n_steps=5"])
 def test_where_and_how_a_job_reports_is_not_its_identity(override):
     assert config_id(compose(override)) == config_id(compose())
 
 
-@pytest.mark.parametrize("override", ["alpha=0", "alpha=0.5", "method=nullspace", "forget=bag", "method.lam=100",
-                                      "test_images=test"])
+@pytest.mark.parametrize("override",
+                         ["alpha=0", "alpha=0.5", "method=nullspace", "forget=bag",
+                          "method.lam=100", "test_images=test"])
 def test_what_a_job_computes_is_its_identity(override):
     assert config_id(compose(override)) != config_id(compose())
 
 
-@pytest.mark.parametrize("method, reads_seed", [("ccup", False), ("retrain", False), ("mask", False),
-                                                ("finetune", True), ("leace", True), ("text_space", True)])
+@pytest.mark.parametrize("method, reads_seed",
+                         [("ccup", False), ("retrain", False), ("mask", False),
+                          ("finetune", True), ("leace", True), ("text_space", True)])
 def test_the_seed_is_a_jobs_identity_only_where_its_method_reads_it(method, reads_seed):
-    # CCUP, the oracle and the blocklist compute the same under every seed: three seeds of them are one job.
+    # CCUP, the oracle and the blocklist compute the same under every seed: three seeds of them are
+    # one job.
     seeds = {config_id(compose(f"method={method}", f"seed={seed}")) for seed in (0, 1, 2)}
     assert len(seeds) == (3 if reads_seed else 1)
 
 
-# --- Values no setting takes ---------------------------------------------------------------------------------------
+# --- Values no setting takes ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("override, message", [
@@ -148,16 +166,18 @@ def test_values_no_setting_takes_are_refused_by_name(override, message):
         check_values(config, skip=NOT_IDENTITY)
 
 
-@pytest.mark.parametrize("overrides", [["alpha=0", "seed=0"], ["seed=4294967295"], ["method.lam=inf"], ["sweep='2024'"],
-                                       ["dataset=digits", "forget.classes=['5']"]])
+@pytest.mark.parametrize("overrides",
+                         [["alpha=0", "seed=0"], ["seed=4294967295"], ["method.lam=inf"],
+                          ["sweep='2024'"], ["dataset=digits", "forget.classes=['5']"]])
 def test_zero_infinity_names_and_digit_classes_are_values(overrides):
     check_values(OmegaConf.to_container(compose(*overrides), resolve=True), skip=NOT_IDENTITY)
 
 
-# --- Records and caches: whole or absent, also with concurrent writers ---------------------------------------------
+# --- Records and caches: whole or absent, also with concurrent writers ----------------------------
 
 
-def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_one(tmp_path, monkeypatch):
+def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_one(tmp_path,
+                                                                                  monkeypatch):
     path = tmp_path / "records" / "job.json"
     write_record({"status": "complete", "metrics": {"forget/acc": 1.0}}, path)
 
@@ -165,7 +185,8 @@ def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_on
         raise OSError(28, os.strerror(28))
 
     monkeypatch.setattr(os, "fsync", full_disk)
-    with pytest.raises(UserError, match=f"cannot write the record {path}: No space left on device: free space"):
+    with pytest.raises(UserError, match=f"cannot write the record {path}: No space left on device: "
+                                        "free space"):
         write_record({"status": "complete", "metrics": {"forget/acc": 2.0}}, path)
     assert json.loads(path.read_text())["metrics"] == {"forget/acc": 1.0}
     assert [p.name for p in path.parent.iterdir()] == ["job.json"]
@@ -174,12 +195,14 @@ def test_a_full_disk_while_writing_keeps_the_old_record_and_leaves_no_partial_on
 def test_records_are_readable_by_the_other_users_of_a_shared_filesystem(tmp_path):
     (tmp_path / "plain.json").write_bytes(b"{}")
     path = storage.write_bytes(b"{}", tmp_path / "record.json")
-    assert path.stat().st_mode == (tmp_path / "plain.json").stat().st_mode  # as open() makes it, not mkstemp's 0o600
+    # as open() makes it, not mkstemp's 0o600
+    assert path.stat().st_mode == (tmp_path / "plain.json").stat().st_mode
 
 
 def write_many(path: Path, writer: int) -> None:
     for _ in range(20):
-        storage.write_bytes(json.dumps({"writer": writer, "data": [writer] * 50_000}).encode(), path)
+        storage.write_bytes(json.dumps({"writer": writer, "data": [writer] * 50_000}).encode(),
+                            path)
 
 
 def test_concurrent_writers_leave_one_whole_file_and_readers_never_see_a_partial_one(tmp_path):
@@ -197,16 +220,17 @@ def test_concurrent_writers_leave_one_whole_file_and_readers_never_see_a_partial
     assert [p.name for p in path.parent.iterdir()] == ["entry.json"]
 
 
-# --- The end of a failed job and of a sweep ------------------------------------------------------------------------
+# --- The end of a failed job and of a sweep -------------------------------------------------------
 
 
 def test_a_failed_job_ends_alone_with_one_line_and_in_a_sweep_lets_the_others_run(caplog):
     bug, bad_input = RuntimeError("boom"), UserError("alpha must lie in [0, 1]\n(0 = original)")
     assert end_failed(bug, sweeping=True) is None
     assert end_failed(bad_input, sweeping=True) is None
-    assert [r.getMessage() for r in caplog.records] == ["error: RuntimeError: boom",
-                                                        "error: alpha must lie in [0, 1] (0 = original)"]
-    assert caplog.records[0].exc_info is not None and caplog.records[1].exc_info is None  # a bug keeps its traceback
+    assert [r.getMessage() for r in caplog.records] == [
+        "error: RuntimeError: boom", "error: alpha must lie in [0, 1] (0 = original)"]
+    # a bug keeps its traceback
+    assert caplog.records[0].exc_info is not None and caplog.records[1].exc_info is None
     with pytest.raises(SystemExit, match=r"^error: alpha must lie in \[0, 1\] \(0 = original\)$"):
         end_failed(bad_input, sweeping=False)
     with pytest.raises(RuntimeError, match="boom"):
@@ -224,10 +248,12 @@ def fake_job(sweep_dir: Path, num: int, overrides: list[str], record: dict | Non
 
 def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_path, capsys):
     fake_job(tmp_path, 0, ["alpha=0", "logger=none"], {"status": "complete", "metrics": {}})
-    fake_job(tmp_path, 1, ["alpha=2", "logger=none"], {"status": "failed", "error": "alpha must lie in [0, 1]"})
+    fake_job(tmp_path, 1, ["alpha=2", "logger=none"],
+             {"status": "failed", "error": "alpha must lie in [0, 1]"})
     fake_job(tmp_path, 10, ["alpha=1", "logger=none"], None)  # killed before its record
     with pytest.raises(SystemExit) as exit_:
-        sweep.Sweep(report=False).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+        sweep.Sweep(report=False).on_multirun_end(
+            OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert (summary["jobs"], summary["complete"]) == (3, 1)
     assert [(Path(j["job"]).name, j["overrides"], j["error"]) for j in summary["failed"]] == [
@@ -235,18 +261,18 @@ def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_p
     assert capsys.readouterr().out.splitlines()[:2] == [
         f"sweep: 1 of 3 jobs complete, 2 failed ({tmp_path / 'summary.json'})",
         f"failed: {tmp_path / '1'} (alpha=2): alpha must lie in [0, 1]"]
-    assert exit_.value.code == (f"error: 2 of 3 jobs failed ({tmp_path / '1'}, {tmp_path / '10'}): see "
-                                f"{tmp_path / 'summary.json'}")
+    assert exit_.value.code == (f"error: 2 of 3 jobs failed ({tmp_path / '1'}, "
+                                f"{tmp_path / '10'}): see {tmp_path / 'summary.json'}")
 
 
 def test_a_sweep_without_failures_exits_zero(tmp_path):
     fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
-    assert sweep.Sweep(report=False).on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))\
-        is None  # no SystemExit
+    assert sweep.Sweep(report=False).on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})) is None  # no SystemExit
     assert json.loads((tmp_path / "summary.json").read_text())["complete"] == 1
 
 
-# --- Launchers and multi-GPU training: the configs compose into the libraries' own objects -------------------------
+# --- Launchers and multi-GPU training: the configs compose into the libraries' own objects --------
 
 
 def hydra_config(*overrides: str):
@@ -256,22 +282,27 @@ def hydra_config(*overrides: str):
 
 def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkeypatch):
     """The suite's SLURM launcher (Hydra's submitit launcher, waiting for every job), built from
-    conf/hydra/launcher/slurm.yaml, hands submitit's SLURM executor our settings; its sbatch script is rendered here
-    instead of submitted (a fake `srun` passes submitit's check). tests/test_slurm.py submits to a real cluster."""
+    conf/hydra/launcher/slurm.yaml, hands submitit's SLURM executor our settings; its sbatch script
+    is rendered here instead of submitted (a fake `srun` passes submitit's check).
+    tests/test_slurm.py submits to a real cluster."""
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\n")
     (tmp_path / "bin" / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
-    cfg = hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.gpus_per_node=2",
-                       "hydra.launcher.timeout_min=30", "hydra.launcher.array_parallelism=4",
+    cfg = hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu",
+                       "hydra.launcher.gpus_per_node=2", "hydra.launcher.timeout_min=30",
+                       "hydra.launcher.array_parallelism=4",
                        f"hydra.sweep.dir={tmp_path / 'multirun'}")
     launcher = instantiate(cfg.hydra.launcher)
-    # by name: Hydra's plugin discovery imports the plugin module a second time, so its classes are other objects
-    assert f"{type(launcher).__module__}.{type(launcher).__name__}" == "hydra_plugins.ccup_launcher.SlurmLauncher"
+    # by name: Hydra's plugin discovery imports the plugin module a second time, so its classes are
+    # other objects
+    assert (f"{type(launcher).__module__}.{type(launcher).__name__}"
+            == "hydra_plugins.ccup_launcher.SlurmLauncher")
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     submitted = []
 
-    def submit(executor, *args):  # instead of sbatch: keep the executor, and stop before waiting for the jobs
+    # instead of sbatch: keep the executor, and stop before waiting for the jobs
+    def submit(executor, *args):
         submitted.append(executor)
         raise InterruptedError
 
@@ -280,7 +311,8 @@ def test_the_slurm_launcher_submits_one_array_with_our_settings(tmp_path, monkey
         launcher.launch([[f"seed={seed}"] for seed in range(6)], initial_job_idx=0)
     (executor,) = submitted
     slurm = executor._executor
-    slurm.parameters["map_count"] = 6  # what submitit sets when it submits the six jobs as one array
+    # what submitit sets when it submits the six jobs as one array
+    slurm.parameters["map_count"] = 6
     script = slurm._make_submission_file_text("python -m submitit.core._submit", "0")
     for line in ["#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --time=30",
                  "#SBATCH --array=0-5%4", "#SBATCH --cpus-per-task=8", "#SBATCH --mem=32GB",
@@ -297,17 +329,21 @@ def fake_squeue(tmp_path: Path, monkeypatch, script: str) -> None:
 
 
 @pytest.mark.parametrize("script, state", [
-    ("echo RUNNING", "RUNNING"), ("echo CANCELLED", "CANCELLED"), ("true", None),  # ended, and forgotten by the queue
-    ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", None),  # purged from the controller
+    ("echo RUNNING", "RUNNING"), ("echo CANCELLED", "CANCELLED"),
+    ("true", None),  # ended, and forgotten by the queue
+    # purged from the controller
+    ("echo 'slurm_load_jobs error: Invalid job id specified' >&2; exit 1", None),
 ])
 def test_the_launcher_reads_a_jobs_state_from_the_queue(tmp_path, monkeypatch, script, state):
     fake_squeue(tmp_path, monkeypatch, script)
     assert queue_state("7_1") == state
 
 
-def lost_job(tmp_path: Path, monkeypatch, squeue: str, result: Callable | None = None, own_record: dict | None = None):
-    """The suite's SLURM launcher settling job 7_1 (job number 1) of a sweep, the queue answering `squeue`; the job
-    has a result pickle only with `result`, what submitit's results() makes of it, and `own_record` in its folder."""
+def lost_job(tmp_path: Path, monkeypatch, squeue: str, result: Callable | None = None,
+             own_record: dict | None = None):
+    """The suite's SLURM launcher settling job 7_1 (job number 1) of a sweep, the queue answering
+    `squeue`; the job has a result pickle only with `result`, what submitit's results() makes of it,
+    and `own_record` in its folder."""
     fake_squeue(tmp_path, monkeypatch, squeue)
     launcher = instantiate(hydra_config("hydra/launcher=slurm").hydra.launcher)
     launcher.poll_s, launcher.patience_s = 0.01, 0.05
@@ -318,21 +354,23 @@ def lost_job(tmp_path: Path, monkeypatch, squeue: str, result: Callable | None =
     pickle = tmp_path / "7_1_result.pkl"
     if result is not None:
         pickle.write_bytes(b"")
-    job = SimpleNamespace(job_id="7_1", results=result, paths=SimpleNamespace(result_pickle=pickle,
-                                                                               stderr=tmp_path / "7_1_log.err"))
+    job = SimpleNamespace(job_id="7_1", results=result, paths=SimpleNamespace(
+        result_pickle=pickle, stderr=tmp_path / "7_1_log.err"))
     return launcher.settle(job, ["alpha=1"], 1), tmp_path / "1" / "record.json"
 
 
 @pytest.mark.parametrize("squeue, error", [
-    ("echo CANCELLED", "SLURM ended job 7_1 without a result (CANCELLED: scancel, a failed node or the time limit)"),
+    ("echo CANCELLED", "SLURM ended job 7_1 without a result (CANCELLED: scancel, a failed node or "
+                       "the time limit)"),
     ("echo 'slurm_load_jobs error: Unable to contact slurm controller' >&2; exit 1",
-     "SLURM ended job 7_1 without a result (the queue did not answer for 0 s: slurm_load_jobs error: Unable to "
-     "contact slurm controller"),
+     "SLURM ended job 7_1 without a result (the queue did not answer for 0 s: slurm_load_jobs "
+     "error: Unable to contact slurm controller"),
 ])
-def test_a_job_slurm_ended_without_a_result_gets_a_failed_record_and_the_sweep_goes_on(tmp_path, monkeypatch, squeue,
-                                                                                        error):
+def test_a_job_slurm_ended_without_a_result_gets_a_failed_record_and_the_sweep_goes_on(
+        tmp_path, monkeypatch, squeue, error):
     returned, record = lost_job(tmp_path, monkeypatch, squeue)
-    assert returned.status == JobStatus.COMPLETED and returned.return_value is None  # the sweeper goes on
+    # the sweeper goes on
+    assert returned.status == JobStatus.COMPLETED and returned.return_value is None
     written = json.loads(record.read_text())
     assert written["status"] == "failed" and written["error"].startswith(error)
     assert written["overrides"] == ["alpha=1"]  # for the summary, whether or not the job started
@@ -353,10 +391,11 @@ def test_a_record_the_job_wrote_before_slurm_stopped_it_is_kept(tmp_path, monkey
     assert json.loads(record.read_text()) == own
 
 
-# --- End to end: sweeps that fail, are killed, run again, in parallel ------------------------------------------------
+# --- End to end: sweeps that fail, are killed, run again, in parallel -----------------------------
 
-# The first job fails (alpha outside [0, 1]), the three others complete; on the digits (599 test images), with no
-# evaluation beyond accuracy (eval=[]): what is tested here is how jobs start and end.
+# The first job fails (alpha outside [0, 1]), the three others complete; on the digits (599 test
+# images), with no evaluation beyond accuracy (eval=[]): what is tested here is how jobs start and
+# end.
 SWEEP = ("-m", "alpha=2,0,0.5,1", "dataset=digits", "forget.classes=['3']", "eval=[]")
 
 
@@ -369,13 +408,14 @@ def outcome(record: dict) -> dict:
     return {"status": record["status"], "error": record.get("error"),
             "choices": {k: v for k, v in record["choices"].items() if k not in NOT_IDENTITY},
             "config": {k: v for k, v in record["config"].items() if k not in NOT_IDENTITY},
-            "metrics": {k: v for k, v in record.get("metrics", {}).items() if not k.startswith(("time/", "memory/"))}}
+            "metrics": {k: v for k, v in record.get("metrics", {}).items()
+                        if not k.startswith(("time/", "memory/"))}}
 
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, tiny):
-    """One uninterrupted sweep with a failing first job, mirrored to offline W&B runs, run in this process through
-    Hydra (its sweeper, launcher and callback are the subject)."""
+    """One uninterrupted sweep with a failing first job, mirrored to offline W&B runs, run in this
+    process through Hydra (its sweeper, launcher and callback are the subject)."""
     tmp_path = tmp_path_factory.mktemp("failing")
     return tmp_path, suite_in_process(tmp_path, *SWEEP)
 
@@ -384,13 +424,15 @@ def failing_sweep(tmp_path_factory, tiny):
 def test_a_failing_job_does_not_stop_the_sweep_and_is_named(failing_sweep):
     tmp_path, result = failing_sweep
     by_alpha = {r["config"]["alpha"]: r for r in by_id(tmp_path).values()}
-    assert {alpha: r["status"] for alpha, r in by_alpha.items()} == {2: "failed", 0: "complete", 0.5: "complete",
-                                                                     1: "complete"}
+    assert {alpha: r["status"] for alpha, r in by_alpha.items()} == {2: "failed", 0: "complete",
+                                                                     0.5: "complete", 1: "complete"}
     assert by_alpha[2]["error"].startswith("alpha must lie in [0, 1]")
     job = tmp_path / "multirun" / "0"
-    assert f"sweep: 3 of 4 jobs complete, 1 failed ({tmp_path / 'multirun' / 'summary.json'})" in result.stdout
+    assert (f"sweep: 3 of 4 jobs complete, 1 failed ({tmp_path / 'multirun' / 'summary.json'})"
+            in result.stdout)
     assert f"failed: {job} (alpha=2): alpha must lie in [0, 1]" in result.stdout
-    assert result.exit.startswith(f"error: 1 of 4 jobs failed ({job})")  # the command's last line, and status 1
+    # the command's last line, and status 1
+    assert result.exit.startswith(f"error: 1 of 4 jobs failed ({job})")
     assert "error: alpha must lie in [0, 1]" in (job / "run.log").read_text()
 
 
@@ -411,26 +453,32 @@ def test_a_killed_sweep_run_again_completes_only_the_missing_jobs(tmp_path, fail
     job.kill()  # SIGKILL, in the middle of the third job (alpha=0.5)
     job.wait()
     before = {path.stem: path.read_bytes() for path in (tmp_path / "results" / "records").iterdir()}
-    assert sorted(json.loads(text)["config"]["alpha"] for text in before.values()) == [0, 2]  # no partial record
+    # no partial record
+    assert sorted(json.loads(text)["config"]["alpha"] for text in before.values()) == [0, 2]
 
-    result = suite_in_process(tmp_path, *SWEEP, "logger=none")  # run again: no need for a process of its own
+    # run again: no need for a process of its own
+    result = suite_in_process(tmp_path, *SWEEP, "logger=none")
     skipped = re.findall(r"skipped: the record (\S+) is complete", result.stdout)
-    complete_before = [id for id, text in before.items() if json.loads(text)["status"] == "complete"]
-    assert [Path(path).stem for path in skipped] == complete_before  # alpha=0 only; alpha=2 failed, so it runs again
+    complete_before = [id for id, text in before.items()
+                       if json.loads(text)["status"] == "complete"]
+    # alpha=0 only; alpha=2 failed, so it runs again
+    assert [Path(path).stem for path in skipped] == complete_before
     after = by_id(tmp_path)
-    assert all((tmp_path / "results" / "records" / f"{id}.json").read_bytes() == before[id] for id in complete_before)
+    assert all((tmp_path / "results" / "records" / f"{id}.json").read_bytes() == before[id]
+               for id in complete_before)
     reference = by_id(failing_sweep[0])
-    assert {id: outcome(r) for id, r in after.items()} == {id: outcome(r) for id, r in reference.items()}
+    assert ({id: outcome(r) for id, r in after.items()}
+            == {id: outcome(r) for id, r in reference.items()})
 
     forced = suite_in_process(tmp_path, "alpha=0", *SWEEP[2:], "rerun=true", "logger=none")
     assert forced.exit is None and "skipped" not in forced.stdout
-    assert by_id(tmp_path)[complete_before[0]]["metrics"]["time/job_s"] != after[complete_before[0]]["metrics"][
-        "time/job_s"]
+    assert (by_id(tmp_path)[complete_before[0]]["metrics"]["time/job_s"]
+            != after[complete_before[0]]["metrics"]["time/job_s"])
 
 
 def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny, monkeypatch, caplog):
-    """A bug, not a bad input: the method raises a RuntimeError at alpha = 0.5. As a job of a sweep, it is recorded
-    as failed and logged with its traceback, and the next job runs."""
+    """A bug, not a bad input: the method raises a RuntimeError at alpha = 0.5. As a job of a sweep,
+    it is recorded as failed and logged with its traceback, and the next job runs."""
     call = CCUP.__call__
 
     def buggy(self, model, task):
@@ -445,21 +493,23 @@ def test_an_exception_in_a_method_fails_only_its_job(tmp_path, tiny, monkeypatch
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: a bug"
     assert complete["status"] == "complete"
     (logged,) = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert logged.getMessage() == "error: RuntimeError: a bug" and logged.exc_info  # a bug keeps its traceback
+    # a bug keeps its traceback
+    assert logged.getMessage() == "error: RuntimeError: a bug" and logged.exc_info
 
 
 @pytest.mark.slow
 def test_wandb_refusing_to_start_fails_its_jobs_not_the_sweep(tmp_path):
     result = suite_in_process(tmp_path, "-m", "alpha=0,1", "logger.wandb.mode=bogus")
     assert [r["status"] for r in by_id(tmp_path).values()] == ["failed", "failed"]
-    assert all(r["error"].startswith("WandbLogger could not start:") and r["error"].endswith(
-        "fix its settings (conf/logger/) or run with logger=none") for r in by_id(tmp_path).values())
+    assert all(r["error"].startswith("WandbLogger could not start:")
+               and r["error"].endswith("fix its settings (conf/logger/) or run with logger=none")
+               for r in by_id(tmp_path).values())
     assert result.exit is not None and "sweep: 0 of 2 jobs complete, 2 failed" in result.stdout
 
 
-# --- Bad input at the edges of the filesystem: one clear error, no partial record ----------------------------------
-# Faults the OS cannot be asked for here (root ignores read-only permissions; a full disk), patched into the calls
-# that write under the results folder.
+# --- Bad input at the edges of the filesystem: one clear error, no partial record -----------------
+# Faults the OS cannot be asked for here (root ignores read-only permissions; a full disk), patched
+# into the calls that write under the results folder.
 
 def refused_under(folder: Path, call: Callable, code: int) -> Callable:
     """`call(path, ...)` that fails with OSError `code` for any path under `folder`."""
@@ -472,16 +522,20 @@ def refused_under(folder: Path, call: Callable, code: int) -> Callable:
 
 def test_a_read_only_results_dir_is_refused_before_the_job_runs(tmp_path, monkeypatch, caplog):
     for name in ("open", "mkdir"):
-        monkeypatch.setattr(os, name, refused_under(tmp_path / "results", getattr(os, name), errno.EROFS))
+        monkeypatch.setattr(os, name,
+                            refused_under(tmp_path / "results", getattr(os, name), errno.EROFS))
     with pytest.raises(SystemExit) as end:
         run_job(tmp_path)
-    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: Read-only file "
-                        r"system: free space .* or write the results elsewhere with results_dir=DIR", str(end.value))
+    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: "
+                        r"Read-only file system: free space .* or write the results elsewhere with "
+                        r"results_dir=DIR", str(end.value))
     assert not (tmp_path / "results").exists() and "Seed set" not in caplog.text  # nothing ran
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="the fault finds file names in /proc")
-def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_path, tiny, monkeypatch):
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(),
+                    reason="the fault finds file names in /proc")
+def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_path, tiny,
+                                                                         monkeypatch):
     sync = os.fsync
 
     def fsync(fd):
@@ -492,19 +546,20 @@ def test_a_full_disk_while_writing_the_record_is_one_error_and_no_record(tmp_pat
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(SystemExit) as end:
         run_job(tmp_path)
-    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: No space left on "
-                        r"device: .*", str(end.value))
+    assert re.fullmatch(rf"error: cannot write the record {tmp_path}/results/records/\w+\.json: "
+                        r"No space left on device: .*", str(end.value))
     assert list((tmp_path / "results" / "records").iterdir()) == []
     assert not (tmp_path / "outputs" / "record.json").exists()
 
 
-# --- progress -----------------------------------------------------------------------------------------------------
+# --- progress -------------------------------------------------------------------------------------
 def test_a_sweep_plans_as_many_jobs_as_its_sweeper_launches():
     with initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra_compose("config", overrides=["experiment=compare"], return_hydra_config=True)
         methods = len(list((CONF / "method").glob("*.yaml")))
         assert sweep.planned_jobs(cfg) == 3 * methods  # every method at alpha = 0, 0.5, 1
-        cfg.hydra.overrides.task.extend(["alpha=0,1", "seed=0,1,2"])  # the command line's alpha replaces the config's
+        # the command line's alpha replaces the config's
+        cfg.hydra.overrides.task.extend(["alpha=0,1", "seed=0,1,2"])
         assert sweep.planned_jobs(cfg) == 2 * methods * 3
 
 

@@ -1,5 +1,5 @@
-"""Text-space adaptation (baselines/text_space.py): the pooled features it edits, the empty prompt it sends the forget
-name to, its retry rule and its strength."""
+"""Text-space adaptation (baselines/text_space.py): the pooled features it edits, the empty prompt
+it sends the forget name to, its retry rule and its strength."""
 import pytest
 import torch
 from helpers import compose
@@ -27,24 +27,29 @@ def text_space(**settings) -> TextSpace:
 def test_the_pooled_features_are_what_the_text_projection_maps(setup):
     clip, _ = setup
     texts = ["sandal", "a photo of a bag.", ""]
-    torch.testing.assert_close(pooled(clip.model, clip.tokenizer, texts) @ clip.model.text_projection,
-                               clip.model.encode_text(clip.tokenizer(texts)))
+    torch.testing.assert_close(
+        pooled(clip.model, clip.tokenizer, texts) @ clip.model.text_projection,
+        clip.model.encode_text(clip.tokenizer(texts)))
 
 
 @torch.no_grad()
 def test_the_empty_prompt_is_drawn_again_while_a_forget_class_is_its_nearest(setup):
     clip, task = setup
     empty = torch.nn.functional.normalize(clip.model.encode_text(clip.tokenizer([""])), dim=-1)
-    near = torch.nn.functional.normalize(empty + 0.01 * torch.randn(empty.shape, generator=torch.Generator()
-                                                                    .manual_seed(0)), dim=-1)
-    names = torch.cat([empty, near])  # the first class is the empty prompt itself, the second close to it
+    near = torch.nn.functional.normalize(
+        empty + 0.01 * torch.randn(empty.shape, generator=torch.Generator().manual_seed(0)), dim=-1)
+    # the first class is the empty prompt itself, the second close to it
+    names = torch.cat([empty, near])
 
     def target(forget):
-        return empty_target(clip.model, clip.tokenizer, names, forget, torch.Generator().manual_seed(0))
+        return empty_target(clip.model, clip.tokenizer, names, forget,
+                            torch.Generator().manual_seed(0))
 
-    torch.testing.assert_close(target([1]), empty)  # nearest to a class kept: the embedding as it is
+    # nearest to a class kept: the embedding as it is
+    torch.testing.assert_close(target([1]), empty)
     redrawn = target([0])
-    assert int((names @ redrawn.T).argmax()) == 1 and 0.5 < float(redrawn @ empty.T) < 1  # the empty prompt, noisy
+    # the empty prompt, noisy
+    assert int((names @ redrawn.T).argmax()) == 1 and 0.5 < float(redrawn @ empty.T) < 1
     with pytest.raises(UserError, match="stays nearest to a forget class after 100 noisy draws"):
         target([0, 1])
 
@@ -71,7 +76,8 @@ def test_a_trial_that_cuts_too_little_is_run_again_with_more_forgetting(setup):
     method = text_space(steps=1, trials=3, reduction=0.99)
     method(clip.model, task)
     assert method.stats["unlearn/trials"] == 3
-    assert method.stats["unlearn/lamb_forget"] == pytest.approx(1.1 + 2 * 0.05)  # raised before the 2nd and 3rd
+    # raised before the 2nd and 3rd
+    assert method.stats["unlearn/lamb_forget"] == pytest.approx(1.1 + 2 * 0.05)
     assert method.stats["unlearn/forget_cut"] < 0.99
 
 
@@ -82,9 +88,12 @@ def test_alpha_moves_the_text_projection_along_the_line_to_the_unlearned_one(set
 
 
 @pytest.mark.parametrize("override, message", [
-    ("method.rank=0", "method.rank, method.steps and method.trials must be at least 1, got 0, 2000 and 100"),
-    ("method.lamb_forget=-1", "method.lamb_forget, lamb_preserve, lamb_weight and raise_forget must be finite"),
-    ("method.reduction=1", "method.reduction (the forget distance's least relative cut) lies in [0, 1), got 1"),
+    ("method.rank=0", "method.rank, method.steps and method.trials must be at least 1, got 0, "
+                      "2000 and 100"),
+    ("method.lamb_forget=-1", "method.lamb_forget, lamb_preserve, lamb_weight and raise_forget "
+                              "must be finite"),
+    ("method.reduction=1", "method.reduction (the forget distance's least relative cut) lies in "
+                           "[0, 1), got 1"),
 ])
 def test_bad_settings_are_refused_by_name(override, message):
     with pytest.raises(Exception) as error:  # Hydra wraps what a constructor raises
