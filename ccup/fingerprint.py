@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITE = (ROOT / "ccup", ROOT / "baselines", ROOT / "run.py")  # wherever Python installed the suite
 # Modules that read, report or mirror results and compute none: editing them reruns no job.
 REPORTING = ("ccup.report", "ccup.plots", "ccup.sweep", "ccup.loggers")
-REPORTING_PARTS = [name.split(".") for name in REPORTING]  # a package's modules with it: ccup.report.files
+# a package's modules with it: ccup.report.files
+REPORTING_PARTS = [name.split(".") for name in REPORTING]
 
 
 def code() -> dict[str, str]:

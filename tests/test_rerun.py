@@ -79,7 +79,8 @@ def test_a_method_of_your_own_that_changed_is_run_again(tmp_path, tiny, caplog, 
     (record,) = record_files(tmp_path)
     assert record["code"][str(method)] == fingerprint.file_digest(method)  # outside: by its path
     assert {"ccup/pipeline.py", "ccup/method.py", "ccup/projection.py"} <= set(record["code"])
-    assert not {"ccup/report/files.py", "ccup/report/records.py", "README.md"} & set(record["code"])  # no numbers
+    # no numbers
+    assert not {"ccup/report/files.py", "ccup/report/records.py", "README.md"} & set(record["code"])
     assert outcome(tmp_path, caplog, *job) == "skipped"
     method.write_text(method.read_text().replace(
         "    pass", "    def __init__(self, **settings):\n        super().__init__(**settings)\n"))

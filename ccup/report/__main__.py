@@ -1,4 +1,5 @@
-"""`python -m ccup.report [results_dir ...]`: the report of the records of results folders (ccup.report.files)."""
+"""`python -m ccup.report [results_dir ...]`: the report of the records of results folders
+(ccup.report.files)."""
 from ccup.report.files import main
 
 main()

@@ -1,5 +1,5 @@
-"""Tables to files: `write_report` writes report.{md,csv,tex}, paired.csv, leakage.csv and the plots (PNG) of the
-records of results folders into the first; `main` is `python -m ccup.report`."""
+"""Tables to files: `write_report` writes report.{md,csv,tex}, paired.csv, leakage.csv and the plots
+(PNG) of the records of results folders into the first; `main` is `python -m ccup.report`."""
 import argparse
 import re
 import sys
@@ -9,8 +9,24 @@ import pandas as pd
 
 from ccup import plots
 from ccup.errors import UserError
-from ccup.report.records import ANCHOR, GAP, HEADLINE, NO_ORACLE, ORACLE, declared_columns, load_records
-from ccup.report.statistics import CONFIDENCE, POOLED, leakage, metric_columns, paired, per_forget_set, summarize
+from ccup.report.records import (
+    ANCHOR,
+    GAP,
+    HEADLINE,
+    NO_ORACLE,
+    ORACLE,
+    declared_columns,
+    load_records,
+)
+from ccup.report.statistics import (
+    CONFIDENCE,
+    POOLED,
+    leakage,
+    metric_columns,
+    paired,
+    per_forget_set,
+    summarize,
+)
 from ccup.report.tables import (
     DEFINITIONS,
     fmt,
@@ -26,13 +42,15 @@ from ccup.report.tables import (
 
 
 def dirty_warning(records: pd.DataFrame) -> str:
-    """A warning naming the records computed by code that differed from its commit (`git_dirty`), if any."""
-    dirty = records.loc[records["dirty"] == True, "id"]  # noqa: E712 (None: no git, neither clean nor dirty)
+    """A warning naming the records computed by code that differed from its commit (`git_dirty`), if
+    any."""
+    # None: no git, neither clean nor dirty
+    dirty = records.loc[records["dirty"] == True, "id"]  # noqa: E712
     if dirty.empty:
         return ""
-    return (f"**Warning: {len(dirty)} of {len(records)} records come from a tree with uncommitted changes**, so no "
-            f"commit reproduces them: rerun them from a commit ({', '.join(sorted(dirty)[:5])}"
-            f"{', …' if len(dirty) > 5 else ''}).\n\n")
+    return (f"**Warning: {len(dirty)} of {len(records)} records come from a tree with uncommitted "
+            "changes**, so no commit reproduces them: rerun them from a commit "
+            f"({', '.join(sorted(dirty)[:5])}{', …' if len(dirty) > 5 else ''}).\n\n")
 
 
 def write_plots(summary: pd.DataFrame, out: Path,
@@ -62,8 +80,9 @@ def write_report(*results_dirs: Path) -> str:
         results_dirs: results folders (`results_dir` of the runs); the report goes into the first.
 
     Returns:
-        The markdown of report.md, written beside report.csv (the summary, numbers), report.tex and the plots;
-        paired.csv where methods pair with CCUP at alpha = 1, leakage.csv where an evaluation declares columns.
+        The markdown of report.md, written beside report.csv (the summary, numbers), report.tex and
+        the plots; paired.csv where methods pair with CCUP at alpha = 1, leakage.csv where an
+        evaluation declares columns.
 
     Raises:
         UserError: no complete record in any folder.
@@ -82,10 +101,11 @@ def write_report(*results_dirs: Path) -> str:
         anchor = records.loc[records["role"] == ANCHOR, "method"].iloc[0]
         tables[f"Paired with {anchor} at alpha = 1: {score} difference, {ci}"] = paired_table(pairs)
         pairs.to_csv(out / "paired.csv", index=False)
-        if records["task_id"].nunique() > 1:  # several models or datasets: each row's forget sets over them all
+        # several models or datasets: each row's forget sets over them all
+        if records["task_id"].nunique() > 1:
             pooled = paired(records, score, POOLED)
-            tables[f"Paired with {anchor} over every model and dataset: {score} difference, {ci}"] = (
-                paired_table(pooled))
+            tables[f"Paired with {anchor} over every model and dataset: {score} difference, "
+                   f"{ci}"] = paired_table(pooled)
             pooled.to_csv(out / "paired_pooled.csv", index=False)
     tables["What each method learnt from, beside the class names"] = (
         records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
@@ -98,12 +118,15 @@ def write_report(*results_dirs: Path) -> str:
         tables[title] = with_intervals(leaks)
         leaks.to_csv(out / "leakage.csv", index=False)
     per_set[metric_columns(records)] = per_set[metric_columns(records)].map(fmt)
-    plotted = metric_columns(records)  # and the leakage metrics with their before, for the leakage plot
+    # and the leakage metrics with their before, for the leakage plot
+    plotted = metric_columns(records)
     declared_here = set(declared_columns(records))
-    plotted += [c for c in records.columns if c.removesuffix("_before") in declared_here and c not in plotted]
+    plotted += [c for c in records.columns
+                if c.removesuffix("_before") in declared_here and c not in plotted]
     tasks = dict(zip(records["task_id"], records["task"], strict=True))
     pngs = write_plots(summarize(records, plotted), out, tasks)
-    sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n" for title, table in tables.items()]
+    sections = [f"{DEFINITIONS}\n"] + [f"## {title}\n\n{render(table)}\n"
+                                       for title, table in tables.items()]
     sections += [f"## Per forget set (mean over seeds)\n\n{render(per_set)}\n",
                  "## Plots\n\n" + "\n".join(f"![{png.stem}]({png.name})" for png in pngs) + "\n"]
     splits = sorted(set(records["classes"].fillna("")) - {""})
@@ -114,21 +137,25 @@ def write_report(*results_dirs: Path) -> str:
     markdown = heading + "\n".join(sections)
     (out / "report.md").write_text(markdown)
     (out / "report.tex").write_text("% needs \\usepackage{booktabs}\n"
-                                    + "\n".join(latex(table, title) for title, table in tables.items()))
+                                    + "\n".join(latex(table, title)
+                                                for title, table in tables.items()))
     return markdown
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m ccup.report", description=__doc__)
-    parser.add_argument("results_dirs", nargs="*", type=Path, default=[Path("results")], metavar="results_dir",
-                        help="folders with records/*.json (default: results); the report goes into the first")
+    parser.add_argument("results_dirs", nargs="*", type=Path, default=[Path("results")],
+                        metavar="results_dir",
+                        help="folders with records/*.json (default: results); the report goes into "
+                             "the first")
     args = parser.parse_args(argv)
     try:
         write_report(*args.results_dirs)
     except UserError as error:
         sys.exit(f"error: {error}")
     out = args.results_dirs[0]
-    print(f"{render(overview(pd.read_csv(out / 'report.csv')))}\n\nfull report: {out / 'report.md'}")
+    print(f"{render(overview(pd.read_csv(out / 'report.csv')))}\n\n"
+          f"full report: {out / 'report.md'}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""A row's setting and task in words: the config choices and overrides that tell the rows of a report apart, long values
-shortened readably (the full text stays in report.csv)."""
+"""A row's setting and task in words: the config choices and overrides that tell the rows of a
+report apart, long values shortened readably (the full text stays in report.csv)."""
 import json
 
 import pandas as pd
@@ -9,9 +9,11 @@ from ccup.record import AXES, METHOD_KEYS, NOT_IDENTITY
 
 FULL = "setting in full"  # report.csv's setting cell with every value as it is, none shortened
 
-# Config choices never shown as a row's setting (the row's own columns, and what changes no number), and the roots of
-# overridden keys never shown (a method's own keys are: method.lr=0.1; a folder's are: dataset.root=...).
-UNSHOWN = ("model", "dataset", "method", "forget", "experiment", "logger", "hydra", *AXES, *NOT_IDENTITY)
+# Config choices never shown as a row's setting (the row's own columns, and what changes no number),
+# and the roots of overridden keys never shown (a method's own keys are: method.lr=0.1; a folder's
+# are: dataset.root=...).
+UNSHOWN = ("model", "dataset", "method", "forget", "experiment", "logger", "hydra", *AXES,
+           *NOT_IDENTITY)
 UNSHOWN_KEYS = ("forget", "experiment", "logger", "hydra", *AXES, *NOT_IDENTITY)
 
 
@@ -29,8 +31,8 @@ def setting_labels(table: pd.DataFrame, records: list[dict], full: bool = False)
     labels = [" ".join(f"{c}={row[c]}" for c in shown if shown[c][method])
               for method, (_, row) in zip(table["method"], cells.iterrows(), strict=True)]
     labels = pd.Series(labels, index=table.index)
-    clash = table.assign(label=labels).groupby(["model", "dataset", "method", "label"])["setting_id"].transform(
-        "nunique") > 1
+    clash = table.assign(label=labels).groupby(
+        ["model", "dataset", "method", "label"])["setting_id"].transform("nunique") > 1
     return [(f"{label} #{sid[:6]}".strip() if c else label)
             for label, sid, c in zip(labels, table["setting_id"], clash, strict=True)]
 
@@ -65,7 +67,8 @@ def task_labels(table: pd.DataFrame, records: list[dict]) -> list[str]:
 
 
 def override_keys(overrides: list[str]) -> list[str]:
-    """The dotted keys a job's overrides set (`+method.x=1` sets method.x); group choices are in its choices."""
+    """The dotted keys a job's overrides set (`+method.x=1` sets method.x); group choices are in its
+    choices."""
     keys = [override.split("=", 1)[0].lstrip("+~") for override in overrides]
     return [key for key in keys if "." in key and "@" not in key]
 

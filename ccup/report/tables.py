@@ -1,53 +1,75 @@
-"""Statistics to tables: the cells (a mean with its interval), the headline, the paired table and the console's
-overview, as markdown and LaTeX."""
+"""Statistics to tables: the cells (a mean with its interval), the headline, the paired table and
+the console's overview, as markdown and LaTeX."""
 import pandas as pd
 
 from ccup.report.labels import FULL
 from ccup.report.records import CROSS, GAP, HEADLINE, ORACLE, ROW, SETTING
 from ccup.report.statistics import CONFIDENCE, SIGNIFICANCE
 
-DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget set's classes (their
-number counts), alpha and where results go. Its `setting` cell names the choices and overrides that differ between
-the rows of the report (a method's own keys between that method's rows); runs that differ anywhere else carry a
+DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget \
+set's classes (their
+number counts), alpha and where results go. Its `setting` cell names the choices and overrides \
+that differ between
+the rows of the report (a method's own keys between that method's rows); runs that differ anywhere \
+else carry a
 `#` and the first characters of their setting's hash.
 
-Each cell is the mean over forget sets of each forget set's mean over seeds (times: the median, as one slow run on
-shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval in brackets: a bias-corrected and
-accelerated bootstrap (BCa; scipy.stats.bootstrap, 9,999 resamples, seed 0) over the forget sets, the units that vary
-independently (seeds are averaged within them); over the seeds where a row has one forget set. No interval where a
+Each cell is the mean over forget sets of each forget set's mean over seeds (times: the median, as \
+one slow run on
+shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval in brackets: a \
+bias-corrected and
+accelerated bootstrap (BCa; scipy.stats.bootstrap, 9,999 resamples, seed 0) over the forget sets, \
+the units that vary
+independently (seeds are averaged within them); over the seeds where a row has one forget set. No \
+interval where a
 row has one record.
 
-`role` is what a method's config declares it to be: the `oracle` (the model retrained without the forget classes),
-a `reference` (a second oracle, another oracle definition, the blocklist), the `anchor` (the method every other row
+`role` is what a method's config declares it to be: the `oracle` (the model retrained without the \
+forget classes),
+a `reference` (a second oracle, another oracle definition, the blocklist), the `anchor` (the \
+method every other row
 is paired with), or a `method`.
 
-`gap/<metric>` compares a record with the oracle's record at alpha = 1 of the same task (model, data, prompts),
-forget set and seed: |method − oracle|, except `gap/relearn/steps_to_half`, method − oracle, positive where the
-class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and cross-dataset
-accuracy gaps, each once (several other datasets: their mean gap). `{HEADLINE}`, the headline, is the mean of those
-three and of the gaps of the evidence that the class is gone: the forget classes' and the retained classes' retrieval
-average precision and the forget accuracy with held-out prompts, each in percentage points, each once (those the
-records have; none without retrieval, which a blocklist cannot fake). `*_delta` is after − before forgetting.
+`gap/<metric>` compares a record with the oracle's record at alpha = 1 of the same task (model, \
+data, prompts),
+forget set and seed: |method − oracle|, except `gap/relearn/steps_to_half`, method − oracle, \
+positive where the
+class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and \
+cross-dataset
+accuracy gaps, each once (several other datasets: their mean gap). `{HEADLINE}`, the headline, is \
+the mean of those
+three and of the gaps of the evidence that the class is gone: the forget classes' and the retained \
+classes' retrieval
+average precision and the forget accuracy with held-out prompts, each in percentage points, each \
+once (those the
+records have; none without retrieval, which a blocklist cannot fake). `*_delta` is after − before \
+forgetting.
 Without an oracle record the gap columns are absent.
 
-The paired table compares each row's headline (`{GAP}` where there is none) with the anchor's at alpha = 1 on the
-same task, forget set by forget set (their means over seeds): the mean difference with its bootstrap interval, the
-Wilcoxon signed-rank p, and `holm`, that p adjusted by Holm's method over every row of the table, since the
-comparisons are many. A difference is resolved where its Holm-adjusted p is below {SIGNIFICANCE}. Where the records
-hold several models or datasets, a second table pools each setting over them (its units: every task's forget
+The paired table compares each row's headline (`{GAP}` where there is none) with the anchor's at \
+alpha = 1 on the
+same task, forget set by forget set (their means over seeds): the mean difference with its \
+bootstrap interval, the
+Wilcoxon signed-rank p, and `holm`, that p adjusted by Holm's method over every row of the table, \
+since the
+comparisons are many. A difference is resolved where its Holm-adjusted p is below {SIGNIFICANCE}. \
+Where the records
+hold several models or datasets, a second table pools each setting over them (its units: every \
+task's forget
 sets)."""
 
 
 def fmt(value: float, decimals: int = 2) -> str:
-    """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty for NaN. Values
-    below 1e-9 are float round-off (the std of equal numbers), written as 0."""
+    """Two decimals (accuracies are in percent); two significant digits below 0.1 (seconds); empty
+    for NaN. Values below 1e-9 are float round-off (the std of equal numbers), written as 0."""
     if pd.isna(value):
         return ""
     return f"{value:.{decimals}f}" if abs(value) < 1e-9 or abs(value) >= 0.1 else f"{value:.2g}"
 
 
 def decimals(metric: str) -> int:
-    """Three decimals for AUROCs, which live in [0.5, 1] and differ in the third; two for everything else."""
+    """Three decimals for AUROCs, which live in [0.5, 1] and differ in the third; two for everything
+    else."""
     return 3 if "auroc" in metric else 2
 
 
@@ -63,17 +85,19 @@ def cell(mean: float, low: float, high: float, digits: int = 2, sign: str = "") 
 
 
 def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> pd.DataFrame:
-    """The summary's settings as `settings_shown` says, its metrics (by default all) as `mean [low, high]` cells,
-    and its counts."""
-    metrics = [c for c in summary.columns if f"{c} ci_low" in summary] if metrics is None else metrics
+    """The summary's settings as `settings_shown` says, its metrics (by default all) as `mean [low,
+    high]` cells, and its counts."""
+    metrics = ([c for c in summary.columns if f"{c} ci_low" in summary] if metrics is None
+               else metrics)
     cells = {m: [cell(*values, digits=decimals(m), sign="+" if m.endswith("_delta") else "")
-                 for values in zip(summary[m], summary[f"{m} ci_low"], summary[f"{m} ci_high"], strict=True)]
+                 for values in zip(summary[m], summary[f"{m} ci_low"], summary[f"{m} ci_high"],
+                                   strict=True)]
              for m in metrics}
     counts = {"forget sets × seeds": pooled(summary)}
     if summary["flagged"].any():
         counts["flagged"] = summary["flagged"].map(lambda n: f"⚠ {n}" if n else "").tolist()
-    return pd.concat([summary[settings_shown(summary)], pd.DataFrame({**cells, **counts}, index=summary.index)],
-                     axis=1)
+    return pd.concat([summary[settings_shown(summary)],
+                      pd.DataFrame({**cells, **counts}, index=summary.index)], axis=1)
 
 
 def pooled(summary: pd.DataFrame) -> list[str]:
@@ -82,7 +106,8 @@ def pooled(summary: pd.DataFrame) -> list[str]:
 
 
 def render(table: pd.DataFrame, tablefmt: str = "pipe") -> str:
-    """A table of formatted cells as tabulate writes it: names left-aligned, numbers right-aligned."""
+    """A table of formatted cells as tabulate writes it: names left-aligned, numbers
+    right-aligned."""
     names = ("model", "dataset", "method", "setting", "classes", "forget", "resolved", "data")
     align = ["left" if c in names else "right" for c in table.columns]
     return table.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True, colalign=align)
@@ -95,24 +120,26 @@ def latex(table: pd.DataFrame, caption: str) -> str:
 
 
 def headline(summary: pd.DataFrame) -> pd.DataFrame:
-    """The table README quotes: forget accuracy, the change of retain and cross-dataset accuracy from before
-    forgetting, the gaps to the oracle, the median cost, each with its interval; full strength first, each alpha's
-    rows in the summary's order (the oracle first)."""
+    """The table README quotes: forget accuracy, the change of retain and cross-dataset accuracy
+    from before forgetting, the gaps to the oracle, the median cost, each with its interval; full
+    strength first, each alpha's rows in the summary's order (the oracle first)."""
     summary = summary.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
-    crosses = [f"{c}_delta" for c in summary.columns if CROSS.fullmatch(c) and not c.endswith("_before")]
-    shown = ["forget/acc", "retain/acc_delta", *crosses, "retrieval/forget_ap", HEADLINE, GAP, "gap/forget/acc",
-             "gap/retrieval/forget_ap", "time/unlearn_s"]
+    crosses = [f"{c}_delta" for c in summary.columns
+               if CROSS.fullmatch(c) and not c.endswith("_before")]
+    shown = ["forget/acc", "retain/acc_delta", *crosses, "retrieval/forget_ap", HEADLINE, GAP,
+             "gap/forget/acc", "gap/retrieval/forget_ap", "time/unlearn_s"]
     table = with_intervals(summary, [m for m in shown if m in summary])
-    return table.rename(columns={m: m.replace("_delta", " Δ") for m in shown} | {"time/unlearn_s": "time/unlearn_s "
-                                                                                  "(median)"})
+    return table.rename(columns={m: m.replace("_delta", " Δ") for m in shown}
+                        | {"time/unlearn_s": "time/unlearn_s (median)"})
 
 
 def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """The paired differences as cells, full strength first."""
     pairs = pairs.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
     cells = {"pairs": pairs["pairs"].astype(str),
-             "difference": [cell(*v, sign="+") for v in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"],
-                                                            strict=True)],
+             "difference": [cell(*v, sign="+")
+                            for v in zip(pairs["difference"], pairs["ci_low"], pairs["ci_high"],
+                                         strict=True)],
              "wilcoxon p": pairs["wilcoxon p"].map(lambda p: "" if pd.isna(p) else f"{p:.3f}"),
              "holm": pairs["holm"].map(lambda p: "" if pd.isna(p) else f"{p:.3f}"),
              "resolved": pairs["resolved"]}
@@ -120,21 +147,25 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
-    """The setting columns worth a column, of those the table has: method and alpha; model, dataset, setting and
-    classes where they vary; role where an oracle or a reference row stands among the methods."""
-    varying = {c: summary[c].nunique(dropna=False) > 1 for c in ("model", "dataset", "setting", "classes")
-               if c in summary}
+    """The setting columns worth a column, of those the table has: method and alpha; model, dataset,
+    setting and classes where they vary; role where an oracle or a reference row stands among the
+    methods."""
+    varying = {c: summary[c].nunique(dropna=False) > 1
+               for c in ("model", "dataset", "setting", "classes") if c in summary}
     varying["role"] = summary.get("role", pd.Series(dtype=str)).isin([ORACLE, "reference"]).any()
     return [c for c in SETTING if c in summary and varying.get(c, True)]
 
 
 def overview(summary: pd.DataFrame) -> pd.DataFrame:
-    """The few columns a console shows (what `make run` prints): accuracies after and before forgetting, on other
-    datasets too, and the mean gap to the oracle where there is one; a method's settings only where it has several;
-    and what each row averages where a row averages several records (a `forget=bag` run left beside `make run`'s
-    sandal is a second forget set of its rows, not a row of its own)."""
-    shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"] if c in summary]
-    shown += [c for c in summary.columns if CROSS.fullmatch(c)] + [c for c in [HEADLINE, GAP] if c in summary]
+    """The few columns a console shows (what `make run` prints): accuracies after and before
+    forgetting, on other datasets too, and the mean gap to the oracle where there is one; a method's
+    settings only where it has several; and what each row averages where a row averages several
+    records (a `forget=bag` run left beside `make run`'s sandal is a second forget set of its rows,
+    not a row of its own)."""
+    shown = [c for c in ["forget/acc", "forget/acc_before", "retain/acc", "retain/acc_before"]
+             if c in summary]
+    shown += ([c for c in summary.columns if CROSS.fullmatch(c)]
+              + [c for c in [HEADLINE, GAP] if c in summary])
     table = pd.concat([summary[settings_shown(summary)], summary[shown].map(fmt)], axis=1)
     if (summary["forget sets"] * summary["seeds"] > 1).any():
         table["forget sets × seeds"] = pooled(summary)
