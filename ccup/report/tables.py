@@ -6,57 +6,38 @@ from ccup.report.labels import FULL
 from ccup.report.records import CROSS, GAP, HEADLINE, ORACLE, ROW, SETTING
 from ccup.report.statistics import CONFIDENCE, SIGNIFICANCE
 
-DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget \
-set's classes (their
-number counts), alpha and where results go. Its `setting` cell names the choices and overrides \
-that differ between
-the rows of the report (a method's own keys between that method's rows); runs that differ anywhere \
-else carry a
-`#` and the first characters of their setting's hash.
+DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget
+set's classes (their number counts), alpha and where results go. Its `setting` cell names the
+choices and overrides that differ between the rows of the report (a method's own keys between that
+method's rows); runs that differ anywhere else carry a `#` and the first characters of their
+setting's hash.
 
-Each cell is the mean over forget sets of each forget set's mean over seeds (times: the median, as \
-one slow run on
-shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval in brackets: a \
-bias-corrected and
-accelerated bootstrap (BCa; scipy.stats.bootstrap, 9,999 resamples, seed 0) over the forget sets, \
-the units that vary
-independently (seeds are averaged within them); over the seeds where a row has one forget set. No \
-interval where a
-row has one record.
+Each cell is the mean over forget sets of each forget set's mean over seeds (times: the median, as
+one slow run on shared cores would move a mean), with its {CONFIDENCE:.0%} confidence interval in
+brackets: a bias-corrected and accelerated bootstrap (BCa; scipy.stats.bootstrap, 9,999 resamples,
+seed 0) over the forget sets, the units that vary independently (seeds are averaged within them);
+over the seeds where a row has one forget set. No interval where a row has one record.
 
-`role` is what a method's config declares it to be: the `oracle` (the model retrained without the \
-forget classes),
-a `reference` (a second oracle, another oracle definition, the blocklist), the `anchor` (the \
-method every other row
-is paired with), or a `method`.
+`role` is what a method's config declares it to be: the `oracle` (the model retrained without the
+forget classes), a `reference` (a second oracle, another oracle definition, the blocklist), the
+`anchor` (the method every other row is paired with), or a `method`.
 
-`gap/<metric>` compares a record with the oracle's record at alpha = 1 of the same task (model, \
-data, prompts),
-forget set and seed: |method − oracle|, except `gap/relearn/steps_to_half`, method − oracle, \
-positive where the
-class comes back more slowly than after retraining. `{GAP}` is the mean of the forget, retain and \
-cross-dataset
-accuracy gaps, each once (several other datasets: their mean gap). `{HEADLINE}`, the headline, is \
-the mean of those
-three and of the gaps of the evidence that the class is gone: the forget classes' and the retained \
-classes' retrieval
-average precision and the forget accuracy with held-out prompts, each in percentage points, each \
-once (those the
-records have; none without retrieval, which a blocklist cannot fake). `*_delta` is after − before \
-forgetting.
+`gap/<metric>` compares a record with the oracle's record at alpha = 1 of the same task (model,
+data, prompts), forget set and seed: |method − oracle|, except `gap/relearn/steps_to_half`, method −
+oracle, positive where the class comes back more slowly than after retraining. `{GAP}` is the mean
+of the forget, retain and cross-dataset accuracy gaps, each once (several other datasets: their mean
+gap). `{HEADLINE}`, the headline, is the mean of those three and of the gaps of the evidence that
+the class is gone: the forget classes' and the retained classes' retrieval average precision and the
+forget accuracy with held-out prompts, each in percentage points, each once (those the records have;
+none without retrieval, which a blocklist cannot fake). `*_delta` is after − before forgetting.
 Without an oracle record the gap columns are absent.
 
-The paired table compares each row's headline (`{GAP}` where there is none) with the anchor's at \
-alpha = 1 on the
-same task, forget set by forget set (their means over seeds): the mean difference with its \
-bootstrap interval, the
-Wilcoxon signed-rank p, and `holm`, that p adjusted by Holm's method over every row of the table, \
-since the
-comparisons are many. A difference is resolved where its Holm-adjusted p is below {SIGNIFICANCE}. \
-Where the records
-hold several models or datasets, a second table pools each setting over them (its units: every \
-task's forget
-sets)."""
+The paired table compares each row's headline (`{GAP}` where there is none) with the anchor's at
+alpha = 1 on the same task, forget set by forget set (their means over seeds): the mean difference
+with its bootstrap interval, the Wilcoxon signed-rank p, and `holm`, that p adjusted by Holm's
+method over every row of the table, since the comparisons are many. A difference is resolved where
+its Holm-adjusted p is below {SIGNIFICANCE}. Where the records hold several models or datasets, a
+second table pools each setting over them (its units: every task's forget sets)."""
 
 
 def fmt(value: float, decimals: int = 2) -> str:
