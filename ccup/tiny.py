@@ -3,11 +3,8 @@
 recipe's weights ship in `ccup/weights/`, so every machine scores the same models; any other recipe
 (another seed, the oracle without the forget classes) is trained once and cached.
 
-    python -m ccup.tiny                       # make tiny: train model=tiny anew, compare it with
-                                                the shipped weights
-    python -m ccup.tiny --model tiny_rn       # the same for the ResNet
-    python -m ccup.tiny --model tiny_rn --ship   # the same, then ship the new weights (after a
-                                                   change of the recipe)
+    python -m ccup.tiny                 # make tiny: train anew, compare with the shipped weights
+    python -m ccup.tiny --model tiny_rn --ship   # the ResNet, then ship it (a changed recipe)
 """
 import argparse
 import json

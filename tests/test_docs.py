@@ -165,3 +165,9 @@ def test_the_test_catalogue_names_every_test_module_and_no_other():
 def test_readme_is_a_landing_page():
     readme = page("README.md")
     assert len(readme.splitlines()) <= 300 and "## Contents" in readme
+
+
+def test_each_module_of_the_package_reads_in_one_sitting():
+    long = {path.name: n for path in (ROOT / "ccup").rglob("*.py")
+            if (n := len(path.read_text().splitlines())) > 300}
+    assert not long, f"modules over 300 lines: {long}"

@@ -2,4 +2,5 @@
 (ccup.report.files)."""
 from ccup.report.files import main
 
-main()
+if __name__ == "__main__":
+    main()
