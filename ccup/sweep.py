@@ -43,11 +43,14 @@ def progress_line(done: int, jobs: int, elapsed_s: float) -> str:
     return f"sweep: {done} of {jobs} jobs done" + (f", about {when} left" if done < jobs else "")
 
 
-def job_dirs(sweep_dir: Path) -> list[Path]:
+def job_dirs(sweep_dir: Path, jobs: int | None = None) -> list[Path]:
     """The output folders of a sweep's jobs: Hydra writes .hydra/ into each before its job starts,
-    the job its record.json when it ends. Ordered by job number."""
+    the job its record.json when it ends. Ordered by job number. Given the number of `jobs` this run
+    launches, the folders numbered from there on are left out: an earlier, larger sweep of the same
+    name left them, and Hydra numbers every run's jobs from 0."""
     found = {path.parent for pattern in (".hydra", "record.json")
              for path in sweep_dir.rglob(pattern)}
+    found = {d for d in found if jobs is None or not d.name.isdigit() or int(d.name) < jobs}
     return sorted(found, key=lambda d: (int(d.name) if d.name.isdigit() else -1, str(d)))
 
 
@@ -99,9 +102,11 @@ class Sweep(Callback):
         name = config.sweep
         log.info(f"sweep {name}: records in {Path(config.results_dir) / 'records'}")
         jobs = planned_jobs(config)
+        path = Path(config.hydra.sweep.dir) / PROGRESS
         if jobs:
-            plan = {"jobs": jobs, "start": time.time()}
-            storage.write_bytes(json.dumps(plan).encode(), Path(config.hydra.sweep.dir) / PROGRESS)
+            storage.write_bytes(json.dumps({"jobs": jobs, "start": time.time()}).encode(), path)
+        else:  # an earlier sweep's plan is not this one's
+            path.unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, **kwargs: Any) -> None:
         """In the job's process, wherever it runs: how far the sweep has got, counting the job
@@ -121,7 +126,9 @@ class Sweep(Callback):
         other exception raised in a callback into a warning. (A callback listed before this one
         would not end: Hydra ends callbacks in reverse order, and this one exits.)"""
         sweep_dir = Path(config.hydra.sweep.dir)
-        summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir)])
+        plan = sweep_dir / PROGRESS
+        jobs = json.loads(plan.read_text())["jobs"] if plan.exists() else None
+        summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir, jobs)])
         path = storage.write_bytes(json.dumps(summary, indent=2).encode(),
                                    sweep_dir / "summary.json")
         print("\n".join(summary_lines(summary, path)), flush=True)

@@ -265,6 +265,16 @@ def test_the_summary_names_failed_and_killed_jobs_and_sets_the_exit_status(tmp_p
                                 f"{tmp_path / '10'}): see {tmp_path / 'summary.json'}")
 
 
+def test_the_summary_leaves_out_the_folders_an_earlier_larger_sweep_of_that_name_left(tmp_path):
+    fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
+    fake_job(tmp_path, 1, ["alpha=1"], {"status": "complete", "metrics": {}})
+    fake_job(tmp_path, 2, ["alpha=0.5"], None)  # the earlier run's, killed
+    (tmp_path / sweep.PROGRESS).write_text(json.dumps({"jobs": 2, "start": 0.0}))
+    assert sweep.Sweep(report=False).on_multirun_end(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})) is None
+    assert json.loads((tmp_path / "summary.json").read_text())["jobs"] == 2
+
+
 def test_a_sweep_without_failures_exits_zero(tmp_path):
     fake_job(tmp_path, 0, ["alpha=0"], {"status": "complete", "metrics": {}})
     assert sweep.Sweep(report=False).on_multirun_end(
