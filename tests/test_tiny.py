@@ -1,11 +1,12 @@
 """The embedded default model: accurate enough to unlearn from, deterministic for a seed, trained
 once."""
+import json
 import logging
 from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import compose
+from helpers import ROOT, compose
 from hydra.utils import instantiate
 from torch.utils.data import Subset, TensorDataset
 from torchvision.transforms import ToTensor
@@ -170,3 +171,13 @@ def test_the_shipped_weights_are_those_of_the_current_recipe(option):
     clip = instantiate(model)
     # trained by committed code
     assert clip.info["recipe"] == recipe and clip.info["git_dirty"] is False
+
+
+def test_the_models_page_quotes_each_embedded_models_committed_accuracy():
+    records = [json.loads(path.read_text())
+               for path in (ROOT / "results" / "models" / "records").glob("*.json")]
+    assert {(r["choices"]["model"], r["choices"]["dataset"]) for r in records} == {
+        (model, dataset) for model in ("tiny", "tiny_rn") for dataset in ("fashion_mnist", "digits")}
+    models_page = (ROOT / "docs" / "models.md").read_text()
+    for record in records:
+        assert f"**{record['metrics']['all/acc_before']:.2f} %**" in models_page, record["choices"]
