@@ -20,8 +20,9 @@ shuffled: retain images first, then the forget images. Where the retain images f
 (samples=real: 256 per class, 64 per batch), D's last batches are the forget set's own, and []_D >=
 []_f * (forget batches / all batches) for every entry: with the authors' ResNet selection_weighting
 10 and a forget set of a tenth of D (one class of ten, as many samples of each), no entry can pass
-the selection. Their ViT value, 5, the default here, lets the entries through whose forget
-importance is more than half the bound (`unlearn/dampened` counts the entries dampened).
+the selection. Their ViT value, 5, lets the entries through whose forget importance is more than
+half the bound (`unlearn/dampened` counts the entries dampened). The default takes their value for
+the tower at hand (`authors_selection_weighting`), as their code takes it for the model it runs.
 """
 import copy
 import time
@@ -47,6 +48,15 @@ def importances(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     return mean_gradients(loss, parameters, batches, power=2)
 
 
+def authors_selection_weighting(visual: torch.nn.Module) -> float:
+    """The authors' selection_weighting for an image tower, 10 times their model-size scaler
+    (src/forget_full_class_main.py l.161-165, l.177): 1 for their ResNet18, so 10 for a ResNet;
+    0.5 for their ViT, so 5 for a ViT and for any tower that is no ResNet."""
+    from open_clip.modified_resnet import ModifiedResNet
+
+    return 10.0 if isinstance(visual, ModifiedResNet) else 5.0
+
+
 def dampening(forget: torch.Tensor, full: torch.Tensor, selection_weighting: float,
               dampening_constant: float) -> torch.Tensor:
     """SSD's factor for each parameter entry, from its forget importance []_f and its importance on
@@ -64,13 +74,14 @@ class SSD(WeightEdit):
     per batch (see the module's docstring)."""
 
     def __init__(self, alpha: float, samples: Callable, params: list[str],
-                 selection_weighting: float, dampening_constant: float, batch_size: int,
+                 selection_weighting: float | None, dampening_constant: float, batch_size: int,
                  cache_dir: str):
         super().__init__(alpha, cache_dir)
-        if not (isinstance(selection_weighting, int | float)
+        if selection_weighting is not None and not (
+                isinstance(selection_weighting, int | float)
                 and 0 <= selection_weighting < float("inf")):
-            raise UserError("method.selection_weighting must be a finite number >= 0, got "
-                            f"{selection_weighting}")
+            raise UserError("method.selection_weighting must be a finite number >= 0 (null: the "
+                            f"authors' value for the tower), got {selection_weighting}")
         if not (isinstance(dampening_constant, int | float)
                 and 0 <= dampening_constant < float("inf")):
             raise UserError("method.dampening_constant must be a finite number >= 0, got "
@@ -116,12 +127,14 @@ class SSD(WeightEdit):
         # D as the authors' full_train_dl: retain then forget, unshuffled (see the module's
         # docstring)
         full = importances(loss, edited, batches(ConcatDataset([data["retain"], data["forget"]])))
-        factors = {name: dampening(forget[name], full[name], self.selection_weighting,
-                                   self.dampening_constant)
+        weighting = (self.selection_weighting if self.selection_weighting is not None
+                     else authors_selection_weighting(model.visual))
+        factors = {name: dampening(forget[name], full[name], weighting, self.dampening_constant)
                    for name in names}
         weights = {name: edited[name].detach() * factors[name] for name in names}
         stats = {**sample_stats,
                  "unlearn/dampened": sum(int((f < 1).sum()) for f in factors.values()),
+                 "unlearn/selection_weighting": weighting,
                  "time/unlearn_s": time.perf_counter() - start}
         return {"weights": weights, "stats": stats}
 

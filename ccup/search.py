@@ -185,6 +185,9 @@ def defaults_and_tuned(root: Path, conf: Path) -> pd.DataFrame:
 
 
 def short(value) -> str:
+    """A setting's value as its config spells it, floats to four digits."""
+    if value is None:
+        return "null"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 

@@ -26,8 +26,8 @@ KEYS = {
     ("scrub", "real"): "66d4982f66d5b77884e5",
     ("lipschitz", "real"): "7d8e00ea5823a4cb7cb7",
     ("lipschitz", "synthetic"): "070b4026bc20c060ccf0",
-    ("ssd", "real"): "11f0a11fb1caf2309068",
-    ("ssd", "synthetic"): "36dd1b06e818bef1c6f2",
+    ("ssd", "real"): "02ad5b4057d2602e6d48",
+    ("ssd", "synthetic"): "61e7fe20f9414a76ac95",
     ("slug", "real"): "6f3bbc070bfb433610b1",
     ("slug", "synthetic"): "7a4589a1966a04c226f4",
 }

@@ -161,9 +161,9 @@ def test_several_classes_are_forgotten_together_and_reported_as_one_forget_set(m
 
 
 def test_the_committed_benchmark_is_what_this_code_computes(tmp_path):
-    """Three jobs of the committed embedded benchmark (results/benchmark/) run again by today's code,
-    in this process: CCUP, a fine-tuning baseline and the blocklist give the committed accuracies
-    and retrieval precisions."""
+    """Three jobs of the committed embedded benchmark (results/benchmark/) run again by today's
+    code, in this process: CCUP, a fine-tuning baseline and the blocklist give the committed
+    accuracies and retrieval precisions."""
     for method in ("ccup", "grad_ascent", "mask"):
         run_job(tmp_path, "experiment=benchmark", f"method={method}", "seed=0", "forget.index=3",
                 debug=False, folder=method)

@@ -3,8 +3,10 @@ weights computed once per setting."""
 import pytest
 import torch
 from helpers import compose, fashion_task
+from open_clip.modified_resnet import ModifiedResNet
+from open_clip.transformer import VisionTransformer
 
-from baselines.ssd import SSD, dampening, importances
+from baselines.ssd import SSD, authors_selection_weighting, dampening, importances
 from ccup.method import build
 
 
@@ -93,3 +95,11 @@ def test_a_second_run_reuses_the_dampened_weights_for_every_alpha(random_tiny, t
     halfway = half(random_tiny.model, task).state_dict()
     for key in first.edits(random_tiny.model):
         torch.testing.assert_close(halfway[key], (original[key] + dampened[key]) / 2)
+
+
+def test_the_default_selection_weighting_is_the_authors_value_for_the_tower_at_hand():
+    vit = VisionTransformer(image_size=28, patch_size=7, width=32, layers=1, heads=2, mlp_ratio=2,
+                            output_dim=8)
+    resnet = ModifiedResNet(layers=[1, 1, 1, 1], output_dim=8, heads=2, image_size=32, width=16)
+    assert (authors_selection_weighting(vit), authors_selection_weighting(resnet)) == (5.0, 10.0)
+    assert compose("method=ssd").method.selection_weighting is None

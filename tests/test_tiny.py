@@ -177,7 +177,8 @@ def test_the_models_page_quotes_each_embedded_models_committed_accuracy():
     records = [json.loads(path.read_text())
                for path in (ROOT / "results" / "models" / "records").glob("*.json")]
     assert {(r["choices"]["model"], r["choices"]["dataset"]) for r in records} == {
-        (model, dataset) for model in ("tiny", "tiny_rn") for dataset in ("fashion_mnist", "digits")}
+        (model, dataset) for model in ("tiny", "tiny_rn")
+        for dataset in ("fashion_mnist", "digits")}
     models_page = (ROOT / "docs" / "models.md").read_text()
     for record in records:
         assert f"**{record['metrics']['all/acc_before']:.2f} %**" in models_page, record["choices"]
