@@ -79,13 +79,7 @@ def run_as(trial: Job, unit: dict[str, str], method: str,
     choices where it is the trial's method) on one unit (model, dataset, forget class), composed as
     the command line composes it, writing into its own folder under the trial's; its record, None
     where the job failed."""
-    # The trial's own overrides but the unit's keys, and the sampler's choices of the method for the
-    # method alone.
-    replaced = ("model", "dataset", "forget") + (() if method == trial.choices["method"]
-                                                 else ("method",))
-    chosen = [o for o in trial.overrides if not o.split("=")[0].lstrip("+~").startswith(replaced)]
-    overrides = [*chosen, f"method={method}", *settings, f"model={unit['model']}",
-                 f"dataset={unit['dataset']}", f"forget.classes=[{unit['forget']}]"]
+    overrides = unit_overrides(trial.overrides, trial.choices["method"], unit, method, settings)
     job_cfg = compose("config", overrides=overrides)
     with open_dict(job_cfg):
         del job_cfg["search"]
@@ -93,6 +87,18 @@ def run_as(trial: Job, unit: dict[str, str], method: str,
     job = Job(folder, trial.sweeping, {**trial.choices, **unit, "method": method}, overrides)
     metrics = run(job_cfg, job)
     return None if metrics is None else json.loads((folder / "record.json").read_text())
+
+
+def unit_overrides(trial: Sequence[str], trial_method: str, unit: dict[str, str], method: str,
+                   settings: Sequence[str] = ()) -> list[str]:
+    """A unit's command line: the trial's own overrides but the unit's keys, and the sampler's
+    choices of the method for the method alone. The forget class is quoted, so that a digit's name
+    stays a name (`'3'`, not the number 3)."""
+    replaced = ("model", "dataset", "forget") + (() if method == trial_method else ("method",))
+    chosen = [o for o in trial if not o.split("=")[0].lstrip("+~").startswith(replaced)]
+    name = unit["forget"].replace("'", "\\'")
+    return [*chosen, f"method={method}", *settings, f"model={unit['model']}",
+            f"dataset={unit['dataset']}", f"forget.classes=['{name}']"]
 
 
 def studies(root: Path) -> pd.DataFrame:

@@ -9,6 +9,7 @@ import optuna
 import pytest
 from helpers import CONF, ROOT, config_names, page, start_suite, suite_in_process
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from ccup.configs import compose as job_config
@@ -19,6 +20,7 @@ from ccup.search import (
     render_settings,
     studies,
     tuned_config,
+    unit_overrides,
 )
 
 pytestmark = pytest.mark.slow
@@ -62,6 +64,16 @@ def test_a_killed_search_resumes_where_it_stopped(tmp_path, tiny):
     gap = sum(abs(ccup["metrics"][term] - oracle["metrics"][term]) for term in terms) / len(terms)
     assert summary["value"] == pytest.approx(gap) == trials[3].value
     assert "skipped: the record" in result.stdout  # the oracle's job ran in the first trial only
+
+
+@pytest.mark.parametrize("name", ["3", "men's shirt"])
+def test_a_units_forget_class_stays_its_name_on_the_command_line(name):
+    trial = ["hparams_search=ccup", "method.lam=10", "forget.classes=[sandal]", "model=tiny"]
+    unit = {"model": "tiny_rn", "dataset": "digits", "forget": name}
+    overrides = unit_overrides(trial, "ccup", unit, "retrain")
+    assert overrides[:2] == ["hparams_search=ccup", "method=retrain"]  # not the trial's lam
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    assert parsed[-1].value() == [name] and parsed[-3].value() == "tiny_rn"
 
 
 def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
