@@ -43,6 +43,13 @@ def progress_line(done: int, jobs: int, elapsed_s: float) -> str:
     return f"sweep: {done} of {jobs} jobs done" + (f", about {when} left" if done < jobs else "")
 
 
+def read_plan(sweep_dir: Path) -> dict | None:
+    """The plan this run of the sweep wrote as it started (jobs, start time); None where a sweeper
+    plans no number of jobs."""
+    path = sweep_dir / PROGRESS
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def job_dirs(sweep_dir: Path, jobs: int | None = None) -> list[Path]:
     """The output folders of a sweep's jobs: Hydra writes .hydra/ into each before its job starts,
     the job its record.json when it ends. Ordered by job number. Given the number of `jobs` this run
@@ -112,10 +119,9 @@ class Sweep(Callback):
         """In the job's process, wherever it runs: how far the sweep has got, counting the job
         folders whose record was written since it started (a job skipped as complete writes one
         too)."""
-        path = Path(config.hydra.sweep.dir) / PROGRESS
-        if config.hydra.mode.name != "MULTIRUN" or not path.exists():
+        plan = read_plan(Path(config.hydra.sweep.dir))
+        if config.hydra.mode.name != "MULTIRUN" or plan is None:
             return
-        plan = json.loads(path.read_text())
         done = sum(record.stat().st_mtime >= plan["start"]
                    for record in Path(config.hydra.sweep.dir).glob("*/record.json"))
         if done:
@@ -126,9 +132,9 @@ class Sweep(Callback):
         other exception raised in a callback into a warning. (A callback listed before this one
         would not end: Hydra ends callbacks in reverse order, and this one exits.)"""
         sweep_dir = Path(config.hydra.sweep.dir)
-        plan = sweep_dir / PROGRESS
-        jobs = json.loads(plan.read_text())["jobs"] if plan.exists() else None
-        summary = summarize([job_outcome(job_dir) for job_dir in job_dirs(sweep_dir, jobs)])
+        plan = read_plan(sweep_dir)
+        summary = summarize([job_outcome(job_dir) for job_dir in
+                             job_dirs(sweep_dir, plan["jobs"] if plan else None)])
         path = storage.write_bytes(json.dumps(summary, indent=2).encode(),
                                    sweep_dir / "summary.json")
         print("\n".join(summary_lines(summary, path)), flush=True)
