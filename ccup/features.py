@@ -6,16 +6,17 @@ text tower) leave these features unchanged, so every such configuration of a swe
 one encoding pass.
 """
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from ccup import storage
-from ccup.datasets import dataset_key
+from ccup.datasets import dataset_key, materialize
 from ccup.heads import projection_names, projection_removed
 from ccup.models import same_weights, weights_digest
 from ccup.provenance import versions
@@ -153,5 +154,33 @@ class Features:
 
     def encode(self, model: torch.nn.Module, dataset: Dataset,
                trainer: pl.Trainer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        loader = DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers)
+        loader = DataLoader(preprocessed(dataset), batch_size=self.batch_size,
+                            num_workers=self.num_workers)
         return encode(trainer or self.trainer(callbacks=callbacks()), model, loader)
+
+
+# Preprocessed evaluation images kept in memory, per process, by dataset_key (the transform is part
+# of it), most recently used last, within PIXEL_BUDGET bytes: each model a job scores sees the same
+# images, and a sweep's worker runs job after job. Decoding and preprocessing a small image costs
+# more than encoding it with a small tower; ViT-B/16's 224-px images are kept where they fit.
+PIXEL_BUDGET = 512 * 2**20
+_kept: OrderedDict[str, TensorDataset] = OrderedDict()
+
+
+def preprocessed(dataset: Dataset) -> Dataset:
+    """`dataset` as tensors of its transformed images and labels, made once per process where it can
+    be identified across calls and fits PIXEL_BUDGET (the same batches as the dataset's own, for a
+    transform that draws nothing at random, as an evaluation's does); else `dataset` itself."""
+    key = dataset_key(dataset)
+    if key is None or len(dataset) == 0:
+        return dataset
+    if key in _kept:
+        _kept.move_to_end(key)
+        return _kept[key]
+    image, _ = dataset[0]
+    if len(dataset) * image.nbytes > PIXEL_BUDGET:
+        return dataset
+    _kept[key] = materialize(dataset)
+    while sum(kept.tensors[0].nbytes for kept in _kept.values()) > PIXEL_BUDGET:
+        _kept.popitem(last=False)
+    return _kept[key]

@@ -25,9 +25,8 @@ from ccup.provenance import provenance
 from ccup.record import (
     NOT_IDENTITY,
     check_writable,
-    config_id,
     read_record,
-    setting_ids,
+    record_ids,
     write_record,
 )
 
@@ -141,9 +140,8 @@ def new_record(cfg: DictConfig, job: Job) -> dict:
         # (no model, no data)
         check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")),
                          cfg.dataset.classnames)
-        missing = sorted(OmegaConf.missing_keys(cfg))
-        identity = config_id(cfg)
-        settings = setting_ids(cfg)
+        missing = sorted(unset_keys(OmegaConf.to_container(cfg)))
+        ids = record_ids(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
         # a resolver's own word on its input (ccup/resolvers.py)
@@ -152,9 +150,22 @@ def new_record(cfg: DictConfig, job: Job) -> dict:
         raise UserError(f"the config does not resolve: {exc}: set the value it names") from exc
     if missing:
         raise UserError(f"no value for {', '.join(missing)} (???): set it, e.g. {missing[0]}=...")
-    return {"id": identity, **settings, "status": "running", "config": config,
+    return {**ids, "status": "running", "config": config,
             "choices": dict(job.choices), "overrides": list(job.overrides),
             "data": fingerprint.data(config), **provenance()}
+
+
+def unset_keys(node, key: str = "") -> list[str]:
+    """The keys left `???` in an unresolved config (a container of it), as OmegaConf.missing_keys
+    names them: that function resolves every interpolation on its way, at the cost of a
+    resolution of the whole config."""
+    if isinstance(node, dict):
+        items = [(f"{key}.{name}" if key else str(name), value) for name, value in node.items()]
+    elif isinstance(node, list):
+        items = [(f"{key}[{index}]", value) for index, value in enumerate(node)]
+    else:
+        return [key] if node == "???" else []
+    return [unset for name, value in items for unset in unset_keys(value, name)]
 
 
 def record_paths(cfg: DictConfig, record_id: str, job: Job) -> list[Path]:

@@ -1,6 +1,7 @@
 """CLIP models by open_clip name and pretrained tag or checkpoint path, bundled with their
 preprocess and tokenizer."""
 import difflib
+import functools
 import hashlib
 import os
 import socket
@@ -93,10 +94,17 @@ def load_clip(name: str, pretrained: str | None = None) -> Clip:
         raise MissingFiles(f"could not download the {pretrained!r} weights of {name} (offline?): "
                            "fetch them where there is internet and pass "
                            "model.pretrained=/path/to/checkpoint") from exc
-    clip = Clip(model.eval(), preprocess, open_clip.get_tokenizer(name), name)
+    clip = Clip(model.eval(), preprocess, tokenizer(name), name)
     if schema is not None:  # exported as its folder is laid out: model.name=local-dir:<export>
         clip.export = partial(export_config_folder, config=schema_config(schema, identifier))
     return clip
+
+
+@functools.cache
+def tokenizer(name: str) -> Callable:
+    """open_clip's tokenizer for a model, built once per process: reading CLIP's BPE vocabulary
+    takes some 0.15 s of CPU, which each job a sweep's worker runs would pay again."""
+    return open_clip.get_tokenizer(name)
 
 
 def schema_config(schema: str, identifier: str) -> Path:

@@ -30,10 +30,8 @@ def config_id(cfg: DictConfig) -> str:
     method's settings read it (`seed: ${seed}`, directly or through its samples) or an evaluation's
     do: CCUP or the oracle run under three seeds is one job, run once, not three records of one
     number."""
-    identity = canonical(resolved_without(cfg, NOT_IDENTITY + ("seed",)))
-    if "<seed>" in json.dumps([identity.get("method"), identity.get("eval")]):
-        identity["seed"] = cfg.seed
-    return storage.digest(identity)
+    (identity,) = resolved_without(cfg, NOT_IDENTITY + ("seed",))
+    return identity_digest(identity, cfg.seed)
 
 
 def setting_ids(cfg: DictConfig) -> dict[str, str]:
@@ -41,24 +39,48 @@ def setting_ids(cfg: DictConfig) -> dict[str, str]:
     resolved config without the identity's exclusions and the axes (AXES; the forget set counts by
     its number of classes), so that a key that interpolates the seed or alpha (method.seed) leaves
     it too. `task_id`: the part the oracle shares, without METHOD_KEYS."""
-    setting = canonical(resolved_without(cfg, NOT_IDENTITY + AXES))
-    setting["forget"] = f"{len(cfg.forget.classes)} classes"
+    (setting,) = resolved_without(cfg, NOT_IDENTITY + AXES)
+    return setting_digests(setting, len(cfg.forget.classes))
+
+
+def record_ids(cfg: DictConfig) -> dict[str, str]:
+    """`config_id` as `id` and `setting_ids`, from one copy of the config (a job's record holds
+    all three)."""
+    identity, setting = resolved_without(cfg, NOT_IDENTITY + ("seed",), AXES)
+    return {"id": identity_digest(identity, cfg.seed),
+            **setting_digests(setting, len(cfg.forget.classes))}
+
+
+def identity_digest(identity: dict, seed: int) -> str:
+    identity = canonical(identity)
+    if "<seed>" in json.dumps([identity.get("method"), identity.get("eval")]):
+        identity["seed"] = seed
+    return storage.digest(identity)
+
+
+def setting_digests(setting: dict, forget_size: int) -> dict[str, str]:
+    setting = canonical(setting)
+    setting["forget"] = f"{forget_size} classes"
     return {"setting_id": storage.digest(setting),
             "task_id": storage.digest({k: v for k, v in setting.items() if k not in METHOD_KEYS})}
 
 
-def resolved_without(cfg: DictConfig, keys: tuple[str, ...]) -> dict:
-    """The resolved config without the top-level `keys`, resolved as placeholders `<key>` where
-    others refer to them, and without the settings that only say how often a job reports
-    (storage.REPORTING), at
-    any depth."""
+def resolved_without(cfg: DictConfig, *exclusions: tuple[str, ...]) -> list[dict]:
+    """The resolved config once per tuple of `exclusions`: without the top-level keys it and the
+    tuples before it name, resolved as placeholders `<key>` where others refer to them, and without
+    the settings that only say how often a job reports (storage.REPORTING), at any depth. One copy
+    of the config serves them all: making it costs as much as resolving it."""
     unresolved = OmegaConf.create(OmegaConf.to_container(cfg))
-    for key in keys:
-        if key in unresolved:
-            unresolved[key] = f"<{key}>"
-    resolved = OmegaConf.to_container(unresolved, resolve=True)
-    return {key: storage.without(value, *storage.REPORTING)
-            for key, value in resolved.items() if key not in keys}
+    resolutions, excluded = [], set()
+    for keys in exclusions:
+        excluded.update(keys)
+        for key in keys:
+            if key in unresolved:
+                unresolved[key] = f"<{key}>"
+        resolved = OmegaConf.to_container(unresolved, resolve=True)
+        resolutions.append({key: storage.without(value, *storage.REPORTING)
+                            for key, value in resolved.items() if key not in excluded})
+    return resolutions
 
 
 def canonical(node):

@@ -2,16 +2,19 @@
 self-healing."""
 import logging
 import multiprocessing
+from collections import OrderedDict
 
 import pytest
 import torch
 from helpers import compose
 from hydra.utils import instantiate
-from torch.utils.data import Subset
+from torch.utils.data import Subset, TensorDataset
 
+from ccup import features
 from ccup.data import fashion_mnist
+from ccup.datasets import dataset_key
 from ccup.evaluator import Evaluator
-from ccup.features import FeatureCache, write_features
+from ccup.features import FeatureCache, preprocessed, write_features
 from ccup.heads import fold_projection
 from ccup.models import load_clip
 from ccup.task import UnlearnTask
@@ -124,3 +127,22 @@ def test_parallel_writers_leave_one_complete_entry(setup, tmp_path):
     entries = list((tmp_path / "cache").iterdir())
     assert len(entries) == 1 and entries[0].suffix == ".pt"
     assert torch.load(entries[0], weights_only=True)["features"].shape == (600, 128)
+
+
+def test_a_process_preprocesses_an_evaluation_set_once_within_its_budget(setup, monkeypatch):
+    _, _, test, _ = setup
+    monkeypatch.setattr(features, "_kept", OrderedDict())
+    kept = preprocessed(test)
+    assert isinstance(kept, TensorDataset) and preprocessed(test) is kept  # made once
+    # the very images and labels the dataset gives
+    images, labels = zip(*(test[i] for i in (0, 599)), strict=True)
+    assert torch.equal(kept.tensors[0][[0, 599]], torch.stack(images))
+    assert kept.tensors[1][[0, 599]].tolist() == list(labels)
+    # a budget of one such set: another set lets the first go
+    monkeypatch.setattr(features, "PIXEL_BUDGET", kept.tensors[0].nbytes)
+    other = Subset(test.dataset, range(600, 1200))
+    assert isinstance(preprocessed(other), TensorDataset)
+    assert list(features._kept) == [dataset_key(other)]
+    # a set the budget cannot hold is read as it is
+    larger = Subset(test.dataset, range(1200, 2400))
+    assert preprocessed(larger) is larger and list(features._kept) == [dataset_key(other)]

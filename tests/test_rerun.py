@@ -11,7 +11,7 @@ import pytest
 from helpers import compose, refuse_reads_under, run_job, write_image_folder
 
 from ccup import fingerprint
-from ccup.record import canonical, config_id, setting_ids
+from ccup.record import canonical, config_id, record_ids, setting_ids
 
 GREYS = {"n01": [10, 20, 30, 40, 50], "n02": [60, 70, 80, 90, 100], "n03": [110, 120, 130, 140]}
 
@@ -42,6 +42,14 @@ def test_numbers_are_one_spelling_and_export_is_not_a_setting():
     assert config_id(compose("method.lam=1000.5")) != config_id(compose())
     assert canonical({"a": [1.0, 2.5, True, False, 0.0]}) == {"a": [1, 2.5, True, False, 0]}
     assert [type(v) for v in canonical([True, 1.0])] == [bool, int]  # a boolean stays one
+
+
+@pytest.mark.parametrize("overrides", [(), ("method=salun", "seed=2"), ("alpha=0.5", "seed=1"),
+                                       ("forget.classes=[coat,bag]",)])
+def test_a_records_ids_are_those_computed_one_by_one(overrides):
+    # one copy of the config for all three: the seed and alpha still reach only the ids they do
+    cfg = compose(*overrides)
+    assert record_ids(cfg) == {"id": config_id(cfg), **setting_ids(cfg)}
 
 
 @pytest.mark.slow
