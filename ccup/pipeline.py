@@ -28,7 +28,8 @@ def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     pl.seed_everything(cfg.seed, workers=True)
     # a folder dataset's by folder name too
     forget = by_class_name(cfg.forget.classes, cfg.dataset.get("names"))
-    about = manifest(cfg, job.choices["method"], forget)  # first: instantiate resolves cfg in place
+    # first: instantiate resolves cfg in place
+    about = manifest(cfg, job.choices["method"], forget) if cfg.export else None
     # before instantiate: an eval file written flat would be built as something else
     check_config(cfg.eval)
     # First: they refuse bad settings. A method that trains logs its curves to the job's loggers.
