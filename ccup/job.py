@@ -19,7 +19,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ccup import fingerprint
 from ccup.classnames import by_class_name, check_forget_set
-from ccup.errors import UserError, check_keywords, check_values, find_user_error, one_line
+from ccup.errors import (
+    UserError,
+    check_keywords,
+    check_values,
+    find_user_error,
+    leaves,
+    one_line,
+)
 from ccup.loggers import finish_loggers, start_logger
 from ccup.provenance import provenance
 from ccup.record import (
@@ -140,7 +147,9 @@ def new_record(cfg: DictConfig, job: Job) -> dict:
         # (no model, no data)
         check_forget_set(by_class_name(cfg.forget.classes, cfg.dataset.get("names")),
                          cfg.dataset.classnames)
-        missing = sorted(unset_keys(OmegaConf.to_container(cfg)))
+        # on the unresolved config: OmegaConf.missing_keys resolves every interpolation on its way
+        missing = sorted(key for key, value, _ in leaves(OmegaConf.to_container(cfg))
+                         if value == "???")
         ids = record_ids(cfg)
         config = OmegaConf.to_container(cfg, resolve=True)
     except OmegaConfBaseException as exc:
@@ -153,19 +162,6 @@ def new_record(cfg: DictConfig, job: Job) -> dict:
     return {**ids, "status": "running", "config": config,
             "choices": dict(job.choices), "overrides": list(job.overrides),
             "data": fingerprint.data(config), **provenance()}
-
-
-def unset_keys(node, key: str = "") -> list[str]:
-    """The keys left `???` in an unresolved config (a container of it), as OmegaConf.missing_keys
-    names them: that function resolves every interpolation on its way, at the cost of a
-    resolution of the whole config."""
-    if isinstance(node, dict):
-        items = [(f"{key}.{name}" if key else str(name), value) for name, value in node.items()]
-    elif isinstance(node, list):
-        items = [(f"{key}[{index}]", value) for index, value in enumerate(node)]
-    else:
-        return [key] if node == "???" else []
-    return [unset for name, value in items for unset in unset_keys(value, name)]
 
 
 def record_paths(cfg: DictConfig, record_id: str, job: Job) -> list[Path]:
