@@ -11,7 +11,7 @@ records; its retrained weights are cached.
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +38,7 @@ def trial(cfg: DictConfig, job: Job) -> float:
         raise UserError(f"search.oracle={cfg.search.oracle}: its config (conf/method/) "
                         f"declares role {role_of(oracle)!r}, not {ORACLE!r}: name the method every "
                         "trial is read against")
-    settings = [f"method.{key}={value}" for key, value in cfg.search.oracle_settings.items()]
+    settings = method_overrides(cfg.search.oracle_settings)
     method, units = job.choices["method"], list(search_units(cfg.search))
     records = [run_as(job, unit, method=method) for unit in units]
     records += [run_as(job, unit, method=cfg.search.oracle, settings=settings) for unit in units]
@@ -87,6 +87,13 @@ def run_as(trial: Job, unit: dict[str, str], method: str,
     job = Job(folder, trial.sweeping, {**trial.choices, **unit, "method": method}, overrides)
     metrics = run(job_cfg, job)
     return None if metrics is None else json.loads((folder / "record.json").read_text())
+
+
+def method_overrides(settings: Mapping) -> list[str]:
+    """`settings` of a method's config as command-line overrides, each value as Hydra's grammar
+    spells it: null, where Python writes None (a string `None` to Hydra)."""
+    return [f"method.{key}={'null' if value is None else value}"
+            for key, value in settings.items()]
 
 
 def unit_overrides(trial: Sequence[str], trial_method: str, unit: dict[str, str], method: str,

@@ -16,6 +16,7 @@ from ccup.configs import compose as job_config
 from ccup.search import (
     busy_seconds,
     defaults_and_tuned,
+    method_overrides,
     render,
     render_settings,
     studies,
@@ -74,6 +75,13 @@ def test_a_units_forget_class_stays_its_name_on_the_command_line(name):
     assert overrides[:2] == ["hparams_search=ccup", "method=retrain"]  # not the trial's lam
     parsed = OverridesParser.create().parse_overrides(overrides)
     assert parsed[-1].value() == [name] and parsed[-3].value() == "tiny_rn"
+
+
+def test_the_oracles_settings_reach_its_config_null_as_null():
+    # the searches' own setting, max_steps: null, is the oracle's whole recipe
+    overrides = method_overrides({"max_steps": None, "unnamed": True, "seed": 3})
+    method = job_config("method=retrain", *overrides).method
+    assert (method.max_steps, method.unnamed, method.seed) == (None, True, 3)
 
 
 def test_every_tunable_method_has_a_search_and_the_searches_share_one_budget():
