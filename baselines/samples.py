@@ -6,7 +6,7 @@ synthesised from noise by gradient ascent on each class's text embedding
 (docs/method.md#synthetic-samples), cached per (model, class, seed).
 """
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
 
@@ -34,6 +34,7 @@ class RealSamples:
 
     per_class: int
     seed: int
+    source: str = field(default="train", compare=False)  # its config's word for the report
 
     def __post_init__(self):
         if not self.per_class >= 1:
@@ -41,8 +42,9 @@ class RealSamples:
 
     @property
     def key(self) -> dict:
-        """What the samples depend on, beside the task: every setting."""
-        return asdict(self)
+        """What the samples depend on, beside the task: every setting (`source` names them)."""
+        return {setting.name: getattr(self, setting.name)
+                for setting in fields(self) if setting.compare}
 
     def __call__(self, model, task: UnlearnTask,
                  uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
@@ -79,6 +81,7 @@ class SyntheticSamples:
     threshold_floor: float
     seed: int
     cache_dir: str = field(compare=False)  # where the samples are kept, not what they are
+    source: str = field(default="synthetic", compare=False)  # its config's word for the report
 
     def __post_init__(self):
         if not self.per_class >= 1:

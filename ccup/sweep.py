@@ -12,6 +12,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from ccup import storage
@@ -27,13 +28,22 @@ PROGRESS = "progress.json"  # in the sweep's folder: how many jobs it launches, 
 def planned_jobs(config: DictConfig) -> int | None:
     """How many jobs Hydra's basic sweeper launches for this multirun: its configured and
     command-line axes expanded as it expands them (later values of a key win, `glob(*)` reads the
-    config folder). None for another sweeper: a search asks for its trials a few at a time."""
-    if not config.hydra.sweeper._target_.endswith("BasicSweeper"):
+    config folder), or one built on it. None for another sweeper: a search asks for its trials a few
+    at a time."""
+    if not built_on_basic(config.hydra.sweeper._target_):
         return None
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     configured = [f"{key}={value}" for key, value in (config.hydra.sweeper.params or {}).items()]
     overrides = parser.parse_overrides([*configured, *config.hydra.overrides.task])
     return sum(len(batch) for batch in BasicSweeper.split_arguments(overrides, max_batch_size=None))
+
+
+def built_on_basic(target: str) -> bool:
+    """Whether the sweeper class `target` is Hydra's basic sweeper or a subclass of it. Classes are
+    compared by qualified name: Hydra's plugin scan imports its plugin modules again, so that one
+    class can be two objects."""
+    basic = f"{BasicSweeper.__module__}.{BasicSweeper.__qualname__}"
+    return any(f"{cls.__module__}.{cls.__qualname__}" == basic for cls in get_class(target).__mro__)
 
 
 def progress_line(done: int, jobs: int, elapsed_s: float) -> str:

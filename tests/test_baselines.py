@@ -65,8 +65,8 @@ def test_the_weights_are_keyed_by_their_settings_not_by_where_they_are_kept(rand
     def key(cache_dir, *overrides):
         return finetune(cache_dir, "samples=synthetic", *overrides).key(random_tiny.model, task)
 
-    # the synthetic samples' cache folder is no setting
-    assert key(tmp_path / "a") == key(tmp_path / "b")
+    # the synthetic samples' cache folder is no setting, nor the word the report says them in
+    assert key(tmp_path / "a") == key(tmp_path / "b") == key(tmp_path / "a", "samples.source=x")
     assert key(tmp_path / "a") == key(tmp_path / "a", "trainer.log_every_n_steps=5")  # nor logging
     assert (key(tmp_path / "a") != key(tmp_path / "a", "samples.steps=7")
             != key(tmp_path / "a", "method.lr=0.5"))

@@ -161,13 +161,19 @@ def test_report_files_hold_one_row_per_setting(sweep):
 def test_the_report_says_what_each_method_learnt_from():
     dataset = {"name": "fashion_mnist"}
     oracle = {"recipe": {"train_data": {"fashion_mnist": {}, "digits": {}}}}
-    real = {"samples": {"_target_": "baselines.samples.RealSamples", "per_class": 256}}
-    synthetic = {"samples": {"_target_": "baselines.samples.SyntheticSamples", "per_class": 64}}
-    methods = ({"lam": 1}, oracle, real, synthetic)
+    real, synthetic = (
+        OmegaConf.to_container(compose("method=finetune", f"samples={option}").method, resolve=True)
+        for option in ("real", "synthetic"))
+    # the samples config's word, whatever its class; a record from before it: train images
+    renamed = {"samples": {"_target_": "mine.Synthesised", "source": "generated", "per_class": 8}}
+    earlier = {"samples": {"_target_": "baselines.samples.RealSamples", "per_class": 16}}
+    methods = ({"lam": 1}, oracle, real, synthetic, renamed, earlier)
     assert [report.learnt_from({"method": method, "dataset": dataset}) for method in methods] == [
         "class names only", "all train images of digits, fashion_mnist but the forget classes'",
         "up to 256 train images per class of fashion_mnist",
-        "up to 64 synthetic images per class of fashion_mnist"]
+        "up to 64 synthetic images per class of fashion_mnist",
+        "up to 8 generated images per class of fashion_mnist",
+        "up to 16 train images per class of fashion_mnist"]
 
 
 def test_the_headline_gives_intervals_change_from_before_and_median_cost(sweep):

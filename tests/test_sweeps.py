@@ -28,6 +28,7 @@ from helpers import (
 )
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.utils import JobStatus
 from hydra.utils import instantiate
 from hydra_plugins.ccup_launcher import queue_state
@@ -571,6 +572,16 @@ def test_a_sweep_plans_as_many_jobs_as_its_sweeper_launches():
         # the command line's alpha replaces the config's
         cfg.hydra.overrides.task.extend(["alpha=0,1", "seed=0,1,2"])
         assert sweep.planned_jobs(cfg) == 2 * methods * 3
+        # a sweeper built on the basic one expands as it does, whatever its name
+        cfg.hydra.sweeper._target_ = f"{__name__}.Expanding"
+        assert sweep.planned_jobs(cfg) == 2 * methods * 3
+        search = hydra_compose("config", overrides=["hparams_search=ccup"],
+                               return_hydra_config=True)
+        assert sweep.planned_jobs(search) is None  # Optuna asks for its trials a few at a time
+
+
+class Expanding(BasicSweeper):
+    """A sweeper of one's own, on Hydra's basic one."""
 
 
 def test_each_job_says_how_far_its_sweep_has_got(tmp_path, caplog):

@@ -110,7 +110,8 @@ def declared_columns(records: pd.DataFrame) -> list[str]:
 
 def learnt_from(config: dict) -> str:
     """What a method learnt from, beside the class names every method gets: the oracle's recipe's
-    train splits, a fine-tuning baseline's (or LEACE's) samples, or nothing more."""
+    train splits, a fine-tuning baseline's (or LEACE's) samples, as their config's `source` calls
+    them (a record written before samples configs declared it: train images), or nothing more."""
     method = config["method"]
     if "recipe" in method:
         datasets = ", ".join(sorted(method["recipe"].get("train_data", {})))
@@ -118,8 +119,8 @@ def learnt_from(config: dict) -> str:
     samples = method.get("samples")
     if not isinstance(samples, dict):
         return "class names only"
-    kind = "synthetic" if samples.get("_target_", "").endswith("SyntheticSamples") else "train"
-    return f"up to {samples['per_class']} {kind} images per class of {config['dataset']['name']}"
+    source = samples.get("source", "train")
+    return f"up to {samples['per_class']} {source} images per class of {config['dataset']['name']}"
 
 
 def setting_ids_of(record: dict) -> dict[str, str]:
