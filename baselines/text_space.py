@@ -163,22 +163,22 @@ def pooled(model: torch.nn.Module, tokenizer, texts: list[str]) -> torch.Tensor:
     """(N, width) text features of `texts` before the text projection, pooled as `encode_text` pools
     them."""
     tokens = tokenizer(texts).to(next(model.parameters()).device)
-    seen = {}
+    captured = {}
     if TextProjection(model).linear:  # what the layer is given
         hook = model.text_projection.register_forward_pre_hook(
-            lambda module, inputs: seen.update(x=inputs[0]))
+            lambda module, inputs: captured.update(x=inputs[0]))
         try:
             model.encode_text(tokens)
         finally:
             hook.remove()
-        return seen["x"]
+        return captured["x"]
     hook = model.ln_final.register_forward_hook(
-        lambda module, inputs, output: seen.update(x=output))
+        lambda module, inputs, output: captured.update(x=output))
     try:
         model.encode_text(tokens)
     finally:
         hook.remove()
-    return text_global_pool(seen["x"], tokens, model.text_pool_type,
+    return text_global_pool(captured["x"], tokens, model.text_pool_type,
                             eos_token_id=getattr(model, "text_eos_id", None))
 
 

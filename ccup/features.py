@@ -133,15 +133,16 @@ class Features:
         # The original's features of each dataset this job asked for, while the dataset lives: keyed
         # by the object, since a dataset built and dropped in a loop may hand its id to the next
         # one.
-        self.seen: weakref.WeakKeyDictionary[Dataset, tuple] = weakref.WeakKeyDictionary()
+        self.original_features: weakref.WeakKeyDictionary[Dataset, tuple] = (
+            weakref.WeakKeyDictionary())
 
     def __call__(self, model: torch.nn.Module,
                  dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         if not same_tower(self.original, model):
             return self.encode(model, dataset)
-        if dataset not in self.seen:
-            self.seen[dataset] = self.cached(dataset)
-        return self.seen[dataset]
+        if dataset not in self.original_features:
+            self.original_features[dataset] = self.cached(dataset)
+        return self.original_features[dataset]
 
     def cached(self, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         trainer = self.trainer(callbacks=callbacks())

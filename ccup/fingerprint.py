@@ -100,15 +100,15 @@ def data(config: dict) -> dict[str, dict]:
     (`dataset`, `eval.cross.datasets.digits`): a node with `files: {roots: path or [paths], globs:
     [patterns]}` (conf/dataset/), each glob read under each root (the root itself without globs). A
     dataset bundled with a library (digits) declares none."""
-    found, seen = {}, set()
+    found, printed = {}, set()
     # A dataset named in several places (the job's, the model's training data, an evaluation's) by
     # the shortest of its keys: `dataset` first.
     shortest = sorted(declarations(config), key=lambda kv: (kv[0] != "dataset", kv[0].count(".")))
     for key, node in shortest:
-        declared = repr(node["files"])
-        if declared in seen:
+        files_node = repr(node["files"])
+        if files_node in printed:
             continue
-        seen.add(declared)
+        printed.add(files_node)
         roots = node["files"]["roots"]
         roots = [roots] if isinstance(roots, str) else list(roots)
         patterns = node["files"].get("globs") or ["."]

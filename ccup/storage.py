@@ -136,8 +136,8 @@ def key_of(obj: object) -> object:
         return {"func": obj.func, "args": list(obj.args), "keywords": keywords}
     if callable(obj) and hasattr(obj, "__qualname__"):
         return f"{obj.__module__}.{obj.__qualname__}"
-    declared = getattr(obj, "key", None)
-    settings = declared if declared is not None and not callable(declared) else {
+    key = getattr(obj, "key", None)
+    settings = key if key is not None and not callable(key) else {
         name: value for name, value in vars(obj).items()
         if isinstance(value, str | int | float | bool | type(None))}
     return {"class": f"{type(obj).__module__}.{type(obj).__qualname__}", "key": settings}

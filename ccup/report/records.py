@@ -78,7 +78,7 @@ def records_table(records: list[dict]) -> pd.DataFrame:
              "alpha": record["config"]["alpha"],
              "seed": record["config"]["seed"], "dirty": record.get("git_dirty"),
              "data": learnt_from(record["config"]), "flagged": bool(record.get("warnings")),
-             "declared": evaluation_columns(record["config"]), **record["metrics"]}
+             "evaluation_columns": evaluation_columns(record["config"]), **record["metrics"]}
             for record in records]
     table = pd.DataFrame(rows)
     table.insert(5, "setting", setting_labels(table, records))
@@ -104,7 +104,8 @@ def evaluation_columns(config: dict) -> tuple[str, ...]:
 
 def declared_columns(records: pd.DataFrame) -> list[str]:
     """The columns the records' evaluations declare that some record has, each once, in order."""
-    columns = dict.fromkeys(column for row in records.get("declared", []) for column in row)
+    columns = dict.fromkeys(column for row in records.get("evaluation_columns", [])
+                            for column in row)
     return [column for column in columns if column in records]
 
 
