@@ -5,7 +5,8 @@ so a killed job, a dead node or a parallel writer (also on a shared filesystem) 
 half-written file where a reader looks. Temporary names start with a dot and end in .tmp: no reader
 globs them. Every cache (image features, fine-tuned and retrained weights, synthetic samples,
 unpacked data) is `cached(path, compute)`, its entries named by the `digest` of what they were
-computed from.
+computed from; a lock file beside an entry (`<entry>.lock`) lets one process compute it while the
+others wait to read it.
 """
 import functools
 import hashlib
@@ -98,18 +99,36 @@ def load(path: Path):
 def cached(path: Path | None, compute: Callable[[], T], read: Callable[[Path], T] = load,
            write: Callable[[T, Path], object] = save) -> tuple[T, bool]:
     """(value, whether it came from the cache): `compute()` once per `path`, written there by
-    `write` (atomically), read back by `read` ever after. An entry that `read` refuses (truncated,
-    corrupt, not what it should hold: it raises) is computed again, with a warning. `path` None: no
-    cache, `compute()` every time."""
-    if path is not None and path.exists():
-        try:
-            return read(path), True
-        except Exception as exc:  # never trusted, always rebuilt
-            log.warning("rebuilding cache entry %s: %s", path, exc)
-    value = compute()
-    if path is not None:
+    `write` (atomically), read back by `read` ever after. Processes after the same entry at once
+    compute it once: the first holds its lock, the others wait and read what it wrote (two trials
+    of a search, each with the same oracle to train; alpha 0.5 and 1 of one method on two workers).
+    An entry that `read` refuses (truncated, corrupt, not what it should hold: it raises) is
+    computed again, with a warning. `path` None: no cache, `compute()` every time."""
+    if path is None:
+        return compute(), False
+    if (entry := read_entry(path, read)) is not None:
+        return entry, True
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if (entry := read_entry(path, read)) is not None:  # computed while this one waited
+            return entry, True
+        value = compute()
         write(value, path)
     return value, False
+
+
+def read_entry(path: Path, read: Callable[[Path], T]) -> T | None:
+    """The cache entry at `path` as `read` gives it; None where there is none or `read` refuses it
+    (then with a warning: it is computed again)."""
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception as exc:  # never trusted, always rebuilt
+        log.warning("rebuilding cache entry %s: %s", path, exc)
+        return None
 
 
 def digest(key: object, length: int = 16) -> str:

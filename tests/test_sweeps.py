@@ -221,6 +221,28 @@ def test_concurrent_writers_leave_one_whole_file_and_readers_never_see_a_partial
     assert [p.name for p in path.parent.iterdir()] == ["entry.json"]
 
 
+def compute_slowly(path: Path, log: Path) -> tuple[int, bool]:
+    """A cache entry that takes a second to compute, each computation a line of `log`."""
+    def compute() -> int:
+        with open(log, "a") as calls:
+            calls.write(f"{os.getpid()}\n")
+        time.sleep(1)
+        return os.getpid()
+
+    return storage.cached(path, compute, read=lambda p: int(p.read_text()),
+                          write=lambda value, p: storage.write_bytes(str(value).encode(), p))
+
+
+def test_jobs_after_one_cache_entry_at_once_compute_it_once(tmp_path):
+    entry, log = tmp_path / "cache" / "weights", tmp_path / "computed"
+    with ProcessPoolExecutor(3, mp_context=multiprocessing.get_context("fork")) as pool:
+        results = list(pool.map(compute_slowly, [entry] * 3, [log] * 3))
+    (computer,) = map(int, log.read_text().split())
+    # one computed it; the others waited and read its entry
+    assert sorted(results, key=lambda r: r[1]) == [(computer, False), (computer, True),
+                                                   (computer, True)]
+
+
 # --- The end of a failed job and of a sweep -------------------------------------------------------
 
 
