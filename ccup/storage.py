@@ -8,13 +8,14 @@ unpacked data) is `cached(path, compute)`, its entries named by the `digest` of 
 computed from; a lock file beside an entry (`<entry>.lock`) lets one process compute it while the
 others wait to read it.
 """
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -108,15 +109,32 @@ def cached(path: Path | None, compute: Callable[[], T], read: Callable[[Path], T
         return compute(), False
     if (entry := read_entry(path, read)) is not None:
         return entry, True
-    from filelock import FileLock
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
+    with lock(path):
         if (entry := read_entry(path, read)) is not None:  # computed while this one waited
             return entry, True
         value = compute()
         write(value, path)
     return value, False
+
+
+@contextlib.contextmanager
+def lock(path: Path) -> Iterator[None]:
+    """Hold the lock file beside a cache entry; on a filesystem without file locks, go on without
+    (each process computes the entry, and the last rename wins, as before there were locks)."""
+    from filelock import FileLock
+
+    held = FileLock(f"{path}.lock")
+    try:
+        held.acquire()
+    except NotImplementedError:  # filelock's word for a filesystem without flock
+        log.warning("no file locks on the filesystem of %s: computing it unlocked", path)
+        yield
+        return
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def read_entry(path: Path, read: Callable[[Path], T]) -> T | None:

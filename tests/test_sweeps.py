@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
+import filelock
 import hydra.types
 import pytest
 import submitit
@@ -241,6 +242,16 @@ def test_jobs_after_one_cache_entry_at_once_compute_it_once(tmp_path):
     # one computed it; the others waited and read its entry
     assert sorted(results, key=lambda r: r[1]) == [(computer, False), (computer, True),
                                                    (computer, True)]
+
+
+def test_a_filesystem_without_file_locks_still_caches(tmp_path, monkeypatch, caplog):
+    def unsupported(self, *args, **kwargs):
+        raise NotImplementedError("FileSystem does not appear to support flock")
+
+    monkeypatch.setattr(filelock.UnixFileLock, "acquire", unsupported)
+    assert compute_slowly(tmp_path / "weights", tmp_path / "computed") == (os.getpid(), False)
+    assert compute_slowly(tmp_path / "weights", tmp_path / "computed") == (os.getpid(), True)
+    assert "computing it unlocked" in caplog.text
 
 
 # --- The end of a failed job and of a sweep -------------------------------------------------------
