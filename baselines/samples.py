@@ -28,6 +28,13 @@ def class_indices(task: UnlearnTask, uses: tuple[str, ...]) -> dict[str, list[in
     return {name: {"forget": task.forget_idx, "retain": task.retain_idx}[name] for name in uses}
 
 
+def compared_settings(samples) -> dict:
+    """A samples dataclass's settings but those declared `compare=False`: what names the samples,
+    or where they are kept, is not what they are."""
+    return {setting.name: getattr(samples, setting.name)
+            for setting in fields(samples) if setting.compare}
+
+
 @dataclass(frozen=True)
 class RealSamples:
     """Up to `per_class` train-split images of each class, drawn with `seed`."""
@@ -43,8 +50,7 @@ class RealSamples:
     @property
     def key(self) -> dict:
         """What the samples depend on, beside the task: every setting (`source` names them)."""
-        return {setting.name: getattr(self, setting.name)
-                for setting in fields(self) if setting.compare}
+        return compared_settings(self)
 
     def __call__(self, model, task: UnlearnTask,
                  uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:
@@ -95,8 +101,7 @@ class SyntheticSamples:
     def key(self) -> dict:
         """What the samples depend on, beside the model and the task: every setting but the cache
         folder."""
-        return {setting.name: getattr(self, setting.name)
-                for setting in fields(self) if setting.compare}
+        return compared_settings(self)
 
     def __call__(self, model, task: UnlearnTask,
                  uses: tuple[str, ...]) -> tuple[dict[str, Dataset], dict]:

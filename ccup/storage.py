@@ -129,12 +129,12 @@ def lock(path: Path) -> Iterator[None]:
         held.acquire()
     except NotImplementedError:  # filelock's word for a filesystem without flock
         log.warning("no file locks on the filesystem of %s: computing it unlocked", path)
-        yield
-        return
+        held = None
     try:
         yield
     finally:
-        held.release()
+        if held is not None:
+            held.release()
 
 
 def read_entry(path: Path, read: Callable[[Path], T]) -> T | None:
