@@ -177,16 +177,21 @@ def tuned_config(root: Path, name: str, conf: Path, metric: str) -> str:
 def defaults_and_tuned(root: Path, conf: Path) -> pd.DataFrame:
     """One row per searched setting of each method with a tuned config: its value in the method's
     own config (the authors' or hand-set default) and the value its search chose (the best trial of
-    its study under `root`)."""
+    its study under `root`; none where no trial of it has completed)."""
     import optuna
 
     from ccup.configs import compose as job_config
 
     rows = []
     for path in sorted((conf / "method" / "tuned").glob("*.yaml")):
-        name = path.stem
-        best = optuna.load_study(study_name=name,
-                                 storage=f"sqlite:///{root / name / 'optuna.db'}").best_trial
+        name, db = path.stem, root / path.stem / "optuna.db"
+        # a search not run, or under way with no trial complete yet, has chosen nothing
+        if not db.is_file():
+            continue
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+        if not any(t.state.name == "COMPLETE" for t in study.trials):
+            continue
+        best = study.best_trial
         default = job_config(f"method={name}")
         # the options compose chose, method/lipschitz_schedule's too
         choices = Job.from_hydra().choices

@@ -113,6 +113,21 @@ def test_the_searches_table_gives_each_studys_trials_time_and_best(tmp_path):
     assert row["best settings"].startswith("method.lam=") and row["wall min"] >= 0
 
 
+def test_a_search_with_no_trial_complete_has_chosen_no_setting_yet(tmp_path):
+    for name, values in (("ccup", {"method.lam": 10.0, "method.mu": 0.5}), ("slug", None)):
+        (tmp_path / name).mkdir()
+        made = optuna.create_study(study_name=name,
+                                   storage=f"sqlite:///{tmp_path / name / 'optuna.db'}")
+        made.ask()  # a trial killed at once: RUNNING
+        if values is not None:
+            made.add_trial(optuna.trial.create_trial(
+                params=values, value=1.0,
+                distributions={key: optuna.distributions.UniformDistribution(0, 1e4)
+                               for key in values}))
+    table = defaults_and_tuned(tmp_path, CONF)  # ssd and the others: not searched here
+    assert list(table["method"]) == ["ccup", "ccup"] and list(table["tuned"]) == ["10", "0.5"]
+
+
 def test_readme_quotes_the_committed_searches_as_their_studies_give_them():
     table = studies(ROOT / "results" / "search")
     assert set(table["method"]) == set(config_names("hparams_search"))  # every search has run
