@@ -60,7 +60,6 @@ def solve_times(d: int, forget: int) -> dict:
             "compared": "dense solve / ccup", **ratio(times["dense"], times["ccup"])}
 
 
-
 def scale_times(d: int, classes: int) -> dict:
     """CCUP forgetting one of `classes` unit class embeddings of width d, past C = d (ImageNet-1k's
     names at d = 512, ImageNet-21k's at d = 768), where the solve is a d x d one: against forming

@@ -206,8 +206,6 @@ def done_line(metrics: dict, record: Path, checkpoint: Path | None = None) -> st
             f"(before {metrics['retain/acc_before']:.2f}){kept}")
 
 
-
-
 @recorded
 def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     """One unlearning job of the suite, recorded: the pipeline (ccup.pipeline.run), imported once
@@ -216,6 +214,7 @@ def run(cfg: DictConfig, job: Job, loggers: list) -> dict:
     from ccup import pipeline
 
     return pipeline.run(cfg, job, loggers)
+
 
 def implausible(metrics: dict, alpha: float, classes: int) -> list[str]:
     """What makes a complete job's numbers suspect, as sentences saying what to check: the forget

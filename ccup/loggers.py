@@ -21,6 +21,7 @@ from ccup.storage import without
 # Summary metrics the listing shows where a run has them, with their format.
 LISTED = {"forget/acc": ".2f", "retain/acc": ".2f", "unlearn/steps": ".0f", "time/job_s": ".1f"}
 
+
 def start_logger(logger, config: dict):
     """Open a Lightning logger's run with the resolved config; alpha also as a string, since W&B
     groups 0.0 as 0. A logger that refuses to start (a bad setting, W&B online without a login)

@@ -57,6 +57,7 @@ CLASS_COUNTS = {"fashion_mnist": 10, "caltech101": 100, "oxford_flowers": 102, "
                 "stanford_dogs": 120, "cifar10": 10, "cifar100": 100, "oxford_pets": 37,
                 "imagenet": 1000, "digits": 10}
 
+
 def items(data) -> list:
     return [data[i] for i in range(len(data))]
 

@@ -45,6 +45,7 @@ from ccup.record import NOT_IDENTITY, config_id, write_record
 
 # --- Identity: what a job computes, not where it reports ------------------------------------------
 
+
 def test_provenance_tells_the_code_of_a_commit_from_changed_code(tmp_path):
     def git(*args):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
@@ -121,7 +122,6 @@ def test_the_gitignore_ignores_data_and_venv_as_symlinks(tmp_path):
     ignored = subprocess.run(["git", "check-ignore", "data", ".venv"], cwd=repo,
                              capture_output=True, text=True)
     assert ignored.stdout.split() == ["data", ".venv"]
-
 
 
 @pytest.mark.parametrize("override",
