@@ -61,8 +61,8 @@ def test_the_step_doubles_until_the_target_then_bisects_and_keeps_the_smallest_s
     step, tried = step_search(accuracy, 1.0, 6, 0.0)
     assert [s for s, _ in tried] == [1, 2, 4, 8, 16, 12]
     assert step == 12
-    # None reaches the target: the smallest of the steps that forgot most, not the last tried
 
+    # None reaches the target: the smallest of the steps that forgot most, not the last tried
     def plateau(step):  # never below 5 %, reached at step 17.5
         return max(5.0, 40 - 2 * step)
     step, tried = step_search(plateau, 1.0, 7, 0.0)
