@@ -6,6 +6,7 @@ digests of its code and data, or failed with its error on one line. Where a job 
 argument: read from Hydra by the command line, set by a search for each job of its trials."""
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]
 
     @functools.wraps(pipeline)
     def run_job(cfg: DictConfig, job: Job) -> dict | None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), cpu_seconds()
         try:
             record = new_record(cfg, job)
         # no identity without a resolved config: the failure is recorded in the job's folder
@@ -114,7 +115,8 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]
             if cfg.export:
                 record["checkpoint"] = str(job.export_dir)
             record.update(status="complete",
-                          metrics={**metrics, "time/job_s": time.perf_counter() - start},
+                          metrics={**metrics, "time/job_s": time.perf_counter() - start,
+                                   "time/job_cpu_s": cpu_seconds() - start_cpu},
                           warnings=implausible(metrics, cfg.alpha, len(cfg.dataset.classnames)))
             for warning in record["warnings"]:
                 log.warning(f"warning: {warning}")
@@ -136,6 +138,13 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]
         return record["metrics"]
 
     return run_job
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process, all its threads, and of the processes it started and waited
+    for: a job's cost that does not grow when other work shares the cores, as its wall time does."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def new_record(cfg: DictConfig, job: Job) -> dict:

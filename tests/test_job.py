@@ -60,5 +60,7 @@ def test_the_pipeline_reads_where_it_runs_from_its_arguments_not_from_hydra(tmp_
     record = json.loads((tmp_path / "here" / "record.json").read_text())
     assert (record["status"] == "complete" and record["metrics"] == metrics
             and metrics["forget/acc"] < 10)
+    # the job's own CPU, not the process's since it started (its imports alone took seconds)
+    assert 0 < metrics["time/job_cpu_s"] < 2 * metrics["time/job_s"] < 10
     assert (record["choices"] == {"method": "ccup", "dataset": "digits"}
             and record["overrides"] == ["dataset=digits"])

@@ -540,6 +540,22 @@ def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
     assert summary["time/unlearn_s"].item() == 11 and summary["forget/acc"].item() == 1.0
 
 
+def test_the_report_says_where_the_time_went_method_by_method(tmp_path):
+    runs = [record("finetune", forget, time__job_s=wall, time__job_cpu_s=3600.0, forget__acc=0.0)
+            for forget, wall in [("sandal", 3600.0), ("bag", 1800.0)]]
+    runs += [record("ccup", time__job_s=36.0, time__job_cpu_s=72.0, forget__acc=0.0),
+             # written before jobs counted their CPU
+             record("nullspace", time__job_s=360.0, forget__acc=0.0)]
+    markdown = report.write_report(write(tmp_path, *runs))
+    table = report.cost(report.load_records(tmp_path))
+    assert table.values.tolist() == [["finetune", 2, "1.50", "2.00", "99 %"],
+                                     ["ccup", 1, "0.01", "0.02", "1 %"],
+                                     ["nullspace", 1, "0.10", "", ""],
+                                     ["total", 4, "1.61", "2.02", "100 %"]]
+    assert list(table.columns)[2:] == ["wall h", "CPU h", "share of CPU h"]
+    assert "## Where the time went" in markdown
+
+
 # --- the documentation quotes the committed results ---------------------------------------------
 
 @pytest.mark.parametrize("folder, csv, table, where", [

@@ -114,6 +114,28 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
                         | {"time/unlearn_s": "time/unlearn_s (median)"})
 
 
+def cost(records: pd.DataFrame) -> pd.DataFrame | None:
+    """Where the time went: each method's jobs and their hours, wall-clock and CPU, summed over its
+    records, with its share of the total, the costliest first. Wall time grows with whatever else
+    shares the cores; CPU time does not (a record written before jobs counted it has none). None
+    where no record has a time."""
+    names = {"time/job_s": "wall h", "time/job_cpu_s": "CPU h"}
+    times = [c for c in names if c in records]
+    if not times:
+        return None
+    by_method = records.groupby("method")
+    hours = (by_method[times].sum(min_count=1) / 3600).sort_values(times[-1], ascending=False)
+    share = hours[times[-1]] / hours[times[-1]].sum() * 100
+    hours.loc["total"] = hours.sum(min_count=1)
+    table = pd.DataFrame({"method": hours.index,
+                          "jobs": [*by_method.size()[hours.index[:-1]], len(records)]})
+    for column in times:
+        table[names[column]] = hours[column].map(fmt).values
+    percent = share.map(lambda p: "" if pd.isna(p) else f"{p:.0f} %")
+    table[f"share of {names[times[-1]]}"] = [*percent, "100 %"]
+    return table
+
+
 def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """The paired differences as cells, full strength first."""
     pairs = pairs.sort_values("alpha", ascending=False, kind="stable").reset_index(drop=True)
