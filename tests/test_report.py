@@ -3,6 +3,7 @@ differences, the files, the plots, the Pareto front, the Hydra callback. No mode
 record is written by hand into tmp_path or made from a composed config."""
 import json
 import math
+import re
 import struct
 import textwrap
 from pathlib import Path
@@ -395,6 +396,12 @@ def test_the_leakage_table_puts_the_original_above_each_method_at_the_largest_al
     assert finetune["relearn/steps_to_half"] == 30 and finetune["forget/acc_heldout_prompts"] == 20
     assert "leak/probe_auroc_before" not in table  # the before values are the first row
     assert report.leakage(report.load_records(write(tmp_path / "plain", *GRID))) is None
+    # as the documentation quotes it, from leakage.csv: the original model has no role
+    oracle = [record("retrain", forget, evals=("probe",), **accuracies(0.0, 85.0),
+                     **leaks(0.9, 0.0, 10, probe_before=0.98)) for forget in ("sandal", "bag")]
+    report.write_report(write(tmp_path / "oracle", *LEAKS, *oracle))
+    quoted = report.with_intervals(pd.read_csv(tmp_path / "oracle" / "leakage.csv"))
+    assert quoted["role"].tolist() == ["", "oracle", "anchor", "method"]
 
 
 def test_the_report_gains_the_leakage_table_and_plot_only_where_records_have_leakage(tmp_path):
@@ -567,6 +574,23 @@ def test_the_report_says_where_the_time_went_method_by_method(tmp_path):
 def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, csv, table, where):
     regenerated = table(pd.read_csv(ROOT / "results" / folder / f"{csv}.csv"))
     assert report.render(regenerated) in page(where), f"{where}'s {folder} {csv} table is stale"
+
+
+# a mean with its interval as the tables write it, `−` or `-` for minus, the interval's line broken
+INTERVAL = re.compile(r"[−+-]?[0-9.]+ \[[−+-]?[0-9.]+,\s+[−+-]?[0-9.]+\]")
+
+
+@pytest.mark.parametrize("name", ["README.md", *(p.name for p in (ROOT / "docs").glob("*.md"))])
+def test_every_interval_the_prose_quotes_is_a_cell_of_a_table_on_its_page(name):
+    """Prose quotes the page's tables, which tests regenerate from the committed CSVs: a number
+    left behind when they change fails here."""
+    def plain(text: str) -> str:
+        return " ".join(text.split()).replace("−", "-").replace("+", "")
+
+    lines = page(name).splitlines()
+    cells = {plain(cell) for line in lines if line.startswith("|") for cell in line.split("|")}
+    prose = "\n".join(line for line in lines if not line.startswith("|"))
+    assert [q for q in INTERVAL.findall(prose) if plain(q) not in cells] == []
 
 
 def test_readme_quotes_every_benchmark_ratio_as_the_committed_csv_gives_it():

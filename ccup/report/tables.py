@@ -77,7 +77,8 @@ def with_intervals(summary: pd.DataFrame, metrics: list[str] | None = None) -> p
     counts = {"forget sets × seeds": pooled(summary)}
     if summary["flagged"].any():
         counts["flagged"] = summary["flagged"].map(lambda n: f"⚠ {n}" if n else "").tolist()
-    return pd.concat([summary[settings_shown(summary)],
+    # a cell read back from a CSV is NaN where the table had none (the original model's role)
+    return pd.concat([summary[settings_shown(summary)].fillna(""),
                       pd.DataFrame({**cells, **counts}, index=summary.index)], axis=1)
 
 
