@@ -6,7 +6,7 @@ import pytest
 from helpers import compose, run_job
 from hydra.core.hydra_config import HydraConfig
 
-from ccup.job import Job, implausible, run
+from ccup.job import Job, cpu_seconds, implausible, run
 
 pytestmark = pytest.mark.slow
 GARMENTS = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
@@ -60,7 +60,7 @@ def test_the_pipeline_reads_where_it_runs_from_its_arguments_not_from_hydra(tmp_
     record = json.loads((tmp_path / "here" / "record.json").read_text())
     assert (record["status"] == "complete" and record["metrics"] == metrics
             and metrics["forget/acc"] < 10)
-    # the job's own CPU, not the process's since it started (its imports alone took seconds)
-    assert 0 < metrics["time/job_cpu_s"] < 2 * metrics["time/job_s"] < 10
+    # the job's own CPU, not its process's since it started (the imports before it took seconds)
+    assert 0 < metrics["time/job_cpu_s"] < min(2 * metrics["time/job_s"], cpu_seconds() / 2)
     assert (record["choices"] == {"method": "ccup", "dataset": "digits"}
             and record["overrides"] == ["dataset=digits"])
