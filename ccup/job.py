@@ -142,7 +142,7 @@ def recorded(pipeline: Callable[[DictConfig, Job, list], dict]
 
 def cpu_seconds() -> float:
     """CPU seconds of this process, all its threads, and of the processes it started and waited
-    for: a job's cost that does not grow when other work shares the cores, as its wall time does."""
+    for: a job's cost, which grows far less than its wall time when other work shares the cores."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
 

@@ -549,19 +549,31 @@ def test_times_are_medians_so_one_slow_run_does_not_move_them(tmp_path):
 
 
 def test_the_report_says_where_the_time_went_method_by_method(tmp_path):
-    runs = [record("finetune", forget, time__job_s=wall, time__job_cpu_s=3600.0, forget__acc=0.0)
-            for forget, wall in [("sandal", 3600.0), ("bag", 1800.0)]]
-    runs += [record("ccup", time__job_s=36.0, time__job_cpu_s=72.0, forget__acc=0.0),
-             # written before jobs counted their CPU
-             record("nullspace", time__job_s=360.0, forget__acc=0.0)]
-    markdown = report.write_report(write(tmp_path, *runs))
-    table = report.cost(report.load_records(tmp_path))
-    assert table.values.tolist() == [["finetune", 2, "1.50", "2.00", "99 %"],
-                                     ["ccup", 1, "0.01", "0.02", "1 %"],
-                                     ["nullspace", 1, "0.10", "", ""],
-                                     ["total", 4, "1.61", "2.02", "100 %"]]
-    assert list(table.columns)[2:] == ["wall h", "CPU h", "share of CPU h"]
-    assert "## Where the time went" in markdown
+    def timed(method, forget="sandal", **times):
+        times = {f"time__{key}": value for key, value in times.items()}
+        return record(method, forget, forget__acc=0.0, **times)
+
+    complete = [timed("finetune", forget, job_s=wall, job_cpu_s=3600.0)
+                for forget, wall in [("sandal", 3600.0), ("bag", 1800.0)]]
+    complete.append(timed("ccup", job_s=18.0, job_cpu_s=72.0))
+    table = report.time_spent(report.load_records(write(tmp_path / "cpu", *complete)))
+    assert table.values.tolist() == [["finetune", 2, "90.00", "120.00", "99 %"],
+                                     ["ccup", 1, "0.30", "1.20", "1 %"],
+                                     ["total", 3, "90.30", "121.20", "100 %"]]
+    assert list(table.columns)[2:] == ["wall min", "CPU min", "share of CPU min"]
+    # records written before jobs counted their CPU: no CPU total for their method, and the share
+    # and order are of wall minutes
+    older = [timed("nullspace", job_s=360.0),
+             *(timed("random_label", forget, job_s=600.0, **cpu)
+               for forget, cpu in [("sandal", {"job_cpu_s": 60.0}), ("bag", {})])]
+    markdown = report.write_report(write(tmp_path / "mixed", *complete, *older))
+    table = report.time_spent(report.load_records(tmp_path / "mixed"))
+    assert table.values.tolist() == [["finetune", 2, "90.00", "120.00", "77 %"],
+                                     ["random_label", 2, "20.00", "", "17 %"],
+                                     ["nullspace", 1, "6.00", "", "5 %"],
+                                     ["ccup", 1, "0.30", "1.20", "<1 %"],
+                                     ["total", 6, "116.30", "", "100 %"]]
+    assert table.columns[-1] == "share of wall min" and "## Where the time went" in markdown
 
 
 # --- the documentation quotes the committed results ---------------------------------------------
@@ -578,7 +590,7 @@ def test_readme_quotes_each_committed_table_as_its_csv_regenerates_it(folder, cs
 
 
 # a mean with its interval as the tables write it, `−` or `-` for minus, the interval's line broken
-INTERVAL = re.compile(r"[−+-]?[0-9.]+ \[[−+-]?[0-9.]+,\s+[−+-]?[0-9.]+\]")
+INTERVAL = re.compile(r"[−+-]?[0-9.]+\s+\[[−+-]?[0-9.]+,\s+[−+-]?[0-9.]+\]")
 
 
 @pytest.mark.parametrize("name", ["README.md", *(p.name for p in (ROOT / "docs").glob("*.md"))])

@@ -18,9 +18,17 @@ from ccup.report.records import (
     setting_ids_of,
 )
 from ccup.report.statistics import interval, leakage, metric_columns, paired, summarize
-from ccup.report.tables import cell, cost, fmt, headline, paired_table, render, with_intervals
+from ccup.report.tables import (
+    cell,
+    fmt,
+    headline,
+    paired_table,
+    render,
+    time_spent,
+    with_intervals,
+)
 
 __all__ = ["ANCHOR", "CROSS", "FULL", "GAP", "HEADLINE", "NO_ORACLE", "ORACLE", "ORIGINAL", "cell",
-           "cost", "fmt", "headline", "interval", "leakage", "learnt_from", "load_records", "main",
+           "fmt", "headline", "interval", "leakage", "learnt_from", "load_records", "main",
            "metric_columns", "paired", "paired_table", "records_table", "render", "setting_ids_of",
-           "summarize", "with_intervals", "words", "write_plots", "write_report"]
+           "summarize", "time_spent", "with_intervals", "words", "write_plots", "write_report"]

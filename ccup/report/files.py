@@ -29,7 +29,6 @@ from ccup.report.statistics import (
 )
 from ccup.report.tables import (
     DEFINITIONS,
-    cost,
     fmt,
     headline,
     latex,
@@ -37,6 +36,7 @@ from ccup.report.tables import (
     paired_table,
     render,
     settings_shown,
+    time_spent,
     with_full_settings,
     with_intervals,
 )
@@ -112,8 +112,8 @@ def write_report(*results_dirs: Path) -> str:
         records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
         .drop_duplicates().reset_index(drop=True))
     tables[f"Every metric, {ci}"] = with_intervals(summary)
-    if (spent := cost(records)) is not None:
-        tables["Where the time went: hours summed over each method's jobs"] = spent
+    if (spent := time_spent(records)) is not None:
+        tables["Where the time went: minutes summed over each method's jobs"] = spent
     with_full_settings(summary, records).to_csv(out / "report.csv", index=False)
     leaks = leakage(records)
     if leaks is not None:

@@ -115,26 +115,37 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
                         | {"time/unlearn_s": "time/unlearn_s (median)"})
 
 
-def cost(records: pd.DataFrame) -> pd.DataFrame | None:
-    """Where the time went: each method's jobs and their hours, wall-clock and CPU, summed over its
-    records, with its share of the total, the costliest first. Wall time grows with whatever else
-    shares the cores; CPU time does not (a record written before jobs counted it has none). None
-    where no record has a time."""
-    names = {"time/job_s": "wall h", "time/job_cpu_s": "CPU h"}
+def time_spent(records: pd.DataFrame) -> pd.DataFrame | None:
+    """Where the time went: each method's jobs and their minutes, wall-clock and CPU, summed over
+    its records, with its share of the total, the costliest first, then the total. A job that read
+    cached weights (an oracle trained before) counts the reading only. CPU time grows far less than
+    wall time when other work shares the cores, so the share and the order are of CPU minutes where
+    every record has them, of wall minutes otherwise; a method with a record without (one written
+    before jobs counted CPU) has no CPU minutes. None where no record has a time."""
+    names = {"time/job_s": "wall min", "time/job_cpu_s": "CPU min"}
     times = [c for c in names if c in records]
     if not times:
         return None
-    by_method = records.groupby("method")
-    hours = (by_method[times].sum(min_count=1) / 3600).sort_values(times[-1], ascending=False)
-    share = hours[times[-1]] / hours[times[-1]].sum() * 100
-    hours.loc["total"] = hours.sum(min_count=1)
-    table = pd.DataFrame({"method": hours.index,
-                          "jobs": [*by_method.size()[hours.index[:-1]], len(records)]})
+    by_method = records.groupby("method")[times]
+    # a method's total only where each of its records has the time: NaN otherwise
+    minutes = by_method.sum().where(by_method.count().eq(by_method.size(), axis=0)) / 60
+    basis = times[-1] if minutes[times[-1]].notna().all() else times[0]
+    minutes = minutes.sort_values(basis, ascending=False, kind="stable")
+    share = minutes[basis] / minutes[basis].sum() * 100
+    table = pd.DataFrame({"method": minutes.index,
+                          "jobs": by_method.size().loc[minutes.index].values})
+    total = pd.DataFrame({"method": ["total"], "jobs": [len(records)]})
     for column in times:
-        table[names[column]] = hours[column].map(fmt).values
-    percent = share.map(lambda p: "" if pd.isna(p) else f"{p:.0f} %")
-    table[f"share of {names[times[-1]]}"] = [*percent, "100 %"]
-    return table
+        table[names[column]] = minutes[column].map(fmt).values
+        total[names[column]] = fmt(minutes[column].sum()) if minutes[column].notna().all() else ""
+    table[f"share of {names[basis]}"] = share.map(percent).values
+    total[f"share of {names[basis]}"] = "100 %"
+    return pd.concat([table, total], ignore_index=True)
+
+
+def percent(share: float) -> str:
+    """A share in whole percent; `<1 %` for one that is not none."""
+    return "" if pd.isna(share) else "<1 %" if 0 < share < 0.5 else f"{share:.0f} %"
 
 
 def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
