@@ -766,6 +766,40 @@ def test_a_second_paired_table_pools_each_setting_over_models(tmp_path):
     assert pooled.loc["near", "resolved"] == "ccup closer to the oracle"
 
 
+def on(rec: dict, model: str, dataset: str) -> dict:
+    """The record of another model or dataset: another task."""
+    return {**rec, "id": f"{rec['id']}-{model}-{dataset}",
+            "choices": {**rec["choices"], "model": model},
+            "config": {**rec["config"], "model": {"arch": model},
+                       "dataset": {"name": dataset}}}
+
+
+def test_a_verdict_says_whether_it_holds_on_every_model_or_on_one_only(tmp_path):
+    # the oracle forgets the class wholly, CCUP leaves 1 %; each model's forget accuracy per method
+    # on each of two datasets' seven forget sets
+    mixed = [0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 1.0]  # half nearer, half further: nothing resolved
+    forget = {"wide": ([3.0] * 7, [3.0] * 7), "half": ([3.0] * 7, mixed),
+              "swap": ([0.0] * 7, [3.0] * 7), "never": (mixed, mixed)}
+    runs = [on(record(method, name, **accuracies(f, 88.0)), model, dataset)
+            for model, index in [("tiny", 0), ("tiny_rn", 1)]
+            for dataset in ("fashion_mnist", "digits")
+            for method, values in [("retrain", ([0.0] * 7,) * 2), ("ccup", ([1.0] * 7,) * 2),
+                                   *forget.items()]
+            for name, f in zip("ABCDEFG", values[index], strict=True)]
+    report.write_report(write(tmp_path, *runs))
+    per_model = pd.read_csv(tmp_path / "paired_per_model.csv")
+    # each model's forget sets over both datasets
+    assert set(per_model["pairs"]) == {14} and len(per_model) == 8
+    holds = report.agreement(per_model).set_index("method")[["tiny", "tiny_rn", "holds on"]]
+    assert holds.loc["wide"].tolist() == ["ccup closer to the oracle"] * 2 + ["every model"]
+    assert holds.loc["half"].tolist() == ["ccup closer to the oracle", "not resolved",
+                                          "tiny only"]
+    assert holds.loc["swap", "tiny"] == "closer to the oracle than ccup"
+    assert holds.loc["swap", "holds on"] == "disagree"
+    assert holds.loc["never", "holds on"] == "none"
+    assert "## Where each verdict holds" in (tmp_path / "report.md").read_text()
+
+
 def test_relearning_gaps_keep_their_sign(tmp_path):
     runs = [record("retrain", **accuracies(0.0, 88.0), relearn__steps_to_half=10),
             record("ccup", **accuracies(1.0, 88.0), relearn__steps_to_half=4)]

@@ -19,6 +19,7 @@ from ccup.report.records import (
 )
 from ccup.report.statistics import interval, leakage, metric_columns, paired, summarize
 from ccup.report.tables import (
+    agreement,
     cell,
     fmt,
     headline,
@@ -28,7 +29,8 @@ from ccup.report.tables import (
     with_intervals,
 )
 
-__all__ = ["ANCHOR", "CROSS", "FULL", "GAP", "HEADLINE", "NO_ORACLE", "ORACLE", "ORIGINAL", "cell",
-           "fmt", "headline", "interval", "leakage", "learnt_from", "load_records", "main",
-           "metric_columns", "paired", "paired_table", "records_table", "render", "setting_ids_of",
-           "summarize", "time_spent", "with_intervals", "words", "write_plots", "write_report"]
+__all__ = ["ANCHOR", "CROSS", "FULL", "GAP", "HEADLINE", "NO_ORACLE", "ORACLE", "ORIGINAL",
+           "agreement", "cell", "fmt", "headline", "interval", "leakage", "learnt_from",
+           "load_records", "main", "metric_columns", "paired", "paired_table", "records_table",
+           "render", "setting_ids_of", "summarize", "time_spent", "with_intervals", "words",
+           "write_plots", "write_report"]

@@ -20,6 +20,7 @@ from ccup.report.records import (
 )
 from ccup.report.statistics import (
     CONFIDENCE,
+    PER_MODEL,
     POOLED,
     leakage,
     metric_columns,
@@ -29,6 +30,7 @@ from ccup.report.statistics import (
 )
 from ccup.report.tables import (
     DEFINITIONS,
+    agreement,
     fmt,
     headline,
     latex,
@@ -108,6 +110,15 @@ def write_report(*results_dirs: Path) -> str:
             tables[f"Paired with {anchor} over every model and dataset: {score} difference, "
                    f"{ci}"] = paired_table(pooled)
             pooled.to_csv(out / "paired_pooled.csv", index=False)
+        # several models: each row's forget sets over one model's datasets, and where each verdict
+        # holds
+        if records["model"].nunique() > 1:
+            per_model = paired(records, score, PER_MODEL)
+            tables[f"Paired with {anchor} on each model, over its datasets: {score} difference, "
+                   f"{ci}"] = paired_table(per_model)
+            tables["Where each verdict holds: on every model, on one only, or on none"] = (
+                agreement(per_model))
+            per_model.to_csv(out / "paired_per_model.csv", index=False)
     tables["What each method learnt from, beside the class names"] = (
         records[[c for c in settings_shown(summary) if c not in ("alpha", "classes")] + ["data"]]
         .drop_duplicates().reset_index(drop=True))

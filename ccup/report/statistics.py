@@ -124,6 +124,9 @@ def reference_first(summary: pd.DataFrame) -> pd.DataFrame:
 # What a row of the pooled paired table is: a method's setting across the models and datasets (its
 # units are then each task's forget sets).
 POOLED = ["method", "role", "setting", "classes", "alpha"]
+# ... and on one model: its units each dataset's forget sets, so that what holds on one architecture
+# is told from what holds on every one.
+PER_MODEL = [*POOLED, "model"]
 
 
 def paired(records: pd.DataFrame, metric: str, by: list[str] = ROW) -> pd.DataFrame | None:
@@ -131,7 +134,8 @@ def paired(records: pd.DataFrame, metric: str, by: list[str] = ROW) -> pd.DataFr
     set by forget set (each one's mean over seeds): pairs, mean difference (row − anchor) with its
     interval, the Wilcoxon signed-rank p, its Holm adjustment over every row of the table (`holm`:
     the comparisons are many) and what the adjusted test resolves. Rows are `by` (ROW: one per
-    setting, model and dataset; POOLED: a setting over them all). None without the metric or the
+    setting, model and dataset; POOLED: a setting over them all; PER_MODEL: over one model's
+    datasets). None without the metric or the
     anchor, or with several anchor settings on one task (an ablation: which one is the method?)."""
     if metric not in records:
         return None

@@ -4,7 +4,7 @@ import pandas as pd
 
 from ccup.report.labels import FULL
 from ccup.report.records import CROSS, GAP, HEADLINE, ORACLE, ROW, SETTING
-from ccup.report.statistics import CONFIDENCE, SIGNIFICANCE
+from ccup.report.statistics import CONFIDENCE, POOLED, SIGNIFICANCE
 
 DEFINITIONS = f"""A row is one setting: every key of the resolved config but the seed, the forget
 set's classes (their number counts), alpha and where results go. Its `setting` cell names the
@@ -37,7 +37,9 @@ alpha = 1 on the same task, forget set by forget set (their means over seeds): t
 with its bootstrap interval, the Wilcoxon signed-rank p, and `holm`, that p adjusted by Holm's
 method over every row of the table, since the comparisons are many. A difference is resolved where
 its Holm-adjusted p is below {SIGNIFICANCE}. Where the records hold several models or datasets, a
-second table pools each setting over them (its units: every task's forget sets)."""
+second table pools each setting over them (its units: every task's forget sets); where they hold
+several models, a third pools it over each model's datasets, and a fourth says on which models each
+verdict holds."""
 
 
 def fmt(value: float, decimals: int = 2) -> str:
@@ -159,6 +161,26 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
              "holm": pairs["holm"].map(lambda p: "" if pd.isna(p) else f"{p:.3f}"),
              "resolved": pairs["resolved"]}
     return pd.concat([pairs[settings_shown(pairs)], pd.DataFrame(cells, index=pairs.index)], axis=1)
+
+
+def agreement(per_model: pd.DataFrame) -> pd.DataFrame:
+    """Each setting's verdicts on each model side by side (a paired table by PER_MODEL), and where
+    a resolved verdict holds: `every model` where each resolves it alike, `<model> only` where one
+    does and the others resolve nothing, `disagree` where two resolve opposite ways, `none`."""
+    verdicts = per_model.pivot(index=POOLED, columns="model", values="resolved")
+
+    def holds(row: pd.Series) -> str:
+        resolved = row[row.notna() & ~row.isin(["", "not resolved"])]
+        if resolved.nunique() > 1:
+            return "disagree"
+        if resolved.empty:
+            return "none"
+        if len(resolved) == len(row):
+            return "every model"
+        return " and ".join(resolved.index) + " only"
+
+    table = verdicts.assign(**{"holds on": verdicts.apply(holds, axis=1)}).reset_index()
+    return table[[*settings_shown(table), *verdicts.columns, "holds on"]].fillna("")
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
