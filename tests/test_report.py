@@ -745,10 +745,14 @@ def test_paired_differences_say_what_the_data_resolve(tmp_path):
     assert sorted(pd.read_csv(tmp_path / "paired.csv")["method"]) == ["mixed", "near", "wide"]
 
 
-def on_another_model(rec: dict) -> dict:
-    """The record as the ResNet would have it: another model, so another task."""
-    return {**rec, "id": f"{rec['id']}-rn", "choices": {**rec["choices"], "model": "tiny_rn"},
-            "config": {**rec["config"], "model": {"arch": "ccup-tiny-rn"}}}
+def on_another_model(rec: dict, model: str = "tiny_rn", dataset: str | None = None) -> dict:
+    """The record as another model (by default the ResNet) would have it, on another dataset where
+    one is named: another task."""
+    config = {**rec["config"], "model": {"arch": model}}
+    if dataset is not None:
+        config["dataset"] = {"name": dataset}
+    return {**rec, "id": f"{rec['id']}-{model}-{dataset}",
+            "choices": {**rec["choices"], "model": model}, "config": config}
 
 
 def test_a_second_paired_table_pools_each_setting_over_models(tmp_path):
@@ -766,21 +770,13 @@ def test_a_second_paired_table_pools_each_setting_over_models(tmp_path):
     assert pooled.loc["near", "resolved"] == "ccup closer to the oracle"
 
 
-def on(rec: dict, model: str, dataset: str) -> dict:
-    """The record of another model or dataset: another task."""
-    return {**rec, "id": f"{rec['id']}-{model}-{dataset}",
-            "choices": {**rec["choices"], "model": model},
-            "config": {**rec["config"], "model": {"arch": model},
-                       "dataset": {"name": dataset}}}
-
-
 def test_a_verdict_says_whether_it_holds_on_every_model_or_on_one_only(tmp_path):
     # the oracle forgets the class wholly, CCUP leaves 1 %; each model's forget accuracy per method
     # on each of two datasets' seven forget sets
     mixed = [0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 1.0]  # half nearer, half further: nothing resolved
     forget = {"wide": ([3.0] * 7, [3.0] * 7), "half": ([3.0] * 7, mixed),
               "swap": ([0.0] * 7, [3.0] * 7), "never": (mixed, mixed)}
-    runs = [on(record(method, name, **accuracies(f, 88.0)), model, dataset)
+    runs = [on_another_model(record(method, name, **accuracies(f, 88.0)), model, dataset)
             for model, index in [("tiny", 0), ("tiny_rn", 1)]
             for dataset in ("fashion_mnist", "digits")
             for method, values in [("retrain", ([0.0] * 7,) * 2), ("ccup", ([1.0] * 7,) * 2),
@@ -790,14 +786,33 @@ def test_a_verdict_says_whether_it_holds_on_every_model_or_on_one_only(tmp_path)
     per_model = pd.read_csv(tmp_path / "paired_per_model.csv")
     # each model's forget sets over both datasets
     assert set(per_model["pairs"]) == {14} and len(per_model) == 8
-    holds = report.agreement(per_model).set_index("method")[["tiny", "tiny_rn", "holds on"]]
+    holds = report.agreement(per_model).set_index("method")[["tiny", "tiny_rn", "resolved on"]]
     assert holds.loc["wide"].tolist() == ["ccup closer to the oracle"] * 2 + ["every model"]
     assert holds.loc["half"].tolist() == ["ccup closer to the oracle", "not resolved",
                                           "tiny only"]
     assert holds.loc["swap", "tiny"] == "closer to the oracle than ccup"
-    assert holds.loc["swap", "holds on"] == "disagree"
-    assert holds.loc["never", "holds on"] == "none"
-    assert "## Where each verdict holds" in (tmp_path / "report.md").read_text()
+    assert holds.loc["swap", "resolved on"] == "disagree"
+    assert holds.loc["never", "resolved on"] == "none"
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Resolved on which models" in markdown and "on each model, over its" in markdown
+
+
+def test_a_verdict_on_a_model_that_did_not_test_it_is_named_untested():
+    closer, unresolved = "ccup closer to the oracle", "not resolved"
+    per_model = pd.DataFrame(
+        [{"method": method, "role": "method", "setting": "", "classes": "test", "alpha": alpha,
+          "model": model, "resolved": verdict}
+         for method, alpha, verdicts in [("a", 0.5, [closer, unresolved, closer]),
+                                         ("b", 1.0, [closer, "", unresolved]),
+                                         ("c", 1.0, [closer, closer, closer])]
+         for model, verdict in zip(["m1", "m2", "m3"], verdicts, strict=True)]
+        + [{"method": "d", "role": "method", "setting": "", "classes": "test", "alpha": 1.0,
+            "model": "m1", "resolved": closer}])
+    table = report.agreement(per_model)
+    # full strength first, then as sorted
+    assert table["method"].tolist() == ["b", "c", "d", "a"]
+    assert table["resolved on"].tolist() == ["m1 only (m2 not tested)", "every model",
+                                             "m1 only (m2 and m3 not tested)", "m1 and m3 only"]
 
 
 def test_relearning_gaps_keep_their_sign(tmp_path):

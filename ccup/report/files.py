@@ -110,13 +110,14 @@ def write_report(*results_dirs: Path) -> str:
             tables[f"Paired with {anchor} over every model and dataset: {score} difference, "
                    f"{ci}"] = paired_table(pooled)
             pooled.to_csv(out / "paired_pooled.csv", index=False)
-        # several models: each row's forget sets over one model's datasets, and where each verdict
-        # holds
+        # several models: each row's forget sets over one model's datasets (the first table's rows
+        # where each model has one), and on which models each verdict is resolved
         if records["model"].nunique() > 1:
             per_model = paired(records, score, PER_MODEL)
-            tables[f"Paired with {anchor} on each model, over its datasets: {score} difference, "
-                   f"{ci}"] = paired_table(per_model)
-            tables["Where each verdict holds: on every model, on one only, or on none"] = (
+            if records.groupby("model")["dataset"].nunique().max() > 1:
+                tables[f"Paired with {anchor} on each model, over its datasets: {score} "
+                       f"difference, {ci}"] = paired_table(per_model)
+            tables["Resolved on which models: every model, some only, or none"] = (
                 agreement(per_model))
             per_model.to_csv(out / "paired_per_model.csv", index=False)
     tables["What each method learnt from, beside the class names"] = (

@@ -38,8 +38,8 @@ with its bootstrap interval, the Wilcoxon signed-rank p, and `holm`, that p adju
 method over every row of the table, since the comparisons are many. A difference is resolved where
 its Holm-adjusted p is below {SIGNIFICANCE}. Where the records hold several models or datasets, a
 second table pools each setting over them (its units: every task's forget sets); where they hold
-several models, a third pools it over each model's datasets, and a fourth says on which models each
-verdict holds."""
+several models, a third pools it over each model's datasets (each table its own Holm family), and
+a fourth says on which models each verdict is resolved."""
 
 
 def fmt(value: float, decimals: int = 2) -> str:
@@ -164,23 +164,29 @@ def paired_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def agreement(per_model: pd.DataFrame) -> pd.DataFrame:
-    """Each setting's verdicts on each model side by side (a paired table by PER_MODEL), and where
-    a resolved verdict holds: `every model` where each resolves it alike, `<model> only` where one
-    does and the others resolve nothing, `disagree` where two resolve opposite ways, `none`."""
+    """Each setting's verdicts on each model side by side (a paired table by PER_MODEL, its rows
+    one Holm family), full strength first, and on which models a verdict is resolved: `every
+    model` where each resolves it alike; `<model> only` where some do and the others leave it not
+    resolved (or were not tested: named in brackets), which says no more than that, not that the
+    models differ; `disagree` where two resolve it opposite ways; `none`."""
     verdicts = per_model.pivot(index=POOLED, columns="model", values="resolved")
 
-    def holds(row: pd.Series) -> str:
-        resolved = row[row.notna() & ~row.isin(["", "not resolved"])]
+    def resolved_on(row: pd.Series) -> str:
+        tested = row[row.notna() & (row != "")]
+        resolved = tested[tested != "not resolved"]
         if resolved.nunique() > 1:
             return "disagree"
         if resolved.empty:
             return "none"
         if len(resolved) == len(row):
             return "every model"
-        return " and ".join(resolved.index) + " only"
+        untested = [model for model in row.index if model not in tested.index]
+        return (" and ".join(resolved.index) + " only"
+                + (f" ({' and '.join(untested)} not tested)" if untested else ""))
 
-    table = verdicts.assign(**{"holds on": verdicts.apply(holds, axis=1)}).reset_index()
-    return table[[*settings_shown(table), *verdicts.columns, "holds on"]].fillna("")
+    table = (verdicts.assign(**{"resolved on": verdicts.apply(resolved_on, axis=1)})
+             .reset_index().sort_values("alpha", ascending=False, kind="stable"))
+    return table[[*settings_shown(table), *verdicts.columns, "resolved on"]].fillna("")
 
 
 def settings_shown(summary: pd.DataFrame) -> list[str]:
