@@ -135,8 +135,8 @@ def paired(records: pd.DataFrame, metric: str, by: list[str] = ROW) -> pd.DataFr
     interval, the Wilcoxon signed-rank p, its Holm adjustment over every row of the table (`holm`:
     the comparisons are many) and what the adjusted test resolves. Rows are `by` (ROW: one per
     setting, model and dataset; POOLED: a setting over them all; PER_MODEL: over one model's
-    datasets). None without the metric or the
-    anchor, or with several anchor settings on one task (an ablation: which one is the method?)."""
+    datasets). None without the metric or the anchor, or with several anchor settings on one task
+    (an ablation: which one is the method?)."""
     if metric not in records:
         return None
     per_set = per_forget_set(records, [metric])
